@@ -1,0 +1,180 @@
+"""The public entry point: :func:`rank`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+from . import signals as sig
+from .backbones import resolve_device, resolve_spec
+from .catalog import CatalogEntry, adhoc_entry, load_catalog
+from .data import Intensity, Sample, load_sample
+from .errors import (GatedModelError, HubUnavailableError, InvalidParameterError, ModelNotFoundError,
+                     ProximityError)
+from .evidence import collect_evidence
+from .ranking import fit_score, sort_key
+from .report import Candidate, Failure, Ranking, SampleSummary
+from .risk import band, estimate_risk
+
+logger = logging.getLogger(__name__)
+
+#: progress(task, done, total): task is "sample", "<model>" or "<model> (control)".
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def _entries(models: Sequence[str] | None, catalog: str | Path, failed: list[Failure]) -> list[CatalogEntry]:
+    if not models:
+        return [e for e in load_catalog(catalog)]
+    out = []
+    for m in models:
+        try:
+            out.append(adhoc_entry(m))
+        except ProximityError as exc:
+            failed.append(Failure(m, "load", str(exc)))
+            logger.warning("%s", exc)
+    return out
+
+
+def _stage(exc: BaseException, default: str) -> str:
+    if isinstance(exc, (HubUnavailableError, GatedModelError)):
+        return "fetch"
+    if isinstance(exc, ModelNotFoundError):
+        return "fetch" if default == "fetch" else "load"
+    return getattr(exc, "stage", default)
+
+
+def _summary(s: Sample) -> SampleSummary:
+    classes = {}
+    if s.labels is not None:
+        for code in s.labels:
+            classes[s.class_names[code]] = classes.get(s.class_names[code], 0) + 1
+    return SampleSummary(path=str(s.root), n_images=s.n, n_found=s.n_found,
+                         skipped=[{"path": x.path, "reason": x.reason} for x in s.skipped],
+                         labels=s.labels_source, labels_note=s.labels_note, classes=classes)
+
+
+def rank(
+    path_or_sample: str | Path | Sample,
+    models: Sequence[str] | None = None,
+    catalog: str | Path = "default",
+    labels: Literal["auto", "folders", "none"] | str | Path = "auto",
+    sample: int | None = 500,
+    seed: int = 0,
+    *,
+    intensity: Intensity = "auto",
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto",
+    batch_size: int = 32,
+    control: bool = True,
+    use_cache: bool = True,
+    folds: int = 5,
+    progress: ProgressCallback | None = None,
+) -> Ranking:
+    """Rank candidate backbones by measured fit to a sample of images.
+
+    Parameters
+    ----------
+    path_or_sample : a folder of images, or a :class:`~proximity.data.Sample`.
+    models : ``--model`` strings (``timm:NAME``, ``hf-hub:ORG/NAME[@REV]``,
+        ``local-dir:PATH``); when given, only these are ranked and ``catalog`` is ignored.
+    catalog : ``"default"``, ``"zoo"`` or a folder of TOML entries.
+    labels, sample, seed, intensity : see :func:`proximity.data.load_sample`.
+    device : ``auto`` = CUDA, else MPS, else CPU.
+    batch_size : images per forward batch.
+    control : run the random-weights control (a second, separately timed pass per backbone,
+        only when labels allow a probe).
+    use_cache : read and write the on-disk evidence cache.
+    folds : k of the stratified k-fold probe.
+    progress : optional callback ``(task, done, total)``.
+
+    Returns
+    -------
+    Ranking : candidates best first (``.ranking``), failures (``.failed``), the sample summary.
+
+    Raises
+    ------
+    EmptySampleError, LabelsError, CatalogError, CatalogNotFoundError, InvalidParameterError.
+    A failing backbone never raises: it is recorded in ``Ranking.failed`` and the run goes on.
+    """
+    for name, value, lo in (("batch_size", batch_size, 1), ("folds", folds, 2)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+            raise InvalidParameterError(name, "rank", f"an int in the range [{lo}, inf)", value)
+    dev = resolve_device(device)
+    if isinstance(path_or_sample, Sample):
+        smp = path_or_sample
+    else:
+        cb = (lambda d, t: progress("sample", d, t)) if progress else None
+        smp = load_sample(path_or_sample, labels=labels, sample=sample, seed=seed, intensity=intensity, progress=cb)
+    failed: list[Failure] = []
+    entries = _entries(models, catalog, failed)
+    usable_labels = smp.labels is not None and smp.n_classes >= 2
+    if smp.labels is not None and smp.n_classes < 2:
+        logger.warning("Only one class (%s) in the sample: label-using signals are skipped.", smp.class_names)
+    scored = []
+    for index, entry in enumerate(entries):
+        out = _score_one(entry, smp, dev=dev, batch_size=batch_size, seed=seed, folds=folds,
+                         control=control and usable_labels, use_cache=use_cache, progress=progress)
+        if isinstance(out, Failure):
+            failed.append(out)
+        else:
+            scored.append((index, entry, *out))
+    mode = "labels" if usable_labels and any(s["probe"].value is not None for *_, s, _t, _c in scored) else "label-free"
+    candidates = []
+    for index, entry, signals, timings, cached in scored:
+        fit = fit_score(signals, mode)
+        risk, reason = estimate_risk(signals, folds)
+        candidates.append((sort_key(fit, signals["prior"].value, index), Candidate(
+            rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=risk, risk_band=band(risk),
+            risk_reason=reason, signals=signals, timings=timings, cached=cached)))
+    ranked = [c for _, c in sorted(candidates, key=lambda t: t[0])]
+    for i, c in enumerate(ranked, 1):
+        c.rank = i
+    settings = {"catalog": None if models else str(catalog), "sample": sample, "seed": seed, "labels": str(labels),
+                "intensity": intensity, "device": str(dev), "batch_size": batch_size, "control": control, "folds": folds}
+    return Ranking(sample=_summary(smp), ranking=ranked, failed=failed, mode=mode, settings=settings)
+
+
+def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: int, folds: int, control: bool,
+               use_cache: bool, progress: ProgressCallback | None):
+    """Evidence + signals for one entry; a Failure instead of raising."""
+    stage = "fetch"
+    try:
+        spec = resolve_spec(entry)
+        stage = "load"
+        cb = (lambda d, t: progress(entry.id, d, t)) if progress else None
+        ev = collect_evidence(spec, smp, pretrained=True, device=dev, batch_size=batch_size, seed=seed,
+                              use_cache=use_cache, progress=cb)
+    except Exception as exc:  # one failing backbone never stops the run
+        logger.warning("%s failed (%s): %s", entry.id, _stage(exc, stage), exc)
+        logger.debug("traceback", exc_info=True)
+        return Failure(entry.id, _stage(exc, stage), _one_line(exc))
+    ctl, ctl_reason, ctl_s = None, "random-weights control skipped (--no-control)" if not control else "", 0.0
+    if smp.labels is None or smp.n_classes < 2:
+        ctl_reason = "no labels with ≥ 2 classes: the control probe cannot run"
+    elif control:
+        try:
+            cb = (lambda d, t: progress(f"{entry.id} (control)", d, t)) if progress else None
+            ctl = collect_evidence(spec, smp, pretrained=False, device=dev, batch_size=batch_size, seed=seed,
+                                   use_cache=use_cache, progress=cb)
+            ctl_s = ctl.seconds
+        except Exception as exc:
+            ctl_reason = f"random-weights control failed: {_one_line(exc)}"
+            logger.warning("%s: %s", entry.id, ctl_reason)
+    ctx = sig.SignalContext(evidence=ev, entry=entry, labels=smp.labels, control=ctl,
+                            control_reason=ctl_reason or "control unavailable", folds=folds, seed=seed)
+    t0 = time.perf_counter()
+    try:
+        signals = sig.compute_signals(ctx)
+    except Exception as exc:
+        logger.debug("traceback", exc_info=True)
+        return Failure(entry.id, "signal", _one_line(exc))
+    timings = {"evidence_s": ev.seconds, "control_s": ctl_s, "signals_s": time.perf_counter() - t0}
+    return signals, timings, ev.cached and (ctl is None or ctl.cached)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else exc.__class__.__name__
+    return first if isinstance(exc, ProximityError) else f"{exc.__class__.__name__}: {first}"[:500]
+

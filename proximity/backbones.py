@@ -1,0 +1,249 @@
+"""One build path for every backbone source: ``timm:``, ``hf-hub:`` and ``local-dir:``.
+
+Two steps, so that a cached run never loads weights:
+
+* :func:`resolve_spec` (cheap, no weights) reads the model's own configuration — timm's
+  ``pretrained_cfg``, or the repo's ``config.json`` — overlays the catalog entry's ``[input]``
+  overrides, and pins a revision (Hub commit; timm version + tag; content hash of a local dir);
+* :func:`open_backbone` builds the network with timm, pretrained or with random weights under a
+  fixed seed, in eval mode, and finds its *early layers*.
+
+**Early layers** are the batch-norm layers (``nn.BatchNorm2d`` and subclasses such as timm's
+``BatchNormAct2d``), in module order, from the stem up to and including the end of the *first
+stage*: the module named by the second entry of timm's ``feature_info`` (the first block after
+the stem, at reduction 4 for a ResNet: ``conv1``/``bn1`` plus ``layer1``). A model with a single
+``feature_info`` entry uses that one; a model without ``feature_info`` uses the first quarter of
+its BN layers. Their *inputs* are what the early-shift signal compares with their running stats.
+
+Hub ``config.json`` with ``architecture`` is a timm repo; one with ``model_type`` is a
+transformers repo (not supported yet: reported, not guessed). Never ``trust_remote_code``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from .catalog import CatalogEntry, parse_source
+from .errors import ModelNotFoundError, UnsupportedModelError
+from .preprocess import Preprocess
+
+#: Images used to re-estimate the batch-norm statistics of the random-weights control.
+BN_REESTIMATE_IMAGES = 256
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What is known of a backbone before its weights are loaded."""
+
+    entry: CatalogEntry
+    create_name: str                 # the name handed to timm.create_model
+    architecture: str                # timm architecture
+    revision: str                    # commit / version / content hash: part of the cache key
+    data_config: dict[str, Any]      # resolved timm data config (input_size, mean, std, ...)
+    preprocess: Preprocess
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Backbone:
+    """A built network in eval mode with what the evidence pass needs."""
+
+    spec: BackboneSpec
+    model: nn.Module
+    early_layers: list[tuple[str, nn.BatchNorm2d]]
+    feature_dim: int
+    device: torch.device
+    pretrained: bool = True
+
+    @torch.inference_mode()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features of shape (N, feature_dim) for a preprocessed batch (N, C, H, W)."""
+        out = self.model(x.to(self.device))
+        if out.ndim != 2:
+            raise UnsupportedModelError(self.spec.entry.id, f"pooled output has shape {tuple(out.shape)}, expected (N, d)")
+        return out
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU. Raises UnsupportedModelError for an absent device."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UnsupportedModelError("<device>", "--device cuda was asked but no CUDA device is available; use --device cpu or auto")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UnsupportedModelError("<device>", "--device mps was asked but MPS is not available; use --device cpu or auto")
+    return torch.device(device)
+
+
+def _timm_name_spec(entry: CatalogEntry, name: str) -> tuple[str, str, dict[str, Any], str]:
+    import timm
+    from timm.models import get_pretrained_cfg, split_model_name_tag
+
+    arch, tag = split_model_name_tag(name)
+    if not timm.is_model(arch):
+        close = timm.list_models(f"*{arch.split('_')[0]}*")[:6]
+        hint = f"; similar timm models: {', '.join(close)}" if close else ""
+        raise ModelNotFoundError(entry.id, f"timm has no architecture '{arch}'{hint}")
+    cfg = get_pretrained_cfg(name) if tag else get_pretrained_cfg(arch)
+    if cfg is None:
+        tags = timm.list_pretrained(f"{arch}.*")[:6]
+        raise ModelNotFoundError(entry.id, f"timm has no pretrained weights '{name}'; available: {', '.join(tags) or 'none'}")
+    return name, arch, cfg.to_dict(), f"timm=={timm.__version__}:{name}"
+
+
+def _repo_spec(entry: CatalogEntry, cfg: dict[str, Any], revision: str, create_name: str) -> tuple[str, str, dict[str, Any], str]:
+    fmt = entry.format or ("timm" if "architecture" in cfg else "transformers" if "model_type" in cfg else "")
+    if fmt == "transformers":
+        raise UnsupportedModelError(
+            entry.id, f"this is a transformers-format repo (model_type={cfg.get('model_type')!r}); "
+            "proximity ranks timm-format backbones so far (transformers support is planned)")
+    if fmt != "timm" or "architecture" not in cfg:
+        raise UnsupportedModelError(entry.id, "config.json names neither a timm 'architecture' nor a transformers 'model_type'")
+    pretrained_cfg = dict(cfg.get("pretrained_cfg") or {k: v for k, v in cfg.items() if k not in ("architecture", "model_args")})
+    return create_name, cfg["architecture"], pretrained_cfg, revision
+
+
+def _local_dir_revision(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and (p.name == "config.json" or p.suffix in (".safetensors", ".bin", ".pth")):
+            h.update(p.name.encode())
+            with open(p, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def resolve_spec(entry: CatalogEntry) -> BackboneSpec:
+    """Resolve an entry's configuration without loading weights (see module docstring).
+
+    Raises ModelNotFoundError, GatedModelError, HubUnavailableError or UnsupportedModelError.
+    """
+    from timm.data import resolve_data_config
+
+    if not entry.loadable:
+        raise UnsupportedModelError(entry.id, entry.load_reason or "marked not loadable in the catalog")
+    kind, rest = parse_source(entry.source)
+    if kind == "timm":
+        create, arch, pcfg, rev = _timm_name_spec(entry, rest)
+    elif kind == "hf-hub":
+        from .hub import download_config, split_repo
+
+        repo, pinned = split_repo(rest)
+        cfg, commit = download_config(repo, entry.revision or pinned)
+        create, arch, pcfg, rev = _repo_spec(entry, cfg, commit, f"hf-hub:{repo}@{commit}" if commit else f"hf-hub:{repo}")
+    else:
+        folder = Path(rest)
+        if not folder.is_dir():
+            raise ModelNotFoundError(entry.id, f"local folder '{folder}' does not exist")
+        if not (folder / "config.json").is_file():
+            raise ModelNotFoundError(entry.id, f"'{folder}' has no config.json (a timm-format repo has config.json and model.safetensors)")
+        if not any((folder / f).is_file() for f in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")):
+            raise ModelNotFoundError(entry.id, f"'{folder}' has no model.safetensors")
+        with open(folder / "config.json", encoding="utf-8") as fh:
+            cfg = json.load(fh)
+        create, arch, pcfg, rev = _repo_spec(entry, cfg, _local_dir_revision(folder), f"local-dir:{folder}")
+    pcfg = _overlay(pcfg, entry)
+    data_config = resolve_data_config(pretrained_cfg=pcfg)
+    return BackboneSpec(entry=entry, create_name=create, architecture=arch, revision=rev,
+                        data_config=data_config, preprocess=Preprocess.from_data_config(data_config),
+                        model_kwargs={"in_chans": int(data_config["input_size"][0])} if entry.channels else {})
+
+
+def _overlay(pcfg: dict[str, Any], entry: CatalogEntry) -> dict[str, Any]:
+    pcfg = dict(pcfg)
+    c, h, w = pcfg.get("input_size") or (3, 224, 224)
+    if entry.channels:
+        c = entry.channels
+    if entry.input_size:
+        h = w = entry.input_size
+    pcfg["input_size"] = (c, h, w)
+    if entry.mean:
+        pcfg["mean"] = entry.mean
+    if entry.std:
+        pcfg["std"] = entry.std
+    return pcfg
+
+
+def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | torch.device = "cpu", seed: int = 0) -> Backbone:
+    """Build the network (pooled output, no classifier), in eval mode on ``device``.
+
+    With ``pretrained=False`` the weights are timm's initialisation under ``torch.manual_seed(seed)``
+    (the random-weights control); call :func:`reestimate_batchnorm` before using it.
+    """
+    import timm
+
+    from .hub import hub_errors
+
+    torch.manual_seed(seed)
+    with hub_errors(spec.entry.id):
+        try:
+            model = timm.create_model(spec.create_name, pretrained=pretrained, num_classes=0, **spec.model_kwargs)
+        except RuntimeError as exc:
+            if "size mismatch" in str(exc) or "Missing key" in str(exc) or "Unexpected key" in str(exc):
+                raise UnsupportedModelError(spec.entry.id, f"weights do not match the architecture: {str(exc)[:300]}") from None
+            raise
+    model.eval()
+    dev = torch.device(device)
+    model.to(dev)
+    return Backbone(spec=spec, model=model, early_layers=find_early_layers(model),
+                    feature_dim=int(getattr(model, "num_features", 0)), device=dev, pretrained=pretrained)
+
+
+def find_early_layers(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:
+    """The early batch-norm layers, as defined in the module docstring."""
+    bns = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    info = getattr(model, "feature_info", None)
+    names = [f.get("module") for f in info] if isinstance(info, list) else []
+    if hasattr(info, "module_name"):
+        names = list(info.module_name())
+    if not names:
+        return bns[: max(1, len(bns) // 4)] if bns else []
+    boundary = names[1] if len(names) > 1 else names[0]
+    boundary = boundary.replace("_", ".") if not any(n == boundary for n, _ in model.named_modules()) else boundary
+    out, inside = [], False
+    for n, m in model.named_modules():
+        under = n == boundary or n.startswith(boundary + ".")
+        if inside and not under:
+            break
+        inside = inside or under
+        if isinstance(m, nn.BatchNorm2d):
+            out.append((n, m))
+    return out
+
+
+@torch.inference_mode()
+def reestimate_batchnorm(backbone: Backbone, batches: Iterable[torch.Tensor]) -> int:
+    """Replace every BN layer's running statistics by the plain average over ``batches``.
+
+    Returns the number of images used. Only BN layers switch to train mode (dropout stays off).
+    """
+    bns = [m for m in backbone.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return 0
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average = exact mean over batches
+        m.train()
+    n = 0
+    try:
+        for x in batches:
+            backbone.model(x.to(backbone.device))
+            n += x.shape[0]
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+            m.eval()
+    return n

@@ -1,0 +1,361 @@
+"""The target sample: image discovery, labels, a seeded stratified sample, decoded once.
+
+Each image is decoded **once** (EXIF-transposed, longest side capped at ``max_side``) and kept in
+its native dtype and channels (``uint8``, ``uint16`` or ``float32``; ``(H, W)`` or ``(H, W, C)``).
+Every backbone reuses the same arrays; they become float32 in ``[0, 1]`` batch by batch through
+the *intensity rule*:
+
+* ``"auto"`` (default): 8-bit images are divided by 255; 16-bit, 32-bit integer and float images
+  are windowed per image between their 0.5th and 99.5th percentiles and clipped to ``[0, 1]``
+  (a blind ``convert('RGB')`` would clip 16-bit data to its low byte range);
+* ``"percentile"``: the percentile window for every image, 8-bit included;
+* ``"full-range"``: integers divided by their dtype's maximum, floats clipped to ``[0, 1]``.
+
+Channel adaptation (grey to RGB, dropping alpha) and resizing happen later, in each backbone's
+own preprocessing (:mod:`proximity.preprocess`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Iterator, Literal, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import EmptySampleError, InvalidParameterError, LabelsError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+Intensity = Literal["auto", "percentile", "full-range"]
+LabelsArg = Literal["auto", "folders", "none"]
+PERCENTILE_WINDOW = (0.5, 99.5)
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError)
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that could not be used, with the reason (shown in every report)."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Sample:
+    """A decoded, labelled (or not) sample of target images.
+
+    Attributes
+    ----------
+    root : Path
+        The folder the images were found under.
+    paths : list of str, length n
+        Paths relative to ``root`` (POSIX separators), sorted.
+    images : list of ndarray, length n
+        Native dtype, shape ``(H, W)`` or ``(H, W, C)``.
+    labels : ndarray of shape (n,) of int, or None
+        Integer class codes indexing ``class_names``; None when unlabelled.
+    class_names : list of str
+    labels_source : str
+        ``"folders"``, ``"manifest:<file>"`` or ``"none"``, with the reason in ``labels_note``.
+    skipped : list of SkippedFile
+        Files found but not used (undecodable, missing from disk, ...).
+    n_found : int
+        Image files discovered before sampling.
+    """
+
+    root: Path
+    paths: list[str]
+    images: list[np.ndarray]
+    labels: np.ndarray | None
+    class_names: list[str]
+    labels_source: str = "none"
+    labels_note: str = ""
+    skipped: list[SkippedFile] = field(default_factory=list)
+    n_found: int = 0
+    intensity: Intensity = "auto"
+
+    @property
+    def n(self) -> int:
+        return len(self.images)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names) if self.labels is not None else 0
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 over everything that makes the sample: pixels, labels, paths, intensity rule."""
+        h = hashlib.sha256(f"intensity={self.intensity}".encode())
+        for i, (p, img) in enumerate(zip(self.paths, self.images)):
+            label = self.class_names[self.labels[i]] if self.labels is not None else ""
+            h.update(f"{p}\0{label}\0{img.dtype.str}\0{img.shape}\0".encode())
+            h.update(np.ascontiguousarray(img).data)
+        return h.hexdigest()
+
+    def as_float(self, index: int) -> np.ndarray:
+        """Image ``index`` as float32 in [0, 1] through the sample's intensity rule."""
+        return to_float(self.images[index], self.intensity)
+
+    def batches(self, batch_size: int) -> Iterator[list[np.ndarray]]:
+        """Yield lists of float32 images (intensity rule applied), ``batch_size`` at a time."""
+        for start in range(0, self.n, batch_size):
+            yield [self.as_float(i) for i in range(start, min(start + batch_size, self.n))]
+
+
+def to_float(img: np.ndarray, intensity: Intensity = "auto") -> np.ndarray:
+    """Convert one native image to float32 in [0, 1] (see the module docstring for the rule)."""
+    if intensity not in ("auto", "percentile", "full-range"):
+        raise InvalidParameterError(
+            "intensity", "to_float", "one of 'auto', 'percentile', 'full-range'", intensity
+        )
+    if img.dtype == np.uint8 and intensity != "percentile":
+        return img.astype(np.float32) / 255.0
+    if intensity == "full-range":
+        if np.issubdtype(img.dtype, np.integer):
+            return img.astype(np.float32) / float(np.iinfo(img.dtype).max)
+        return np.clip(img.astype(np.float32), 0.0, 1.0)
+    x = img.astype(np.float32)
+    lo, hi = np.percentile(x, PERCENTILE_WINDOW)
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = np.percentile(x, PERCENTILE_WINDOW)
+    if hi <= lo:  # constant image: mid-grey is the honest answer
+        return np.full_like(x, 0.5 if hi > 0 else 0.0, dtype=np.float32)
+    return np.clip((x - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def decode_image(path: Path, max_side: int = 1024) -> np.ndarray:
+    """Decode one file to a compact native array (see :class:`Sample`). Raises OSError/ValueError."""
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        mode = im.mode
+        if mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif mode in ("1",):
+            im = im.convert("L")
+        elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+            im = im.convert("RGB")
+        elif mode == "PA":
+            im = im.convert("RGBA")
+        if max(im.size) > max_side and im.mode in ("L", "LA", "RGB", "RGBA"):
+            im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        arr = np.asarray(im)
+    if arr.dtype not in (np.uint8, np.uint16, np.float32):
+        if np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 65535:
+            arr = arr.astype(np.uint16)
+        else:
+            arr = arr.astype(np.float32)
+    if max(arr.shape[:2]) > max_side:  # 16-bit / float: resize in float, keep dtype
+        arr = _resize_native(arr, max_side)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    return np.ascontiguousarray(arr)
+
+
+def _resize_native(arr: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = arr.shape[:2]
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    chans = [arr] if arr.ndim == 2 else [arr[:, :, c] for c in range(arr.shape[2])]
+    out = [np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)) for c in chans]
+    res = out[0] if arr.ndim == 2 else np.stack(out, axis=2)
+    if arr.dtype == np.uint16:
+        res = np.clip(np.rint(res), 0, 65535).astype(np.uint16)
+    return res.astype(arr.dtype, copy=False)
+
+
+def find_images(root: Path) -> list[Path]:
+    """All image files under ``root`` (recursive, hidden files and folders skipped), sorted."""
+    return sorted(
+        p for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def _labels_from(root: Path, files: list[Path], labels: str | Path) -> tuple[list[str] | None, str, str, list[SkippedFile], list[Path]]:
+    """Return (label per file or None, source, note, skipped, files kept)."""
+    rel = [f.relative_to(root) for f in files]
+    if isinstance(labels, Path) or str(labels).lower().endswith(".csv"):
+        return _labels_from_manifest(root, files, Path(labels))
+    if labels == "none":
+        return None, "none", "labels disabled (--labels none)", [], files
+    at_root = [r for r in rel if len(r.parts) == 1]
+    if labels == "folders" and at_root:
+        raise LabelsError(
+            f"--labels folders needs every image inside a first-level sub-folder of '{root}', "
+            f"but {len(at_root)} lie directly in it (e.g. '{at_root[0]}'). Move them into class "
+            "folders, give a CSV manifest (--labels FILE.csv), or use --labels none.",
+            source="folders",
+        )
+    if labels not in ("auto", "folders"):
+        raise InvalidParameterError("labels", "rank", "'auto', 'folders', 'none' or a path to a .csv file", labels)
+    if at_root:
+        return None, "none", f"{len(at_root)} image(s) lie directly in the folder, so no labels were inferred", [], files
+    return [r.parts[0] for r in rel], "folders", "labels from first-level sub-folders", [], files
+
+
+def _labels_from_manifest(root: Path, files: list[Path], manifest: Path):
+    if not manifest.is_file():
+        raise LabelsError(f"Label manifest '{manifest}' does not exist. Give a CSV file with columns path,label.", source=str(manifest))
+    with open(manifest, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip().lower() for c in (reader.fieldnames or [])]
+        if "path" not in cols or "label" not in cols:
+            raise LabelsError(
+                f"Label manifest '{manifest}' must have a header with columns 'path' and 'label'; "
+                f"found {reader.fieldnames}.", source=str(manifest))
+        rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+    found = {f.resolve(): f for f in files}
+    kept, labels, skipped = [], [], []
+    for r in rows:
+        p = Path(r["path"])
+        cand = [p] if p.is_absolute() else [root / p, manifest.parent / p]
+        hit = next((c.resolve() for c in cand if c.resolve() in found), None)
+        if hit is None:
+            skipped.append(SkippedFile(r["path"], "listed in the manifest but not found under the image folder"))
+        elif not r["label"]:
+            skipped.append(SkippedFile(r["path"], "empty label in the manifest"))
+        else:
+            kept.append(found[hit])
+            labels.append(r["label"])
+    note = f"labels from manifest {manifest.name}"
+    if len(found) > len(kept):
+        note += f"; {len(found) - len(kept)} image(s) not in the manifest were left out"
+    return labels, f"manifest:{manifest}", note, skipped, kept
+
+
+def _quotas(counts: dict[str, int], n: int) -> dict[str, int]:
+    """Largest-remainder allocation of ``n`` over classes, proportional, ≥ 1 each when possible."""
+    total = sum(counts.values())
+    if n >= total:
+        return dict(counts)
+    raw = {k: n * c / total for k, c in counts.items()}
+    q = {k: min(counts[k], max(1 if n >= len(counts) else 0, int(v))) for k, v in raw.items()}
+    order = sorted(counts, key=lambda k: (-(raw[k] - int(raw[k])), k))
+    while sum(q.values()) < n:
+        grew = False
+        for k in order:
+            if sum(q.values()) >= n:
+                break
+            if q[k] < counts[k]:
+                q[k] += 1
+                grew = True
+        if not grew:
+            break
+    while sum(q.values()) > n:  # the ≥ 1 floor overshot: trim the largest classes
+        k = max(q, key=lambda k: (q[k], k))
+        q[k] -= 1
+    return q
+
+
+def load_sample(
+    path: str | Path,
+    *,
+    labels: LabelsArg | str | Path = "auto",
+    sample: int | None = 500,
+    seed: int = 0,
+    intensity: Intensity = "auto",
+    max_side: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
+) -> Sample:
+    """Discover, label, sample and decode the images under ``path``.
+
+    Parameters
+    ----------
+    path : folder of images (searched recursively).
+    labels : ``"auto"`` (first-level sub-folders when every image sits in one, else none),
+        ``"folders"``, ``"none"``, or a CSV manifest with columns ``path,label`` (paths relative
+        to ``path`` or to the manifest).
+    sample : how many images to keep (stratified by label, seeded); None keeps all. A file that
+        fails to decode is skipped, named in ``Sample.skipped``, and replaced by another image of
+        its class when one is left.
+    seed : seed of the sampling.
+    intensity : the intensity rule (module docstring).
+    max_side : longest side kept after decoding.
+
+    Raises
+    ------
+    EmptySampleError : no readable image.
+    LabelsError : labels cannot be read as asked.
+    """
+    root = Path(path)
+    if sample is not None and (not isinstance(sample, int) or sample < 1):
+        raise InvalidParameterError("sample", "load_sample", "an int in the range [1, inf) or None", sample)
+    if intensity not in ("auto", "percentile", "full-range"):
+        raise InvalidParameterError("intensity", "load_sample", "one of 'auto', 'percentile', 'full-range'", intensity)
+    if not root.is_dir():
+        raise EmptySampleError(root, detail=f"'{root}' is not a folder." if not root.exists() else f"'{root}' is a file; give the folder that contains the images.")
+    files = find_images(root)
+    if not files:
+        raise EmptySampleError(root)
+    names, source, note, skipped, files = _labels_from(root, files, labels)
+    groups: dict[str, list[int]] = {}
+    for i in range(len(files)):
+        groups.setdefault(names[i] if names is not None else "", []).append(i)
+    quotas = _quotas({k: len(v) for k, v in groups.items()}, sample or len(files))
+    rng = np.random.default_rng(seed)
+    chosen: list[tuple[int, np.ndarray]] = []
+    target, done = sum(quotas.values()), 0
+    for key in sorted(groups):
+        order = rng.permutation(groups[key])
+        got = 0
+        for i in order:
+            if got >= quotas[key]:
+                break
+            try:
+                chosen.append((int(i), decode_image(files[i], max_side)))
+                got += 1
+            except _PIL_ERRORS as exc:
+                skipped.append(SkippedFile(files[i].relative_to(root).as_posix(), f"cannot decode: {exc}"))
+                logger.warning("Skipping %s: %s", files[i], exc)
+            done += 1
+            if progress is not None:
+                progress(min(done, target), target)
+    if not chosen:
+        raise EmptySampleError(root, n_skipped=len(skipped))
+    chosen.sort(key=lambda t: files[t[0]].relative_to(root).as_posix())
+    class_names = sorted({names[i] for i, _ in chosen}) if names is not None else []
+    codes = np.array([class_names.index(names[i]) for i, _ in chosen]) if names is not None else None
+    return Sample(
+        root=root,
+        paths=[files[i].relative_to(root).as_posix() for i, _ in chosen],
+        images=[img for _, img in chosen],
+        labels=codes,
+        class_names=class_names,
+        labels_source=source,
+        labels_note=note,
+        skipped=skipped,
+        n_found=len(files),
+        intensity=intensity,
+    )
+
+
+def sample_from_arrays(
+    images: Sequence[np.ndarray],
+    labels: Sequence[str] | None = None,
+    *,
+    intensity: Intensity = "auto",
+    name: str = "<arrays>",
+) -> Sample:
+    """Build a :class:`Sample` from in-memory images (native dtype, ``(H, W[, C])``)."""
+    if len(images) == 0:
+        raise EmptySampleError(name, detail="The list of images is empty.")
+    if labels is not None and len(labels) != len(images):
+        raise LabelsError(f"Got {len(images)} images but {len(labels)} labels.")
+    class_names = sorted(set(labels)) if labels is not None else []
+    codes = np.array([class_names.index(x) for x in labels]) if labels is not None else None
+    return Sample(
+        root=Path(name), paths=[f"{i:06d}" for i in range(len(images))],
+        images=[np.ascontiguousarray(x) for x in images], labels=codes, class_names=class_names,
+        labels_source="arrays" if labels is not None else "none", labels_note="in-memory arrays",
+        n_found=len(images), intensity=intensity,
+    )

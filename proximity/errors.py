@@ -1,0 +1,165 @@
+"""Exceptions raised by proximity.
+
+Every exception is a :class:`ProximityError` *and* a built-in exception, so callers can catch
+either, and carries attributes so that nobody has to parse a message. Each message names the
+fix. The CLI shows them as one line (``PROXIMITY_DEBUG=1`` for the traceback).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+
+class ProximityError(Exception):
+    """Base class of every error proximity raises on purpose."""
+
+
+class InvalidParameterError(ProximityError, ValueError):
+    """A parameter has a value outside its documented domain.
+
+    Message format (scikit-learn's): ``The 'k' parameter of knn must be an int in the range
+    [1, inf). Got 0 instead.``
+    """
+
+    def __init__(self, param: str, func: str, expected: str, got: object) -> None:
+        self.param, self.func, self.expected, self.got = param, func, expected, got
+        super().__init__(
+            f"The '{param}' parameter of {func} must be {expected}. Got {got!r} instead."
+        )
+
+
+class EmptySampleError(ProximityError, ValueError):
+    """No usable image was found where the user pointed."""
+
+    def __init__(self, path: Path | str, n_skipped: int = 0, detail: str = "") -> None:
+        self.path, self.n_skipped = Path(path), n_skipped
+        what = f"No readable images found under '{path}'"
+        if n_skipped:
+            what += f" ({n_skipped} file(s) could not be decoded)"
+        hint = detail or (
+            "Point proximity at a folder that contains .jpg/.png/.tif/.bmp/.webp files "
+            "(sub-folders are searched)."
+        )
+        super().__init__(f"{what}. {hint}")
+
+
+class LabelsError(ProximityError, ValueError):
+    """Labels could not be read as asked (bad manifest, mixed layout with labels='folders')."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.source = source
+        super().__init__(message)
+
+
+class CatalogError(ProximityError, ValueError):
+    """A catalog entry or catalog folder is invalid; ``path`` and ``field`` say where."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None, field: str | None = None):
+        self.path = Path(path) if path is not None else None
+        self.field = field
+        where = f"{path}: " if path is not None else ""
+        where += f"field '{field}': " if field else ""
+        super().__init__(f"{where}{message}")
+
+
+class CatalogNotFoundError(ProximityError, FileNotFoundError):
+    """A named catalog or catalog path does not exist."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name, self.known = name, tuple(known)
+        super().__init__(
+            f"Unknown catalog '{name}': it is neither a named catalog ({', '.join(known)}) "
+            "nor a folder of TOML entries. Pass --catalog default, or a path to a folder."
+        )
+
+
+class EntryNotFoundError(ProximityError, KeyError):
+    """A catalog id that the catalog does not hold."""
+
+    def __init__(self, entry_id: str, known: Sequence[str]) -> None:
+        self.entry_id, self.known = entry_id, tuple(known)
+        close = [k for k in known if entry_id.lower() in k.lower()][:5]
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        super().__init__(
+            f"No catalog entry '{entry_id}'.{hint} `proximity catalog list` shows all entries."
+        )
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class UnknownSourceError(ProximityError, ValueError):
+    """A model string whose source prefix is not one proximity knows."""
+
+    SOURCES = ("timm:", "hf-hub:", "local-dir:")
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        hint = ""
+        if ":" not in model and "/" in model:
+            hint = f" It looks like a Hub repo id: use 'hf-hub:{model}'."
+        elif ":" not in model and Path(model).exists():
+            hint = f" It looks like a local folder: use 'local-dir:{model}'."
+        elif ":" not in model:
+            hint = f" For a timm model use 'timm:{model}'."
+        super().__init__(
+            f"Unknown model source in '{model}': expected one of {', '.join(self.SOURCES)}.{hint}"
+        )
+
+
+class ModelNotFoundError(ProximityError, FileNotFoundError):
+    """The model (local folder, Hub repo or timm name) does not exist."""
+
+    def __init__(self, model: str, detail: str) -> None:
+        self.model = model
+        super().__init__(f"Model '{model}' not found: {detail}")
+
+
+class GatedModelError(ProximityError, PermissionError):
+    """A gated Hub repo the current credentials cannot read."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        super().__init__(
+            f"Model '{model}' is gated on the Hugging Face Hub: accept its terms on the Hub, then "
+            "set HF_TOKEN (or run `hf auth login`)."
+        )
+
+
+class HubUnavailableError(ProximityError, ConnectionError):
+    """The Hugging Face Hub could not be reached and nothing usable is cached."""
+
+    def __init__(self, model: str, detail: str) -> None:
+        self.model = model
+        super().__init__(
+            f"Could not fetch '{model}' from the Hugging Face Hub ({detail}). Check the network, "
+            "or run air-gapped with local backbones (`--model local-dir:PATH`)."
+        )
+
+
+class UnsupportedModelError(ProximityError, ValueError):
+    """A model that exists but that no supported path can load (format, remote code, ...)."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model, self.reason = model, reason
+        super().__init__(f"Cannot load '{model}': {reason}")
+
+
+class SignalUnavailable(ProximityError, LookupError):
+    """Raised inside a signal when its inputs do not allow an honest value; ``reason`` says why.
+
+    Never escapes :func:`proximity.rank`: the signal is reported absent with this reason.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class NumericalError(ProximityError, FloatingPointError):
+    """A computation produced a value that cannot be trusted (NaN, negative variance, ...)."""
+
+    def __init__(self, what: str, value: object) -> None:
+        self.what, self.value = what, value
+        super().__init__(f"{what} (got {value!r}). Please report this with PROXIMITY_DEBUG=1 output.")

@@ -1,0 +1,165 @@
+"""Evidence: everything every signal needs, from **one** forward pass per (backbone, weights).
+
+Collected per image:
+
+* pooled features, ``features`` of shape (n, d), float32;
+* at each early BN layer *l* (see :mod:`proximity.backbones`), the per-channel mean and variance
+  of the layer's **input** over the spatial positions of that image, float64, shape (n, C_l).
+  All images share one input size, so the pooled moments over the sample are exact:
+  ``μ = mean_i m_i`` and ``σ² = mean_i v_i + var_i m_i`` — and they can be bootstrapped over
+  images for an uncertainty. Memory is n × (d + 2 Σ_l C_l) numbers: no growth beyond that.
+* the layers' source statistics (``running_mean``, ``running_var``), recorded as they are.
+
+Evidence is cached on disk (:mod:`proximity.cache`), keyed by the backbone source, revision,
+preprocessing, weights (pretrained, or random with seed), sample fingerprint and batch-norm
+re-estimation size, so a re-run performs no forward pass.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import cache
+from .backbones import BN_REESTIMATE_IMAGES, Backbone, BackboneSpec, open_backbone, reestimate_batchnorm
+from .data import Sample
+from .errors import NumericalError
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Evidence:
+    """The outcome of one evidence pass. See the module docstring for shapes."""
+
+    features: np.ndarray                    # (n, d) float32
+    layer_names: list[str]
+    image_means: list[np.ndarray]           # per layer (n, C_l) float64
+    image_vars: list[np.ndarray]            # per layer (n, C_l) float64
+    source_means: list[np.ndarray]          # per layer (C_l,) BN running_mean
+    source_vars: list[np.ndarray]           # per layer (C_l,) BN running_var
+    seconds: float                          # wall time of the pass (0 when read from cache)
+    cached: bool = False
+
+    @property
+    def n(self) -> int:
+        return int(self.features.shape[0])
+
+    def layer_moments(self, layer: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pooled per-channel (mean, variance) of layer ``layer`` over images ``rows`` (all by default)."""
+        m = self.image_means[layer] if rows is None else self.image_means[layer][rows]
+        v = self.image_vars[layer] if rows is None else self.image_vars[layer][rows]
+        return m.mean(0), v.mean(0) + m.var(0)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"features": self.features, "layer_names": np.array(self.layer_names, dtype=str),
+                  "seconds": np.array(self.seconds)}
+        for i in range(len(self.layer_names)):
+            arrays.update({f"im_{i}": self.image_means[i], f"iv_{i}": self.image_vars[i],
+                           f"sm_{i}": self.source_means[i], f"sv_{i}": self.source_vars[i]})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> "Evidence":
+        names = [str(x) for x in a["layer_names"]]
+        r = range(len(names))
+        return cls(features=a["features"], layer_names=names,
+                   image_means=[a[f"im_{i}"] for i in r], image_vars=[a[f"iv_{i}"] for i in r],
+                   source_means=[a[f"sm_{i}"] for i in r], source_vars=[a[f"sv_{i}"] for i in r],
+                   seconds=float(a["seconds"]), cached=True)
+
+
+def evidence_ingredients(spec: BackboneSpec, sample: Sample, *, pretrained: bool, seed: int) -> dict:
+    """Every ingredient of the evidence cache key."""
+    return {"source": spec.entry.source, "revision": spec.revision, "preprocess": spec.preprocess.describe(),
+            "weights": "pretrained" if pretrained else f"random:seed={seed}:bn={BN_REESTIMATE_IMAGES}",
+            "sample": sample.fingerprint}
+
+
+def collect_evidence(
+    spec: BackboneSpec,
+    sample: Sample,
+    *,
+    pretrained: bool = True,
+    device: str | torch.device = "cpu",
+    batch_size: int = 32,
+    seed: int = 0,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> Evidence:
+    """Return the evidence for ``spec`` on ``sample``, from the cache or from one forward pass.
+
+    With ``pretrained=False`` this is the random-weights control: timm's initialisation under
+    ``seed``, BN statistics first re-estimated on up to ``BN_REESTIMATE_IMAGES`` sample images.
+    """
+    key = cache.evidence_key(evidence_ingredients(spec, sample, pretrained=pretrained, seed=seed))
+    if use_cache:
+        hit = cache.load_arrays(key)
+        if hit is not None:
+            ev = Evidence.from_arrays(hit)
+            if ev.n == sample.n:
+                if progress is not None:
+                    progress(sample.n, sample.n)
+                return ev
+    start = time.perf_counter()
+    backbone = open_backbone(spec, pretrained=pretrained, device=device, seed=seed)
+    if not pretrained:
+        sub = _subsample(sample, BN_REESTIMATE_IMAGES, seed)
+        reestimate_batchnorm(backbone, (spec.preprocess(b) for b in sub.batches(batch_size)))
+    ev = forward_pass(backbone, sample, batch_size=batch_size, progress=progress)
+    ev.seconds = time.perf_counter() - start
+    if use_cache:
+        cache.save_arrays(key, ev.to_arrays())
+    return ev
+
+
+def _subsample(sample: Sample, n: int, seed: int) -> Sample:
+    if sample.n <= n:
+        return sample
+    idx = np.sort(np.random.default_rng(seed).choice(sample.n, n, replace=False))
+    return Sample(root=sample.root, paths=[sample.paths[i] for i in idx], images=[sample.images[i] for i in idx],
+                  labels=None, class_names=[], intensity=sample.intensity)
+
+
+@torch.inference_mode()
+def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32, progress: Progress | None = None) -> Evidence:
+    """The single forward pass: pooled features + per-image moments at the early BN inputs."""
+    layers = backbone.early_layers
+    means: list[list[torch.Tensor]] = [[] for _ in layers]
+    vars_: list[list[torch.Tensor]] = [[] for _ in layers]
+
+    def hook(i: int):
+        def fn(module, inputs):
+            x = inputs[0]
+            v, m = torch.var_mean(x.float(), dim=(2, 3), correction=0)
+            means[i].append(m.double().cpu())
+            vars_[i].append(v.double().cpu())
+        return fn
+
+    handles = [m.register_forward_pre_hook(hook(i)) for i, (_, m) in enumerate(layers)]
+    feats, done = [], 0
+    try:
+        for batch in sample.batches(batch_size):
+            f = backbone.features(backbone.spec.preprocess(batch))
+            feats.append(f.float().cpu().numpy())
+            done += len(batch)
+            if progress is not None:
+                progress(done, sample.n)
+    finally:
+        for h in handles:
+            h.remove()
+    features = np.concatenate(feats, axis=0)
+    if not np.isfinite(features).all():
+        bad = int((~np.isfinite(features)).any(axis=1).sum())
+        raise NumericalError(f"{backbone.spec.entry.id}: non-finite pooled features for {bad} image(s)", "nan/inf")
+    return Evidence(
+        features=features, layer_names=[n for n, _ in layers],
+        image_means=[torch.cat(m).numpy() for m in means], image_vars=[torch.cat(v).numpy() for v in vars_],
+        source_means=[m.running_mean.double().cpu().numpy() if m.running_mean is not None else np.zeros(0) for _, m in layers],
+        source_vars=[m.running_var.double().cpu().numpy() if m.running_var is not None else np.zeros(0) for _, m in layers],
+        seconds=0.0,
+    )

@@ -1,0 +1,59 @@
+"""Hugging Face Hub access: the one place that talks to ``huggingface_hub``.
+
+Errors of the Hub client are mapped onto proximity's (:mod:`proximity.errors`), so that callers
+see "not found", "gated" or "unreachable" with a hint, never an HTTP traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def split_repo(locator: str) -> tuple[str, str | None]:
+    """``'org/name@rev'`` → ``('org/name', 'rev')``."""
+    repo, _, rev = locator.partition("@")
+    return repo, (rev or None)
+
+
+@contextmanager
+def hub_errors(model: str) -> Iterator[None]:
+    """Translate huggingface_hub exceptions raised inside the block into proximity errors."""
+    from huggingface_hub import errors as hf
+
+    from .errors import GatedModelError, HubUnavailableError, ModelNotFoundError
+
+    try:
+        yield
+    except hf.GatedRepoError:
+        raise GatedModelError(model) from None
+    except hf.RepositoryNotFoundError:
+        raise ModelNotFoundError(model, "no such repository on the Hub (or it is private: set HF_TOKEN)") from None
+    except hf.RevisionNotFoundError:
+        raise ModelNotFoundError(model, "the pinned revision does not exist in the repository") from None
+    except hf.EntryNotFoundError as exc:
+        raise ModelNotFoundError(model, f"a required file is missing from the repository ({exc.__class__.__name__})") from None
+    except hf.LocalEntryNotFoundError:
+        raise HubUnavailableError(model, "offline and not in the local Hub cache") from None
+    except (OSError, ConnectionError) as exc:
+        if exc.__class__.__module__.startswith(("huggingface_hub", "httpx", "requests", "urllib3")):
+            raise HubUnavailableError(model, f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
+        raise
+
+
+def download_config(repo_locator: str, revision: str | None = None) -> tuple[dict[str, Any], str]:
+    """Fetch ``config.json`` of a Hub repo. Returns (config, commit sha of the snapshot).
+
+    The commit is read from the snapshot folder the file lands in, so it is right both online
+    and from the offline cache (``HF_HUB_OFFLINE=1``).
+    """
+    from huggingface_hub import hf_hub_download
+
+    repo, rev = split_repo(repo_locator)
+    with hub_errors(f"hf-hub:{repo_locator}"):
+        path = Path(hf_hub_download(repo, "config.json", revision=revision or rev))
+    commit = path.parent.name if path.parent.parent.name == "snapshots" else (revision or rev or "")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh), commit

@@ -1,0 +1,195 @@
+"""Results: documented dataclasses and their JSON (schema_version 1), CSV and terminal table.
+
+JSON contract (``schema_version: 1``)::
+
+    {"schema_version": 1, "proximity_version": "0.1.0", "mode": "labels" | "label-free",
+     "sample": {"path", "n_images", "n_found", "n_skipped", "skipped": [{"path", "reason"}],
+                "labels", "labels_note", "n_classes", "classes": {name: count}},
+     "ranking": [{"rank", "model", "domain", "fit", "risk", "risk_band", "risk_reason",
+                  "signals": {name: {"value", "sd", "higher_is_better", "reason"}},
+                  "timings": {"evidence_s", "control_s", "signals_s"}, "cached": bool}],
+     "failed": [{"model", "stage": "fetch" | "load" | "forward" | "signal", "error"}],
+     "settings": {...}}
+
+``model`` is the catalog id, or the ``--model`` string exactly as given. CSV has one row per
+ranked model with ``signal.<name>`` and ``signal.<name>.sd`` columns; failed models follow with
+their ``error``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .signals import SignalValue
+
+SCHEMA_VERSION = 1
+Stage = Literal["fetch", "load", "forward", "signal"]
+
+
+@dataclass(frozen=True)
+class SampleSummary:
+    path: str
+    n_images: int
+    n_found: int
+    skipped: list[dict[str, str]]
+    labels: str
+    labels_note: str
+    classes: dict[str, int]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "n_images": self.n_images, "n_found": self.n_found,
+                "n_skipped": len(self.skipped), "skipped": self.skipped, "labels": self.labels,
+                "labels_note": self.labels_note, "n_classes": self.n_classes, "classes": self.classes}
+
+
+@dataclass
+class Candidate:
+    """One ranked backbone with its evidence."""
+
+    rank: int
+    model: str
+    domain: str
+    fit: float | None
+    risk: float | None
+    risk_band: str
+    risk_reason: str
+    signals: dict[str, SignalValue]
+    timings: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "model": self.model, "domain": self.domain, "fit": self.fit,
+                "risk": self.risk, "risk_band": self.risk_band, "risk_reason": self.risk_reason,
+                "signals": {k: v.to_dict() for k, v in self.signals.items()},
+                "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cached": self.cached}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A backbone that could not be ranked, and at which stage."""
+
+    model: str
+    stage: Stage
+    error: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"model": self.model, "stage": self.stage, "error": self.error}
+
+
+@dataclass
+class Ranking:
+    """The outcome of :func:`proximity.rank`: candidates best first, failures, the sample."""
+
+    sample: SampleSummary
+    ranking: list[Candidate]
+    failed: list[Failure]
+    mode: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.ranking[0] if self.ranking else None
+
+    def __getitem__(self, i: int) -> Candidate:
+        return self.ranking[i]
+
+    def __len__(self) -> int:
+        return len(self.ranking)
+
+    def to_dict(self) -> dict[str, Any]:
+        from . import __version__
+
+        return {"schema_version": SCHEMA_VERSION, "proximity_version": __version__, "mode": self.mode,
+                "sample": self.sample.to_dict(), "ranking": [c.to_dict() for c in self.ranking],
+                "failed": [f.to_dict() for f in self.failed], "settings": self.settings}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Flat rows (one per candidate, then one per failure) as used by CSV and ``to_frame``."""
+        names = sorted({n for c in self.ranking for n in c.signals})
+        rows = []
+        for c in self.ranking:
+            row = {"rank": c.rank, "model": c.model, "domain": c.domain, "fit": c.fit, "risk": c.risk,
+                   "risk_band": c.risk_band, "risk_reason": c.risk_reason, "error": ""}
+            for n in names:
+                s = c.signals.get(n)
+                row[f"signal.{n}"] = s.value if s else None
+                row[f"signal.{n}.sd"] = s.sd if s else None
+            rows.append(row)
+        for f in self.failed:
+            rows.append({"rank": None, "model": f.model, "domain": "", "fit": None, "risk": None,
+                         "risk_band": "unknown", "risk_reason": "", "error": f"{f.stage}: {f.error}",
+                         **{k: None for n in names for k in (f"signal.{n}", f"signal.{n}.sd")}})
+        return rows
+
+    def to_csv(self) -> str:
+        rows = self.rows()
+        buf = io.StringIO()
+        fields = list(rows[0]) if rows else ["rank", "model", "domain", "fit", "risk", "risk_band", "risk_reason", "error"]
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: "" if v is None else v for k, v in r.items()})
+        return buf.getvalue()
+
+    def to_frame(self):
+        """The rows as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover
+            raise ImportError("Ranking.to_frame() needs pandas: pip install pandas") from None
+        return pd.DataFrame(self.rows())
+
+
+def _cell(s: SignalValue | None, pct: bool = False, digits: int = 2) -> str:
+    if s is None or s.value is None:
+        return "—"
+    if pct:
+        sd = f" ±{s.sd * 100:.1f}" if s.sd is not None else ""
+        return f"{s.value * 100:.1f}{sd}"
+    sd = f" ±{s.sd:.{digits}f}" if s.sd is not None else ""
+    return f"{s.value:.{digits}f}{sd}"
+
+
+def render_table(r: Ranking, console=None) -> None:
+    """Print the Rich table (rank, model, domain, fit, key signals, risk band, notes)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    s = r.sample
+    console.print(f"[bold]Sample[/]: {s.n_images} images from {s.path} ({s.labels}"
+                  + (f", {s.n_classes} classes" if s.n_classes else "") + f"); {len(s.skipped)} skipped.  "
+                  f"Ranking mode: [bold]{r.mode}[/]")
+    t = Table(show_lines=False)
+    for col, kw in (("#", {"justify": "right"}), ("model", {}), ("domain", {}), ("fit", {"justify": "right"}),
+                    ("probe %", {"justify": "right"}), ("gain %", {"justify": "right"}),
+                    ("early_shift", {"justify": "right"}), ("prior", {"justify": "right"}),
+                    ("risk", {}), ("notes", {"overflow": "fold"})):
+        t.add_column(col, **kw)
+    colour = {"low": "green", "medium": "yellow", "high": "red", "unknown": "dim"}
+    for c in r.ranking:
+        risk = f"[{colour[c.risk_band]}]{c.risk_band}" + (f" {c.risk:.2f}" if c.risk is not None else "") + "[/]"
+        notes = "; ".join(f"{n}: {v.reason}" for n, v in c.signals.items() if v.value is None and n in ("probe", "early_shift", "control"))
+        t.add_row(str(c.rank), c.model, c.domain, "—" if c.fit is None else f"{c.fit:.3f}",
+                  _cell(c.signals.get("probe"), pct=True), _cell(c.signals.get("gain"), pct=True),
+                  _cell(c.signals.get("early_shift")), _cell(c.signals.get("prior"), digits=1),
+                  risk, ("cached; " if c.cached else "") + notes)
+    console.print(t)
+    for f in r.failed:
+        console.print(f"[red]failed[/] {f.model} ({f.stage}): {f.error}")
+    if s.skipped:
+        shown = ", ".join(f"{x['path']} ({x['reason']})" for x in s.skipped[:5])
+        more = f" and {len(s.skipped) - 5} more" if len(s.skipped) > 5 else ""
+        console.print(f"[yellow]skipped[/] {shown}{more}")
+    console.print("[dim]risk is v0 (uncalibrated): P(fine-tuning from it ends below training from scratch).[/]")

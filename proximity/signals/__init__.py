@@ -1,0 +1,104 @@
+"""Signals: small pure functions over evidence, registered by name.
+
+Each signal declares ``higher_is_better`` (the ranking never guesses a direction) and what it
+needs (``labels``, ``control``, ``batchnorm``, ``facts``). It returns a :class:`SignalValue`
+(value ± sd and a short detail) or raises :class:`~proximity.errors.SignalUnavailable` with the
+reason; :func:`compute_signals` turns that into an absent value (``value=None``) carrying the
+reason. A value is never made up.
+
+=============  =================  ===================================================
+name           higher_is_better   meaning
+=============  =================  ===================================================
+early_shift    False              scale-free distance of early-layer input moments
+                                  from the BN running statistics (label-free)
+probe          True               k-fold logistic-regression balanced accuracy
+knn            True               k-fold cosine kNN balanced accuracy
+control        True               the same probe on random weights (a baseline)
+gain           True               probe − control, paired per fold
+prior          True               static "fame" prior: ImageNet-1k top-1 from the catalog
+=============  =================  ===================================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..catalog import CatalogEntry
+from ..errors import NumericalError, SignalUnavailable
+from ..evidence import Evidence
+
+
+@dataclass(frozen=True)
+class SignalValue:
+    """A signal's outcome. ``value`` is None (with ``reason``) when the signal is absent."""
+
+    value: float | None
+    sd: float | None = None
+    higher_is_better: bool = True
+    reason: str = ""           # why absent, or a short detail of how the value was obtained
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "sd": self.sd, "higher_is_better": self.higher_is_better, "reason": self.reason}
+
+
+@dataclass
+class SignalContext:
+    """Inputs of every signal for one candidate. ``memo`` lets signals share work (probe folds)."""
+
+    evidence: Evidence
+    entry: CatalogEntry
+    labels: np.ndarray | None = None            # (n,) int codes
+    control: Evidence | None = None             # random-weights evidence
+    control_reason: str = "random-weights control was not run"
+    folds: int = 5
+    seed: int = 0
+    memo: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    func: Callable[[SignalContext], SignalValue]
+    higher_is_better: bool
+    needs: tuple[str, ...]
+    description: str
+
+
+SIGNALS: dict[str, Signal] = {}
+
+
+def register_signal(name: str, *, higher_is_better: bool, needs: tuple[str, ...] = (), description: str = ""):
+    """Decorator: register ``func(ctx) -> (value, sd, detail)`` as signal ``name``."""
+    def deco(func: Callable[[SignalContext], tuple[float, float | None, str]]):
+        def wrapped(ctx: SignalContext) -> SignalValue:
+            value, sd, detail = func(ctx)
+            for what, x in (("value", value), ("sd", sd)):
+                if x is not None and not math.isfinite(x):
+                    raise NumericalError(f"signal '{name}' produced a non-finite {what}", x)
+            return SignalValue(float(value), None if sd is None else float(sd), higher_is_better, detail)
+        if name in SIGNALS:
+            raise ValueError(f"signal '{name}' is already registered")
+        SIGNALS[name] = Signal(name, wrapped, higher_is_better, needs, description or (func.__doc__ or "").strip().split("\n")[0])
+        return func
+    return deco
+
+
+def compute_signals(ctx: SignalContext, names: list[str] | None = None) -> dict[str, SignalValue]:
+    """Every registered signal (or ``names``) for one candidate; absent ones carry their reason."""
+    out = {}
+    for name in names or list(SIGNALS):
+        sig = SIGNALS[name]
+        try:
+            out[name] = sig.func(ctx)
+        except SignalUnavailable as exc:
+            out[name] = SignalValue(None, None, sig.higher_is_better, exc.reason)
+    return out
+
+
+from . import early_shift, prior, probe  # noqa: E402,F401  (registration)
+
+__all__ = ["SIGNALS", "Signal", "SignalContext", "SignalValue", "compute_signals", "register_signal"]

@@ -1,0 +1,23 @@
+"""prior: the static "fame" prior from catalog facts — reported as a baseline, never hidden.
+
+The value is the entry's ImageNet-1k top-1 accuracy (%) when the catalog records it. Published
+evidence shows such a prior already beats many transferability estimators on ImageNet-like
+targets; proximity must show it next to its own ranking.
+"""
+
+from __future__ import annotations
+
+from ..errors import SignalUnavailable
+from . import SignalContext, register_signal
+
+
+@register_signal("prior", higher_is_better=True, needs=("facts",),
+                 description="static prior: ImageNet-1k top-1 (%) from the catalog")
+def prior(ctx: SignalContext) -> tuple[float, float | None, str]:
+    """Static prior: ImageNet-1k top-1 (%) recorded in the catalog entry."""
+    top1 = ctx.entry.imagenet_top1
+    if top1 is None:
+        raise SignalUnavailable("no ImageNet top-1 recorded for this backbone"
+                                + (" (ad-hoc --model: no catalog facts)" if ctx.entry.path is None else ""))
+    src = ctx.entry.provenance.get("facts.imagenet_top1", "catalog")
+    return float(top1), None, f"ImageNet-1k top-1 from {src}"

@@ -1,0 +1,112 @@
+"""Label-using signals: the frozen-feature probe, kNN, the random-weights control and the gain.
+
+All use the same seeded stratified k-fold split (k = min(folds, smallest class size)):
+
+* probe — standardised features → multinomial logistic regression (L2, C = 1) → balanced
+  accuracy on the held-out fold; mean ± sd over folds;
+* knn — cosine k-nearest neighbours (k = min(5, n_train − 1)), balanced accuracy, mean ± sd;
+* control — the probe on the *random-weights* features of the same architecture;
+* gain — probe − control, paired fold by fold, mean ± sd of the differences.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..errors import SignalUnavailable
+from . import SignalContext, register_signal
+
+
+def _splits(ctx: SignalContext) -> list[tuple[np.ndarray, np.ndarray]]:
+    if "splits" in ctx.memo:
+        return ctx.memo["splits"]
+    y = ctx.labels
+    if y is None:
+        raise SignalUnavailable("no labels (give class sub-folders or --labels FILE.csv)")
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise SignalUnavailable("only one class in the sample: a probe needs at least two")
+    k = int(min(ctx.folds, counts.min()))
+    if k < 2:
+        raise SignalUnavailable(f"a class has only {counts.min()} image(s): the probe needs ≥ 2 per class")
+    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed)
+    ctx.memo["splits"] = list(skf.split(np.zeros(len(y)), y))
+    return ctx.memo["splits"]
+
+
+def probe_scores(features: np.ndarray, labels: np.ndarray, splits) -> tuple[np.ndarray, int]:
+    """Balanced accuracy per fold of the logistic probe; also the number of unconverged fits."""
+    scores, unconverged = [], 0
+    for tr, te in splits:
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            clf.fit(features[tr], labels[tr])
+        unconverged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        scores.append(balanced_accuracy_score(labels[te], clf.predict(features[te])))
+    return np.array(scores), unconverged
+
+
+def _probe(ctx: SignalContext, which: str) -> np.ndarray:
+    key = f"probe:{which}"
+    if key not in ctx.memo:
+        ev = ctx.evidence if which == "pretrained" else ctx.control
+        if ev is None:
+            raise SignalUnavailable(ctx.control_reason)
+        splits = _splits(ctx)
+        ctx.memo[key] = probe_scores(ev.features.astype(np.float64), ctx.labels, splits)
+    return ctx.memo[key]
+
+
+def _fmt(scores: np.ndarray, unconverged: int) -> tuple[float, float, str]:
+    detail = f"{len(scores)}-fold balanced accuracy"
+    if unconverged:
+        detail += f"; {unconverged} fold fit(s) hit max_iter"
+    return float(scores.mean()), float(scores.std(ddof=1)), detail
+
+
+@register_signal("probe", higher_is_better=True, needs=("labels",),
+                 description="k-fold logistic-regression balanced accuracy on frozen features")
+def probe(ctx: SignalContext):
+    """k-fold logistic-regression balanced accuracy on frozen features."""
+    return _fmt(*_probe(ctx, "pretrained"))
+
+
+@register_signal("knn", higher_is_better=True, needs=("labels",),
+                 description="k-fold cosine kNN balanced accuracy on frozen features")
+def knn(ctx: SignalContext):
+    """k-fold cosine kNN balanced accuracy on frozen features."""
+    y, x, scores = ctx.labels, ctx.evidence.features, []
+    for tr, te in _splits(ctx):
+        k = max(1, min(5, len(tr) - 1))
+        clf = KNeighborsClassifier(n_neighbors=k, metric="cosine").fit(x[tr], y[tr])
+        scores.append(balanced_accuracy_score(y[te], clf.predict(x[te])))
+    s = np.array(scores)
+    return float(s.mean()), float(s.std(ddof=1)), f"{len(s)}-fold, k≤5 cosine neighbours"
+
+
+@register_signal("control", higher_is_better=True, needs=("labels", "control"),
+                 description="the same probe on random weights of the same architecture (baseline)")
+def control(ctx: SignalContext):
+    """The same probe on random weights of the same architecture (a baseline)."""
+    value, sd, detail = _fmt(*_probe(ctx, "random"))
+    return value, sd, f"random weights (seed {ctx.seed}, BN re-estimated on the sample); {detail}"
+
+
+@register_signal("gain", higher_is_better=True, needs=("labels", "control"),
+                 description="probe − control, paired per fold")
+def gain(ctx: SignalContext):
+    """Probe accuracy minus random-weights probe accuracy, paired per fold."""
+    p, _ = _probe(ctx, "pretrained")
+    c, _ = _probe(ctx, "random")
+    d = p - c
+    return float(d.mean()), float(d.std(ddof=1)), f"pretrained − random probe over {len(d)} paired folds"

@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+import torch
+
+from proximity.errors import UnsupportedModelError
+from proximity.preprocess import Preprocess
+
+CFG = {"input_size": (3, 32, 32), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "crop_pct": 1.0, "interpolation": "bilinear"}
+
+
+def test_grey_to_rgb_resize_and_normalise():
+    p = Preprocess.from_data_config(CFG)
+    x = p([np.full((64, 128), 0.75, np.float32)])
+    assert x.shape == (1, 3, 32, 32)
+    torch.testing.assert_close(x, torch.ones_like(x))            # (0.75 - 0.5) / 0.25
+
+
+def test_alpha_dropped_and_rgb_to_grey():
+    rgba = np.zeros((16, 16, 4), np.float32)
+    rgba[..., 0] = 1.0
+    rgba[..., 3] = 0.3
+    x = Preprocess.from_data_config({**CFG, "input_size": (1, 16, 16), "mean": 0.0, "std": 1.0})([rgba])
+    torch.testing.assert_close(x, torch.full((1, 1, 16, 16), 0.299))
+
+
+def test_centre_crop_with_crop_pct():
+    img = np.zeros((100, 100), np.float32)
+    img[:, :50] = 1.0
+    p = Preprocess.from_data_config({**CFG, "input_size": (3, 20, 20), "crop_pct": 0.5, "mean": 0.0, "std": 1.0})
+    x = p([img])[0, 0]
+    # resized to 40 px then cropped to the central 20: left half 1, right half 0
+    assert x[:, :9].min() > 0.99 and x[:, 11:].max() < 0.01
+
+
+def test_channel_mismatch_is_an_error_that_names_the_numbers():
+    with pytest.raises(UnsupportedModelError, match="expects 3-channel input but the images have 6"):
+        Preprocess.from_data_config(CFG)([np.zeros((8, 8, 6), np.float32)])
+
+
+def test_describe_is_stable():
+    assert Preprocess.from_data_config(CFG).describe() == Preprocess.from_data_config(dict(CFG)).describe()
