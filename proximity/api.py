@@ -38,10 +38,8 @@ def _entries(models: Sequence[str] | None, catalog: str | Path, failed: list[Fai
 
 
 def _stage(exc: BaseException, default: str) -> str:
-    if isinstance(exc, (HubUnavailableError, GatedModelError)):
+    if isinstance(exc, (HubUnavailableError, GatedModelError, ModelNotFoundError)):
         return "fetch"
-    if isinstance(exc, ModelNotFoundError):
-        return "fetch" if default == "fetch" else "load"
     return getattr(exc, "stage", default)
 
 

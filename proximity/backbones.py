@@ -95,7 +95,10 @@ def _timm_name_spec(entry: CatalogEntry, name: str) -> tuple[str, str, dict[str,
         close = timm.list_models(f"*{arch.split('_')[0]}*")[:6]
         hint = f"; similar timm models: {', '.join(close)}" if close else ""
         raise ModelNotFoundError(entry.id, f"timm has no architecture '{arch}'{hint}")
-    cfg = get_pretrained_cfg(name) if tag else get_pretrained_cfg(arch)
+    try:
+        cfg = get_pretrained_cfg(name) if tag else get_pretrained_cfg(arch)
+    except RuntimeError:  # timm: invalid tag for a known architecture
+        cfg = None
     if cfg is None:
         tags = timm.list_pretrained(f"{arch}.*")[:6]
         raise ModelNotFoundError(entry.id, f"timm has no pretrained weights '{name}'; available: {', '.join(tags) or 'none'}")

@@ -146,6 +146,17 @@ class UnsupportedModelError(ProximityError, ValueError):
         super().__init__(f"Cannot load '{model}': {reason}")
 
 
+class ChannelMismatchError(ProximityError, ValueError):
+    """Images whose channels no documented rule adapts to the backbone's input."""
+
+    def __init__(self, expected: int, got: int) -> None:
+        self.expected, self.got = expected, got
+        super().__init__(
+            f"the backbone expects {expected}-channel input but the images have {got} channels; "
+            "proximity adapts only grey↔RGB and drops alpha. Choose a backbone with matching channels."
+        )
+
+
 class SignalUnavailable(ProximityError, LookupError):
     """Raised inside a signal when its inputs do not allow an honest value; ``reason`` says why.
 

@@ -110,7 +110,11 @@ def collect_evidence(
     if not pretrained:
         sub = _subsample(sample, BN_REESTIMATE_IMAGES, seed)
         reestimate_batchnorm(backbone, (spec.preprocess(b) for b in sub.batches(batch_size)))
-    ev = forward_pass(backbone, sample, batch_size=batch_size, progress=progress)
+    try:
+        ev = forward_pass(backbone, sample, batch_size=batch_size, progress=progress)
+    except Exception as exc:
+        exc.stage = "forward"  # read by proximity.rank to report where it failed
+        raise
     ev.seconds = time.perf_counter() - start
     if use_cache:
         cache.save_arrays(key, ev.to_arrays())

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import UnsupportedModelError
+from .errors import ChannelMismatchError, UnsupportedModelError
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
 
@@ -109,8 +109,4 @@ def _adapt_channels(x: torch.Tensor, want: int) -> torch.Tensor:
         return x.expand(3, -1, -1)
     if have == 3 and want == 1:
         return (x * _LUMA).sum(0, keepdim=True)
-    raise UnsupportedModelError(
-        "<preprocessing>",
-        f"the model expects {want}-channel input but the images have {have} channels; "
-        "proximity adapts only grey↔RGB and drops alpha. Choose a backbone with matching channels.",
-    )
+    raise ChannelMismatchError(want, have)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from proximity.errors import UnsupportedModelError
+from proximity.errors import ChannelMismatchError
 from proximity.preprocess import Preprocess
 
 CFG = {"input_size": (3, 32, 32), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "crop_pct": 1.0, "interpolation": "bilinear"}
@@ -33,7 +33,7 @@ def test_centre_crop_with_crop_pct():
 
 
 def test_channel_mismatch_is_an_error_that_names_the_numbers():
-    with pytest.raises(UnsupportedModelError, match="expects 3-channel input but the images have 6"):
+    with pytest.raises(ChannelMismatchError, match="expects 3-channel input but the images have 6"):
         Preprocess.from_data_config(CFG)([np.zeros((8, 8, 6), np.float32)])
 
 

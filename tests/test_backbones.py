@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+from fakehub import timm_repo_files
+from proximity.backbones import find_early_layers, open_backbone, reestimate_batchnorm, resolve_spec
+from proximity.catalog import CatalogEntry, adhoc_entry
+from proximity.errors import GatedModelError, ModelNotFoundError, UnsupportedModelError
+
+
+def test_early_layers_are_the_bns_up_to_the_end_of_the_first_stage():
+    names = [n for n, _ in find_early_layers(timm.create_model("test_resnet"))]
+    assert names == ["conv1.1", "conv1.4", "bn1", "layer1.0.bn1", "layer1.0.bn2"]
+
+
+@pytest.mark.parametrize("arch", ["test_efficientnet", "test_byobnet", "test_vit", "test_convnext"])
+def test_early_layers_other_families(arch):
+    model = timm.create_model(arch)
+    layers = find_early_layers(model)
+    all_bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(layers) <= len(all_bn)
+    if all_bn:
+        assert 0 < len(layers) < len(all_bn)
+    else:
+        assert layers == []
+
+
+def test_local_dir_spec_and_build(backbones):
+    spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    assert spec.architecture == "test_resnet" and spec.preprocess.size == (48, 48)
+    assert spec.revision.startswith("sha256:")
+    bb = open_backbone(spec)
+    assert not bb.model.training and bb.feature_dim > 0
+    out = bb.features(torch.zeros(2, 3, 48, 48))
+    assert out.shape == (2, bb.feature_dim)
+
+
+def test_local_dir_errors(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        resolve_spec(adhoc_entry(f"local-dir:{tmp_path / 'nope'}"))
+    with pytest.raises(ModelNotFoundError, match="has no config.json"):
+        resolve_spec(adhoc_entry(f"local-dir:{tmp_path}"))
+
+
+def test_timm_name_errors():
+    with pytest.raises(ModelNotFoundError, match="timm has no architecture 'resnet9000'"):
+        resolve_spec(adhoc_entry("timm:resnet9000"))
+    with pytest.raises(ModelNotFoundError, match="no pretrained weights 'resnet18.bogus'"):
+        resolve_spec(adhoc_entry("timm:resnet18.bogus"))
+
+
+def test_catalog_overrides_input(backbones):
+    e = CatalogEntry(id="a", source=f"local-dir:{backbones['A']}", input_size=32, mean=(0.1, 0.2, 0.3))
+    spec = resolve_spec(e)
+    assert spec.preprocess.size == (32, 32) and spec.preprocess.mean == (0.1, 0.2, 0.3)
+
+
+def test_not_loadable_entry_is_refused_with_its_reason():
+    e = CatalogEntry(id="x", source="hf-hub:org/x", loadable=False, load_reason="needs remote code")
+    with pytest.raises(UnsupportedModelError, match="needs remote code"):
+        resolve_spec(e)
+
+
+def test_hf_hub_timm_repo_through_the_real_client(hub):
+    model = timm.create_model("test_resnet", num_classes=0)
+    sha = hub.add_repo("org/tiny-resnet", timm_repo_files(model))
+    spec = resolve_spec(adhoc_entry("hf-hub:org/tiny-resnet"))
+    assert spec.revision == sha and spec.create_name == f"hf-hub:org/tiny-resnet@{sha}"
+    bb = open_backbone(spec)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(bb.model.state_dict()[k], v)
+
+
+def test_hf_hub_errors(hub):
+    model = timm.create_model("test_resnet", num_classes=0)
+    hub.add_repo("org/gated-resnet", timm_repo_files(model), gated=True)
+    with pytest.raises(GatedModelError, match="set HF_TOKEN"):
+        resolve_spec(adhoc_entry("hf-hub:org/gated-resnet"))
+    with pytest.raises(ModelNotFoundError, match="no such repository"):
+        resolve_spec(adhoc_entry("hf-hub:org/does-not-exist"))
+    hub.add_repo("org/tiny-vit", {"config.json": json.dumps({"model_type": "vit"}).encode()})
+    with pytest.raises(UnsupportedModelError, match="transformers-format repo"):
+        resolve_spec(adhoc_entry("hf-hub:org/tiny-vit"))
+
+
+def test_random_control_is_seeded_and_bn_reestimated(backbones):
+    spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    a = open_backbone(spec, pretrained=False, seed=1)
+    b = open_backbone(spec, pretrained=False, seed=1)
+    c = open_backbone(spec, pretrained=True)
+    wa, wc = a.model.state_dict(), c.model.state_dict()
+    key = "conv1.0.weight"
+    torch.testing.assert_close(wa[key], b.model.state_dict()[key])
+    assert not torch.equal(wa[key], wc[key])
+    x = torch.randn(16, 3, 48, 48) * 3 + 1
+    assert reestimate_batchnorm(a, [x[:8], x[8:]]) == 16
+    bn = a.model.conv1[1]
+    # first BN sees conv1.0's output: its running mean is now that output's exact mean
+    with torch.no_grad():
+        h = a.model.conv1[0](x)
+    torch.testing.assert_close(bn.running_mean, h.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    assert not bn.training and bn.momentum == 0.1

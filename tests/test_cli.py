@@ -1,0 +1,140 @@
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import proximity
+from proximity.cli import app
+
+runner = CliRunner()
+
+
+def _run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def models(backbones):
+    return ["--model", f"local-dir:{backbones['A']}", "--model", f"local-dir:{backbones['B']}"]
+
+
+def test_rank_json_contract(target_dir, models, fresh_cache):
+    res = _run("rank", target_dir, *models, "--format", "json", "--sample", 40)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["schema_version"] == 1 and d["proximity_version"] == proximity.__version__
+    assert set(d["sample"]) >= {"n_images", "n_skipped", "skipped", "labels", "n_classes"}
+    assert d["sample"]["n_images"] == 40 and d["sample"]["n_classes"] == 4
+    assert [c["rank"] for c in d["ranking"]] == [1, 2]
+    for c in d["ranking"]:
+        assert set(c) >= {"rank", "model", "domain", "fit", "risk", "risk_band", "risk_reason", "signals"}
+        assert c["risk_band"] in ("low", "medium", "high", "unknown") and 0 <= c["risk"] <= 1
+        for s in c["signals"].values():
+            assert set(s) == {"value", "sd", "higher_is_better", "reason"}
+    assert d["ranking"][0]["model"] == models[1]        # exactly as given
+    assert d["failed"] == []
+
+
+def test_rank_csv_and_table_and_output_file(target_dir, models, tmp_path, fresh_cache):
+    res = _run("rank", target_dir, *models, "--format", "csv", "--sample", 20, "--no-control")
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert len(rows) == 2 and "signal.probe" in rows[0] and "signal.probe.sd" in rows[0]
+    assert rows[0]["signal.gain"] == ""                  # --no-control
+    out = tmp_path / "r.txt"
+    res = _run("rank", target_dir, *models, "--sample", 20, "--no-control", "--output", out)
+    assert res.exit_code == 0 and "early_shift" in out.read_text() and "local-dir:" in out.read_text()
+
+
+def test_cached_rerun_is_reported(target_dir, models, fresh_cache):
+    first = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 16).stdout)
+    second = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 16).stdout)
+    assert not first["ranking"][0]["cached"] and second["ranking"][0]["cached"]
+    assert [c["fit"] for c in first["ranking"]] == [c["fit"] for c in second["ranking"]]
+    third = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 16, "--no-cache").stdout)
+    assert not third["ranking"][0]["cached"]
+
+
+def test_bad_models_are_reported_and_the_rest_still_runs(target_dir, backbones, tmp_path, fresh_cache):
+    res = _run("rank", target_dir, "-f", "json", "-n", 16, "--model", "s3:bucket/m", "--model", f"local-dir:{tmp_path / 'gone'}",
+               "--model", "hf-hub:org/does-not-exist", "--model", "timm:resnet18.a1_in1k", "--model", f"local-dir:{backbones['A']}")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert [c["model"] for c in d["ranking"]] == [f"local-dir:{backbones['A']}"]
+    failed = {f["model"]: f for f in d["failed"]}
+    assert "expected one of timm:, hf-hub:, local-dir:" in failed["s3:bucket/m"]["error"]
+    assert failed[f"local-dir:{tmp_path / 'gone'}"]["stage"] == "fetch"
+    assert "does not exist" in failed[f"local-dir:{tmp_path / 'gone'}"]["error"]
+    assert failed["hf-hub:org/does-not-exist"]["stage"] == "fetch"
+    assert failed["timm:resnet18.a1_in1k"]["stage"] == "fetch"   # weights not on the (fake) Hub
+
+
+def test_all_failed_exits_1(target_dir, tmp_path):
+    res = _run("rank", target_dir, "--model", f"local-dir:{tmp_path}", "-f", "json")
+    assert res.exit_code == 1 and "no backbone could be ranked" in res.stderr
+
+
+def test_corrupt_file_single_class_and_empty_folder(backbones, tmp_path, fresh_cache):
+    from conftest import S
+    imgs, _ = S.gratings(6, [0], np.random.default_rng(0))
+    d = S.write_folder(tmp_path / "one", imgs, np.array(["only"] * 6))
+    (d / "only" / "bad.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    res = _run("rank", d, "--model", f"local-dir:{backbones['A']}", "-f", "json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["sample"]["n_skipped"] == 1 and out["sample"]["skipped"][0]["path"] == "only/bad.jpg"
+    assert out["mode"] == "label-free"
+    sig = out["ranking"][0]["signals"]
+    assert sig["probe"]["value"] is None and "only one class" in sig["probe"]["reason"]
+    assert sig["early_shift"]["value"] is not None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = _run("rank", empty, "--model", f"local-dir:{backbones['A']}")
+    assert res.exit_code == 2 and "No readable images" in res.stderr and "Traceback" not in res.output
+
+
+def test_conflicting_and_wrong_flags(target_dir, backbones):
+    res = _run("rank", target_dir, "--model", f"local-dir:{backbones['A']}", "--catalog", "default")
+    assert res.exit_code == 2 and "either --model" in res.stderr
+    res = _run("rank", target_dir, "--format", "xml")
+    assert res.exit_code == 2 and "xml" in res.output
+    res = _run("rank", target_dir, "--labels", "folders", "--catalog", "nope")
+    assert res.exit_code == 2 and "Unknown catalog 'nope'" in res.stderr
+
+
+def test_catalog_commands():
+    res = _run("catalog", "list", "--format", "json")
+    assert res.exit_code == 0
+    rows = json.loads(res.stdout)
+    assert {r["id"] for r in rows} >= {"resnet18.a1_in1k"} and all("signals" in r for r in rows)
+    res = _run("catalog", "show", "resnet18.a1_in1k")
+    assert res.exit_code == 0 and json.loads(res.stdout)["provenance"]["facts.imagenet_top1"].startswith("timm")
+    assert _run("catalog", "validate").exit_code == 0
+    res = _run("catalog", "show", "nope")
+    assert res.exit_code == 2 and "catalog list" in res.stderr
+
+
+def test_api_returns_dataclasses_and_frames(target_dir, backbones, fresh_cache):
+    r = proximity.rank(target_dir, models=[f"local-dir:{backbones['A']}"], sample=12, control=False)
+    assert isinstance(r, proximity.Ranking) and len(r) == 1 and r[0].rank == 1
+    assert json.loads(r.to_json())["ranking"][0]["signals"]["gain"]["value"] is None
+    pd = pytest.importorskip("pandas")
+    frame = r.to_frame()
+    assert isinstance(frame, pd.DataFrame) and frame.loc[0, "model"] == f"local-dir:{backbones['A']}"
+
+
+def test_hf_hub_model_ranks_through_the_real_path(hub, target_dir, backbones, fresh_cache):
+    files = {p.name: p.read_bytes() for p in backbones["A"].iterdir()}
+    hub.add_repo("org/gratings-net", files)
+    r = proximity.rank(target_dir, models=["hf-hub:org/gratings-net", f"local-dir:{backbones['B']}"], sample=40)
+    assert r.best.model == "hf-hub:org/gratings-net" and not r.failed
+
+
+def test_channel_mismatch_fails_at_forward_with_the_numbers(backbones, fresh_cache):
+    imgs = [np.random.default_rng(i).integers(0, 255, (32, 32, 6), dtype=np.uint8) for i in range(6)]
+    r = proximity.rank(proximity.sample_from_arrays(imgs), models=[f"local-dir:{backbones['A']}"])
+    assert r.ranking == [] and r.failed[0].stage == "forward"
+    assert "expects 3-channel input but the images have 6 channels" in r.failed[0].error

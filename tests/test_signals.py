@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from proximity.catalog import CatalogEntry
+from proximity.errors import SignalUnavailable
+from proximity.evidence import Evidence
+from proximity.signals import SIGNALS, SignalContext, SignalValue, compute_signals
+from proximity.signals.early_shift import shift_from_moments
+
+ENTRY = CatalogEntry(id="x", source="timm:x")
+
+
+def _evidence(n=40, d=6, c=3, seed=0, shift=0.0, features=None):
+    rng = np.random.default_rng(seed)
+    return Evidence(
+        features=rng.normal(size=(n, d)).astype(np.float32) if features is None else features,
+        layer_names=["bn1"], image_means=[rng.normal(shift, 0.1, size=(n, c))],
+        image_vars=[np.full((n, c), 1.0)], source_means=[np.zeros(c)], source_vars=[np.ones(c)], seconds=0.0)
+
+
+@pytest.mark.parametrize("name", list(SIGNALS))
+def test_signal_contract(name):
+    """Every registered signal declares a direction and returns a value or an absent one with a reason."""
+    sig = SIGNALS[name]
+    assert isinstance(sig.higher_is_better, bool) and sig.description
+    ctx = SignalContext(evidence=_evidence(), entry=ENTRY, labels=None)
+    out = compute_signals(ctx, [name])[name]
+    assert isinstance(out, SignalValue) and out.higher_is_better == sig.higher_is_better
+    if out.value is None:
+        assert out.reason
+    else:
+        assert np.isfinite(out.value)
+
+
+def test_early_shift_known_answers():
+    z, o = np.zeros(4), np.ones(4)
+    assert shift_from_moments(z, o, z, o) == 0.0
+    # one channel, hand case: μₜ=1, σₜ=2 against μₛ=0, σₛ=1: ((1)² + (2−1)²) / (1 + 1e-3) = 2/1.001
+    assert shift_from_moments([1.0], [4.0], [0.0], [1.0]) == pytest.approx(2 / 1.001)
+    # scale-free: multiplying all moments' scale by 10 leaves it unchanged
+    assert shift_from_moments([10.0], [400.0], [0.0], [100.0]) == pytest.approx(2 / 1.001)
+
+
+def test_early_shift_grows_with_the_gap_and_has_sd():
+    near = compute_signals(SignalContext(evidence=_evidence(shift=0.1), entry=ENTRY), ["early_shift"])["early_shift"]
+    far = compute_signals(SignalContext(evidence=_evidence(shift=1.0), entry=ENTRY), ["early_shift"])["early_shift"]
+    assert near.value < far.value and far.sd > 0 and not far.higher_is_better
+
+
+def test_early_shift_absent_without_bn():
+    ev = _evidence()
+    ev.layer_names, ev.image_means, ev.image_vars, ev.source_means, ev.source_vars = [], [], [], [], []
+    out = compute_signals(SignalContext(evidence=ev, entry=ENTRY), ["early_shift"])["early_shift"]
+    assert out.value is None and "no batch-norm layers" in out.reason
+
+
+def test_probe_knn_control_gain_on_separable_features():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 20)
+    good = (rng.normal(size=(60, 8)) + 3 * np.eye(3, 8)[y]).astype(np.float32)
+    noise = rng.normal(size=(60, 8)).astype(np.float32)
+    ctx = SignalContext(evidence=_evidence(features=good, n=60), entry=ENTRY, labels=y,
+                        control=_evidence(features=noise, n=60))
+    s = compute_signals(ctx)
+    assert s["probe"].value > 0.9 and s["knn"].value > 0.8
+    assert s["control"].value < 0.6
+    assert s["gain"].value == pytest.approx(s["probe"].value - s["control"].value)
+    assert s["probe"].sd >= 0
+
+
+def test_label_signals_absent_with_reasons():
+    one = SignalContext(evidence=_evidence(), entry=ENTRY, labels=np.zeros(40, int))
+    assert "only one class" in compute_signals(one, ["probe"])["probe"].reason
+    tiny = SignalContext(evidence=_evidence(n=3), entry=ENTRY, labels=np.array([0, 0, 1]))
+    assert "only 1 image" in compute_signals(tiny, ["probe"])["probe"].reason
+    none = SignalContext(evidence=_evidence(), entry=ENTRY, labels=None)
+    assert "no labels" in compute_signals(none, ["knn"])["knn"].reason
+    noctl = SignalContext(evidence=_evidence(), entry=ENTRY, labels=np.repeat([0, 1], 20), control_reason="skipped (--no-control)")
+    assert compute_signals(noctl, ["gain"])["gain"].reason == "skipped (--no-control)"
+
+
+def test_prior_from_catalog_facts():
+    e = CatalogEntry(id="m", source="timm:m", imagenet_top1=80.1, provenance={"facts.imagenet_top1": "paper"})
+    out = compute_signals(SignalContext(evidence=_evidence(), entry=e), ["prior"])["prior"]
+    assert out.value == 80.1 and "paper" in out.reason
+    assert compute_signals(SignalContext(evidence=_evidence(), entry=ENTRY), ["prior"])["prior"].value is None
+
+
+def test_nan_is_never_passed_on():
+    from proximity.errors import NumericalError
+    ev = _evidence()
+    ev.image_means[0][0, 0] = np.nan
+    with pytest.raises(NumericalError, match="non-finite"):
+        compute_signals(SignalContext(evidence=ev, entry=ENTRY), ["early_shift"])
