@@ -92,3 +92,24 @@ def test_nan_is_never_passed_on():
     ev.image_means[0][0, 0] = np.nan
     with pytest.raises(NumericalError, match="non-finite"):
         compute_signals(SignalContext(evidence=ev, entry=ENTRY), ["early_shift"])
+
+
+def test_probe_in_row_space_equals_the_full_fit():
+    """The row-space projection is exact for an L2 logistic probe (d > n)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    from proximity.signals.probe import probe_scores, row_space
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 15)
+    x = rng.normal(size=(45, 200)) + 0.4 * rng.normal(size=(3, 200))[y]
+    xs = StandardScaler().fit_transform(x[:36])
+    b = row_space(xs)
+    assert b.shape == (200, 35) and np.allclose(b.T @ b, np.eye(35))   # centred rows: rank n − 1
+    full = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(xs, y[:36])
+    proj = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(xs @ b, y[:36])
+    np.testing.assert_allclose(full.coef_, proj.coef_ @ b.T, atol=1e-5)
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(x, y))
+    scores, _ = probe_scores(x, y, splits)
+    assert scores.shape == (3,) and (scores > 0.5).all()

@@ -3,7 +3,8 @@
 All use the same seeded stratified k-fold split (k = min(folds, smallest class size)):
 
 * probe — standardised features → multinomial logistic regression (L2, C = 1) → balanced
-  accuracy on the held-out fold; mean ± sd over folds;
+  accuracy on the held-out fold; mean ± sd over folds (fitted in the training rows' span:
+  exact, and fast when d > n);
 * knn — cosine k-nearest neighbours (k = min(5, n_train − 1)), balanced accuracy, mean ± sd;
 * control — the probe on the *random-weights* features of the same architecture;
 * gain — probe − control, paired fold by fold, mean ± sd of the differences.
@@ -19,7 +20,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..errors import SignalUnavailable
@@ -43,16 +43,37 @@ def _splits(ctx: SignalContext) -> list[tuple[np.ndarray, np.ndarray]]:
     return ctx.memo["splits"]
 
 
+def row_space(x_train: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (d, r) of the span of the training rows, r = rank ≤ min(n_train, d).
+
+    An L2-penalised linear model's weights lie in that span (the loss gradient is a combination
+    of training rows), so fitting on ``x @ basis`` gives exactly the same predictions with
+    r instead of d coordinates — about 10× faster for n = 400, d = 1280.
+    """
+    _, s, vt = np.linalg.svd(x_train, full_matrices=False)
+    keep = s > s.max() * max(x_train.shape) * np.finfo(np.float64).eps if s.size else s.astype(bool)
+    return vt[keep].T
+
+
 def probe_scores(features: np.ndarray, labels: np.ndarray, splits) -> tuple[np.ndarray, int]:
-    """Balanced accuracy per fold of the logistic probe; also the number of unconverged fits."""
+    """Balanced accuracy per fold of the logistic probe; also the number of unconverged fits.
+
+    Per fold: standardise on the training part, project onto its row space (exact, see
+    :func:`row_space`), multinomial logistic regression with C = 1.
+    """
     scores, unconverged = [], 0
     for tr, te in splits:
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+        scaler = StandardScaler().fit(features[tr])
+        xtr, xte = scaler.transform(features[tr]), scaler.transform(features[te])
+        if xtr.shape[1] > 32:
+            basis = row_space(xtr)
+            xtr, xte = xtr @ basis, xte @ basis
+        clf = LogisticRegression(C=1.0, max_iter=1000)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            clf.fit(features[tr], labels[tr])
+            clf.fit(xtr, labels[tr])
         unconverged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        scores.append(balanced_accuracy_score(labels[te], clf.predict(features[te])))
+        scores.append(balanced_accuracy_score(labels[te], clf.predict(xte)))
     return np.array(scores), unconverged
 
 
