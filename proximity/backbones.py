@@ -187,10 +187,10 @@ def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | 
     """
     import timm
 
-    from .hub import hub_errors
+    from .hub import hub_errors, offline_unless_reachable
 
     torch.manual_seed(seed)
-    with hub_errors(spec.entry.id):
+    with hub_errors(spec.entry.id), offline_unless_reachable():
         try:
             model = timm.create_model(spec.create_name, pretrained=pretrained, num_classes=0, **spec.model_kwargs)
         except RuntimeError as exc:

@@ -7,15 +7,58 @@ see "not found", "gated" or "unreachable" with a hint, never an HTTP traceback.
 from __future__ import annotations
 
 import json
+import socket
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 
 def split_repo(locator: str) -> tuple[str, str | None]:
     """``'org/name@rev'`` → ``('org/name', 'rev')``."""
     repo, _, rev = locator.partition("@")
     return repo, (rev or None)
+
+
+@lru_cache(maxsize=None)
+def _probe(endpoint: str, timeout: float) -> bool:
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub endpoint answers a TCP connection (probed once per process).
+
+    False when ``HF_HUB_OFFLINE=1``. Without this probe an offline machine spends ~45 s of
+    client retries per model before failing.
+    """
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        return False
+    return _probe(constants.ENDPOINT, timeout)
+
+
+@contextmanager
+def offline_unless_reachable() -> Iterator[bool]:
+    """Run the block in huggingface_hub's offline mode when the Hub cannot be reached, so that
+    cached files load at once and missing ones fail at once. Yields whether the Hub is reachable."""
+    from huggingface_hub import constants
+
+    reachable = hub_reachable()
+    saved = constants.HF_HUB_OFFLINE
+    if not reachable:
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield reachable
+    finally:
+        constants.HF_HUB_OFFLINE = saved
 
 
 @contextmanager
@@ -33,10 +76,10 @@ def hub_errors(model: str) -> Iterator[None]:
         raise ModelNotFoundError(model, "no such repository on the Hub (or it is private: set HF_TOKEN)") from None
     except hf.RevisionNotFoundError:
         raise ModelNotFoundError(model, "the pinned revision does not exist in the repository") from None
+    except (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled):
+        raise HubUnavailableError(model, "the Hub is unreachable or offline mode is on, and the files are not in the local Hub cache") from None
     except hf.EntryNotFoundError as exc:
         raise ModelNotFoundError(model, f"a required file is missing from the repository ({exc.__class__.__name__})") from None
-    except hf.LocalEntryNotFoundError:
-        raise HubUnavailableError(model, "offline and not in the local Hub cache") from None
     except (OSError, ConnectionError) as exc:
         if exc.__class__.__module__.startswith(("huggingface_hub", "httpx", "requests", "urllib3")):
             raise HubUnavailableError(model, f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
@@ -52,7 +95,7 @@ def download_config(repo_locator: str, revision: str | None = None) -> tuple[dic
     from huggingface_hub import hf_hub_download
 
     repo, rev = split_repo(repo_locator)
-    with hub_errors(f"hf-hub:{repo_locator}"):
+    with hub_errors(f"hf-hub:{repo_locator}"), offline_unless_reachable():
         path = Path(hf_hub_download(repo, "config.json", revision=revision or rev))
     commit = path.parent.name if path.parent.parent.name == "snapshots" else (revision or rev or "")
     with open(path, encoding="utf-8") as fh:

@@ -103,3 +103,16 @@ def test_random_control_is_seeded_and_bn_reestimated(backbones):
         h = a.model.conv1[0](x)
     torch.testing.assert_close(bn.running_mean, h.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
     assert not bn.training and bn.momentum == 0.1
+
+
+def test_unreachable_hub_fails_fast_with_a_clear_reason(monkeypatch, target_dir, fresh_cache):
+    import time
+
+    import proximity
+    import proximity.hub as hubmod
+    monkeypatch.setattr(hubmod, "hub_reachable", lambda timeout=3.0: False)
+    t = time.perf_counter()
+    r = proximity.rank(target_dir, models=["timm:resnet18.a1_in1k", "hf-hub:org/tiny-resnet-offline"], sample=8)
+    assert time.perf_counter() - t < 20          # not ~45 s of client retries per model
+    assert [f.stage for f in r.failed] == ["fetch", "fetch"]
+    assert all("unreachable" in f.error for f in r.failed)
