@@ -24,9 +24,17 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int], None]
 
 
-def _entries(models: Sequence[str] | None, catalog: str | Path, failed: list[Failure]) -> list[CatalogEntry]:
+def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | Path], failed: list[Failure]) -> list[CatalogEntry]:
     if not models:
-        return [e for e in load_catalog(catalog)]
+        catalogs = [catalog] if isinstance(catalog, (str, Path)) else list(catalog)
+        seen: dict[str, CatalogEntry] = {}
+        for cat in catalogs:
+            for e in load_catalog(cat):
+                if e.id in seen:
+                    logger.warning("Entry '%s' of catalog '%s' is already in an earlier catalog; keeping the first.", e.id, cat)
+                    continue
+                seen[e.id] = e
+        return list(seen.values())
     out = []
     for m in models:
         try:
@@ -56,7 +64,7 @@ def _summary(s: Sample) -> SampleSummary:
 def rank(
     path_or_sample: str | Path | Sample,
     models: Sequence[str] | None = None,
-    catalog: str | Path = "default",
+    catalog: str | Path | Sequence[str | Path] = "default",
     labels: Literal["auto", "folders", "none"] | str | Path = "auto",
     sample: int | None = 500,
     seed: int = 0,
@@ -76,7 +84,8 @@ def rank(
     path_or_sample : a folder of images, or a :class:`~proximity.data.Sample`.
     models : ``--model`` strings (``timm:NAME``, ``hf-hub:ORG/NAME[@REV]``,
         ``local-dir:PATH``); when given, only these are ranked and ``catalog`` is ignored.
-    catalog : ``"default"``, ``"zoo"`` or a folder of TOML entries.
+    catalog : ``"default"``, ``"zoo"``, a folder of TOML entries, or a list of these (their
+        entries are ranked together; an id seen twice keeps its first entry).
     labels, sample, seed, intensity : see :func:`proximity.data.load_sample`.
     device : ``auto`` = CUDA, else MPS, else CPU.
     batch_size : images per forward batch.
@@ -122,13 +131,13 @@ def rank(
     for index, entry, signals, timings, cached in scored:
         fit = fit_score(signals, mode)
         risk, reason = estimate_risk(signals, folds)
-        candidates.append((sort_key(fit, signals["prior"].value, index), Candidate(
+        candidates.append((sort_key(fit, signals, index), Candidate(
             rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=risk, risk_band=band(risk),
             risk_reason=reason, signals=signals, timings=timings, cached=cached)))
     ranked = [c for _, c in sorted(candidates, key=lambda t: t[0])]
     for i, c in enumerate(ranked, 1):
         c.rank = i
-    settings = {"catalog": None if models else str(catalog), "sample": sample, "seed": seed, "labels": str(labels),
+    settings = {"catalog": None if models else ([str(catalog)] if isinstance(catalog, (str, Path)) else [str(c) for c in catalog]), "sample": sample, "seed": seed, "labels": str(labels),
                 "intensity": intensity, "device": str(dev), "batch_size": batch_size, "control": control, "folds": folds}
     return Ranking(sample=_summary(smp), ranking=ranked, failed=failed, mode=mode, settings=settings)
 

@@ -49,6 +49,7 @@ class BackboneSpec:
     data_config: dict[str, Any]      # resolved timm data config (input_size, mean, std, ...)
     preprocess: Preprocess
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    truncated_at: str = ""           # "features.39": the network is cut after this module
 
 
 @dataclass
@@ -106,6 +107,7 @@ def _timm_name_spec(entry: CatalogEntry, name: str) -> tuple[str, str, dict[str,
 
 
 def _repo_spec(entry: CatalogEntry, cfg: dict[str, Any], revision: str, create_name: str) -> tuple[str, str, dict[str, Any], str]:
+    """(create name, architecture, pretrained_cfg, revision) of a repo's config.json."""
     fmt = entry.format or ("timm" if "architecture" in cfg else "transformers" if "model_type" in cfg else "")
     if fmt == "transformers":
         raise UnsupportedModelError(
@@ -157,11 +159,15 @@ def resolve_spec(entry: CatalogEntry) -> BackboneSpec:
         with open(folder / "config.json", encoding="utf-8") as fh:
             cfg = json.load(fh)
         create, arch, pcfg, rev = _repo_spec(entry, cfg, _local_dir_revision(folder), f"local-dir:{folder}")
+    truncated = entry.truncated_at or (cfg.get("proximity", {}).get("truncated_at", "") if kind != "timm" else "")
+    if truncated and kind == "timm":
+        raise UnsupportedModelError(entry.id, "truncated_at needs a hf-hub: or local-dir: repo holding the truncated weights")
     pcfg = _overlay(pcfg, entry)
     data_config = resolve_data_config(pretrained_cfg=pcfg)
     return BackboneSpec(entry=entry, create_name=create, architecture=arch, revision=rev,
                         data_config=data_config, preprocess=Preprocess.from_data_config(data_config),
-                        model_kwargs={"in_chans": int(data_config["input_size"][0])} if entry.channels else {})
+                        model_kwargs={"in_chans": int(data_config["input_size"][0])} if entry.channels else {},
+                        truncated_at=truncated)
 
 
 def _overlay(pcfg: dict[str, Any], entry: CatalogEntry) -> dict[str, Any]:
@@ -192,7 +198,13 @@ def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | 
     torch.manual_seed(seed)
     with hub_errors(spec.entry.id), offline_unless_reachable():
         try:
-            model = timm.create_model(spec.create_name, pretrained=pretrained, num_classes=0, **spec.model_kwargs)
+            if spec.truncated_at:
+                model = truncate(timm.create_model(spec.create_name, pretrained=False, num_classes=0, **spec.model_kwargs),
+                                 spec.truncated_at)
+                if pretrained:
+                    _load_truncated_weights(model, spec)
+            else:
+                model = timm.create_model(spec.create_name, pretrained=pretrained, num_classes=0, **spec.model_kwargs)
         except RuntimeError as exc:
             if "size mismatch" in str(exc) or "Missing key" in str(exc) or "Unexpected key" in str(exc):
                 raise UnsupportedModelError(spec.entry.id, f"weights do not match the architecture: {str(exc)[:300]}") from None
@@ -202,6 +214,58 @@ def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | 
     model.to(dev)
     return Backbone(spec=spec, model=model, early_layers=find_early_layers(model),
                     feature_dim=int(getattr(model, "num_features", 0)), device=dev, pretrained=pretrained)
+
+
+class TruncatedBackbone(nn.Module):
+    """``features[: k + 1]`` of a timm network, globally average-pooled to (N, C).
+
+    Module names (``features.0`` …) are those of the original network, so checkpoint keys and
+    ``feature_info`` entries keep their meaning.
+    """
+
+    def __init__(self, features: nn.Sequential, feature_info: list[dict[str, Any]], truncated_at: str) -> None:
+        super().__init__()
+        self.features = features
+        self.feature_info = feature_info
+        self.truncated_at = truncated_at
+        convs = [m for m in features.modules() if isinstance(m, nn.Conv2d)]
+        self.num_features = convs[-1].out_channels if convs else 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean(dim=(2, 3))
+
+
+def truncate(model: nn.Module, truncated_at: str) -> TruncatedBackbone:
+    """Cut a timm network after module ``truncated_at`` (``'<sequential>.<index>'``)."""
+    parent, _, index = truncated_at.rpartition(".")
+    seq = model.get_submodule(parent) if parent else None
+    if not isinstance(seq, nn.Sequential) or not index.isdigit() or int(index) >= len(seq):
+        raise UnsupportedModelError(truncated_at, f"truncated_at must name an index of a Sequential (e.g. 'features.39'); got '{truncated_at}'")
+    k = int(index)
+    if parent != "features":
+        raise UnsupportedModelError(truncated_at, "only truncation inside the top-level 'features' Sequential is supported")
+    info = [f for f in (getattr(model, "feature_info", None) or [])
+            if f.get("module", "").startswith("features.") and int(f["module"].split(".")[1]) <= k]
+    return TruncatedBackbone(nn.Sequential(*list(seq)[: k + 1]), info, truncated_at)
+
+
+def _load_truncated_weights(model: nn.Module, spec: BackboneSpec) -> None:
+    from safetensors.torch import load_file
+
+    kind, rest = parse_source(spec.entry.source)
+    if kind == "local-dir":
+        path = Path(rest) / "model.safetensors"
+    else:
+        from huggingface_hub import hf_hub_download
+
+        from .hub import split_repo
+        repo, _ = split_repo(rest)
+        path = Path(hf_hub_download(repo, "model.safetensors", revision=spec.revision or None))
+    state = load_file(str(path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UnsupportedModelError(spec.entry.id, f"truncated weights do not match {spec.architecture} cut at "
+                                    f"{spec.truncated_at}: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
 
 def find_early_layers(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:

