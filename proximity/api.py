@@ -12,7 +12,7 @@ from .backbones import resolve_device, resolve_spec
 from .catalog import CatalogEntry, adhoc_entry, load_catalog
 from .data import Intensity, Sample, load_sample
 from .errors import (GatedModelError, HubUnavailableError, InvalidParameterError, ModelNotFoundError,
-                     ProximityError)
+                     ProximityError, UnsupportedModelError)
 from .evidence import collect_evidence
 from .ranking import fit_score, sort_key
 from .report import Candidate, Failure, Ranking, SampleSummary
@@ -48,6 +48,8 @@ def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | 
 def _stage(exc: BaseException, default: str) -> str:
     if isinstance(exc, (HubUnavailableError, GatedModelError, ModelNotFoundError)):
         return "fetch"
+    if isinstance(exc, UnsupportedModelError):
+        return getattr(exc, "stage", "load")
     return getattr(exc, "stage", default)
 
 
@@ -108,13 +110,13 @@ def rank(
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
             raise InvalidParameterError(name, "rank", f"an int in the range [{lo}, inf)", value)
     dev = resolve_device(device)
+    failed: list[Failure] = []
+    entries = _entries(models, catalog, failed)  # catalog and --model errors before any decoding
     if isinstance(path_or_sample, Sample):
         smp = path_or_sample
     else:
         cb = (lambda d, t: progress("sample", d, t)) if progress else None
         smp = load_sample(path_or_sample, labels=labels, sample=sample, seed=seed, intensity=intensity, progress=cb)
-    failed: list[Failure] = []
-    entries = _entries(models, catalog, failed)
     usable_labels = smp.labels is not None and smp.n_classes >= 2
     if smp.labels is not None and smp.n_classes < 2:
         logger.warning("Only one class (%s) in the sample: label-using signals are skipped.", smp.class_names)
@@ -126,11 +128,11 @@ def rank(
             failed.append(out)
         else:
             scored.append((index, entry, *out))
-    mode = "labels" if usable_labels and any(s["probe"].value is not None for *_, s, _t, _c in scored) else "label-free"
+    mode = "labels" if usable_labels and any(s["probe"].value is not None for *_, s, _t, _c, _k in scored) else "label-free"
     candidates = []
-    for index, entry, signals, timings, cached in scored:
+    for index, entry, signals, timings, cached, k in scored:
         fit = fit_score(signals, mode)
-        risk, reason = estimate_risk(signals, folds)
+        risk, reason = estimate_risk(signals, k)
         candidates.append((sort_key(fit, signals, index), Candidate(
             rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=risk, risk_band=band(risk),
             risk_reason=reason, signals=signals, timings=timings, cached=cached)))
@@ -152,8 +154,8 @@ def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: 
         cb = (lambda d, t: progress(entry.id, d, t)) if progress else None
         ev = collect_evidence(spec, smp, pretrained=True, device=dev, batch_size=batch_size, seed=seed,
                               use_cache=use_cache, progress=cb)
-    except Exception as exc:  # one failing backbone never stops the run
-        logger.warning("%s failed (%s): %s", entry.id, _stage(exc, stage), exc)
+    except Exception as exc:  # one failing backbone never stops the run (reported in Ranking.failed)
+        logger.info("%s failed (%s): %s", entry.id, _stage(exc, stage), exc)
         logger.debug("traceback", exc_info=True)
         return Failure(entry.id, _stage(exc, stage), _one_line(exc))
     ctl, ctl_reason, ctl_s = None, "random-weights control skipped (--no-control)" if not control else "", 0.0
@@ -177,7 +179,8 @@ def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: 
         logger.debug("traceback", exc_info=True)
         return Failure(entry.id, "signal", _one_line(exc))
     timings = {"evidence_s": ev.seconds, "control_s": ctl_s, "signals_s": time.perf_counter() - t0}
-    return signals, timings, ev.cached and (ctl is None or ctl.cached)
+    k = len(ctx.memo.get("splits", ())) or None  # the folds the probe really used
+    return signals, timings, ev.cached and (ctl is None or ctl.cached), k
 
 
 def _one_line(exc: BaseException) -> str:

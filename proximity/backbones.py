@@ -31,11 +31,13 @@ import torch
 from torch import nn
 
 from .catalog import CatalogEntry, parse_source
-from .errors import ModelNotFoundError, UnsupportedModelError
+from .errors import InvalidParameterError, ModelNotFoundError, UnsupportedModelError
 from .preprocess import Preprocess
 
-#: Images used to re-estimate the batch-norm statistics of the random-weights control.
+#: Images (shuffled, seeded) and batch size used to re-estimate the batch-norm statistics of the
+#: random-weights control — fixed, so that the control does not depend on ``--batch-size``.
 BN_REESTIMATE_IMAGES = 256
+BN_REESTIMATE_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,12 @@ def resolve_device(device: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    if device not in ("cpu", "cuda", "mps"):
+        raise InvalidParameterError("device", "rank", "one of 'auto', 'cpu', 'cuda', 'mps'", device)
     if device == "cuda" and not torch.cuda.is_available():
-        raise UnsupportedModelError("<device>", "--device cuda was asked but no CUDA device is available; use --device cpu or auto")
+        raise InvalidParameterError("device", "rank", "'cpu' or 'auto' here: no CUDA device is available", device)
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UnsupportedModelError("<device>", "--device mps was asked but MPS is not available; use --device cpu or auto")
+        raise InvalidParameterError("device", "rank", "'cpu' or 'auto' here: MPS is not available", device)
     return torch.device(device)
 
 
@@ -195,8 +199,9 @@ def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | 
 
     from .hub import hub_errors, offline_unless_reachable
 
-    torch.manual_seed(seed)
-    with hub_errors(spec.entry.id), offline_unless_reachable():
+    remote = spec.entry.kind != "local-dir"
+    with hub_errors(spec.entry.id), offline_unless_reachable(remote), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the caller's global RNG is left as it was (fork_rng)
         try:
             if spec.truncated_at:
                 model = truncate(timm.create_model(spec.create_name, pretrained=False, num_classes=0, **spec.model_kwargs),
@@ -266,6 +271,39 @@ def _load_truncated_weights(model: nn.Module, spec: BackboneSpec) -> None:
     if missing or unexpected:
         raise UnsupportedModelError(spec.entry.id, f"truncated weights do not match {spec.architecture} cut at "
                                     f"{spec.truncated_at}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def has_early_batchnorm(entry: CatalogEntry) -> bool | None:
+    """Whether the entry's architecture has early BN layers (see module docstring), built on the
+    meta device (no weights, no memory); None when the architecture is not known offline."""
+    import timm
+
+    try:
+        kind, rest = parse_source(entry.source)
+        args: dict[str, Any] = {}
+        if kind == "timm":
+            arch = rest.split(".")[0]
+        else:
+            if kind == "local-dir":
+                cfg_path = Path(rest) / "config.json"
+            else:
+                from huggingface_hub import try_to_load_from_cache
+
+                from .hub import split_repo
+                hit = try_to_load_from_cache(split_repo(rest)[0], "config.json", revision=entry.revision or None)
+                cfg_path = Path(hit) if isinstance(hit, str) else None
+            if cfg_path is None or not cfg_path.is_file():
+                return None
+            cfg = json.loads(cfg_path.read_text())
+            arch, args = cfg["architecture"], dict(cfg.get("model_args") or {})
+        args["num_classes"] = 0
+        with torch.device("meta"):
+            model = timm.create_model(arch, pretrained=False, **args)
+        if entry.truncated_at:
+            model = truncate(model, entry.truncated_at)
+        return bool(find_early_layers(model))
+    except Exception:  # unknown architecture, unreadable config: say "not known", never guess
+        return None
 
 
 def find_early_layers(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -61,7 +62,7 @@ def load_arrays(key: str) -> dict[str, np.ndarray] | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:  # truncated or foreign file: recompute
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # truncated or foreign: recompute
         logger.warning("Ignoring unreadable cache file %s: %s", path, exc)
         return None
 

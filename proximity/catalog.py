@@ -39,7 +39,7 @@ packaged into the wheel) and ``zoo`` (built by ``proximity zoo build`` in the us
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -236,8 +236,9 @@ def load_catalog(catalog: str | Path = "default") -> Catalog:
     if isinstance(catalog, str) and catalog in named:
         folder, name = named[catalog], catalog
         if not folder.is_dir() and catalog == "zoo":
-            raise CatalogNotFoundError(
-                "zoo (not built yet: run `proximity zoo build` first)", list(named))
+            raise CatalogNotFoundError("zoo", list(named), (
+                f"The catalog 'zoo' is not built yet (no {folder}). Run `proximity zoo build` "
+                "first (it needs `pip install 'proximity[zoo]'`)."))
     else:
         folder, name = Path(catalog), str(catalog)
     if folder.is_file() and folder.suffix == ".toml":
@@ -271,8 +272,7 @@ def validate_catalog(catalog: str | Path = "default") -> list[str]:
         for ds in e.datasets:
             if ds not in known_datasets:
                 warnings.append(f"{e.id}: dataset '{ds}' is not mapped in domains.toml")
-        facts = [f.name for f in fields(CatalogEntry) if f.name in ("imagenet_top1", "params_m", "license")]
-        for fact in facts:
+        for fact in ("imagenet_top1", "params_m", "license"):
             if getattr(e, fact) not in (None, "") and not any(k.endswith(fact) for k in e.provenance):
                 warnings.append(f"{e.id}: fact '{fact}' has no provenance")
     return warnings

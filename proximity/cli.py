@@ -15,6 +15,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import ProximityError
 
@@ -49,7 +50,7 @@ class IntensityOpt(str, Enum):
 def _fail(exc: BaseException, code: int = 2) -> None:
     if os.environ.get("PROXIMITY_DEBUG"):
         raise exc
-    err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     err.print("[dim](set PROXIMITY_DEBUG=1 for the traceback)[/]")
     raise typer.Exit(code)
 
@@ -59,7 +60,8 @@ def _setup_logging(quiet: bool) -> None:
 
     handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, handlers=[handler], format="%(message)s", force=True)
-    logging.getLogger("proximity").setLevel(logging.DEBUG if os.environ.get("PROXIMITY_DEBUG") else logging.WARNING)
+    level = logging.DEBUG if os.environ.get("PROXIMITY_DEBUG") else logging.ERROR if quiet else logging.WARNING
+    logging.getLogger("proximity").setLevel(level)
 
 
 @app.command("rank", epilog=(
@@ -92,6 +94,10 @@ def rank_cmd(
     if model and catalog:
         _fail(typer.BadParameter("give either --model (ad-hoc candidates) or --catalog, not both"))
     progress = None if quiet or not err.is_terminal else _Progress()
+    if not quiet:
+        err.print(f"[dim]Ranking {'the --model candidates' if model else 'catalog ' + ', '.join(catalog or ['default'])} on up to "
+                  f"{sample} images: one forward pass per backbone{'' if no_control else ' plus one random-weights control pass'}"
+                  " (first runs download weights; -n and --no-control make it faster).[/]", highlight=False)
     try:
         with progress if progress else _nullcontext():
             result = api.rank(path, models=model or None, catalog=catalog or ["default"], labels=labels, sample=sample,
@@ -186,11 +192,12 @@ def catalog_list(
         for col in ("id", "domain", "method", "params (M)", "IN top-1", "license", "signals"):
             t.add_column(col, overflow="fold")
         for r in rows:
-            t.add_row(r["id"], r["domain"], r["method"], _num(r["params_m"]), _num(r["imagenet_top1"]),
+            t.add_row(escape(r["id"]), r["domain"], r["method"], _num(r["params_m"]), _num(r["imagenet_top1"]),
                       r["license"], r["signals"] if r["loadable"] else "[red]not loadable[/]")
         console = Console()
         console.print(t)
-        console.print("[dim]* needs labels   † needs batch-norm early layers   `proximity catalog show ID` for sources and provenance[/]")
+        console.print("[dim]* needs labels   ? not known until the model's config is fetched   "
+                      "`proximity catalog show ID` for sources and provenance[/]")
 
 
 def _num(x) -> str:
@@ -198,13 +205,17 @@ def _num(x) -> str:
 
 
 def _supported(e) -> str:
+    """Signals this entry supports: prior only with facts; early_shift only with early BN layers
+    (checked on the architecture built on the meta device: no weights, no memory)."""
+    from .backbones import has_early_batchnorm
     from .signals import SIGNALS
 
+    bn = has_early_batchnorm(e)
     out = []
     for name, s in SIGNALS.items():
-        if "facts" in s.needs and e.imagenet_top1 is None:
+        if ("facts" in s.needs and e.imagenet_top1 is None) or ("batchnorm" in s.needs and bn is False):
             continue
-        out.append(name + ("*" if "labels" in s.needs else "") + ("†" if "batchnorm" in s.needs else ""))
+        out.append(name + ("*" if "labels" in s.needs else "") + ("?" if "batchnorm" in s.needs and bn is None else ""))
     return " ".join(out)
 
 
@@ -273,7 +284,7 @@ def zoo_build(
         t.add_column(col, overflow="fold")
     colour = {"built": "green", "up-to-date": "green", "missing": "yellow", "failed": "red"}
     for r in results:
-        t.add_row(r.id, f"[{colour[r.status]}]{r.status}[/]", r.detail)
+        t.add_row(r.id, f"[{colour[r.status]}]{r.status}[/]", escape(r.detail))
     Console().print(t)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)

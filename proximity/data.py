@@ -131,8 +131,21 @@ def to_float(img: np.ndarray, intensity: Intensity = "auto") -> np.ndarray:
     return np.clip((x - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0).astype(np.float32, copy=False)
 
 
+def _png_16bit_colour(path: Path) -> bool:
+    """True for a 16-bit RGB/RGBA PNG (IHDR bit depth 16, colour type 2 or 6)."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 6)
+
+
 def decode_image(path: Path, max_side: int = 1024) -> np.ndarray:
-    """Decode one file to a compact native array (see :class:`Sample`). Raises OSError/ValueError."""
+    """Decode one file to a compact native array (see :class:`Sample`). Raises OSError/ValueError.
+
+    Pillow reads 16-bit *colour* PNGs at 8 bits (their high bytes); proximity warns when it
+    meets one (16-bit greyscale PNG and TIFF keep their 16 bits).
+    """
+    if path.suffix.lower() == ".png" and _png_16bit_colour(path):
+        logger.warning("%s is a 16-bit colour PNG: Pillow decodes it at 8 bits per channel.", path)
     with Image.open(path) as im:
         im.load()
         im = ImageOps.exif_transpose(im)
@@ -199,7 +212,11 @@ def _labels_from(root: Path, files: list[Path], labels: str | Path) -> tuple[lis
     if labels not in ("auto", "folders"):
         raise InvalidParameterError("labels", "rank", "'auto', 'folders', 'none' or a path to a .csv file", labels)
     if at_root:
-        return None, "none", f"{len(at_root)} image(s) lie directly in the folder, so no labels were inferred", [], files
+        note = f"{len(at_root)} image(s) lie directly in the folder, so no labels were inferred"
+        if len(at_root) < len(rel):
+            logger.warning("Running label-free: %s (e.g. '%s') next to sub-folders. Move them into class folders, "
+                           "or pass --labels none to silence this.", note, at_root[0])
+        return None, "none", note, [], files
     return [r.parts[0] for r in rel], "folders", "labels from first-level sub-folders", [], files
 
 

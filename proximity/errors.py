@@ -66,12 +66,12 @@ class CatalogError(ProximityError, ValueError):
 class CatalogNotFoundError(ProximityError, FileNotFoundError):
     """A named catalog or catalog path does not exist."""
 
-    def __init__(self, name: str, known: Sequence[str]) -> None:
+    def __init__(self, name: str, known: Sequence[str], message: str | None = None) -> None:
         self.name, self.known = name, tuple(known)
-        super().__init__(
+        super().__init__(message or (
             f"Unknown catalog '{name}': it is neither a named catalog ({', '.join(known)}) "
             "nor a folder of TOML entries. Pass --catalog default, or a path to a folder."
-        )
+        ))
 
 
 class EntryNotFoundError(ProximityError, KeyError):

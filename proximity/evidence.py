@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from . import cache
-from .backbones import BN_REESTIMATE_IMAGES, Backbone, BackboneSpec, open_backbone, reestimate_batchnorm
+from .backbones import (BN_REESTIMATE_BATCH, BN_REESTIMATE_IMAGES, Backbone, BackboneSpec, open_backbone,
+                        reestimate_batchnorm)
 from .data import Sample
 from .errors import NumericalError
 
@@ -42,7 +43,7 @@ class Evidence:
     image_vars: list[np.ndarray]            # per layer (n, C_l) float64
     source_means: list[np.ndarray]          # per layer (C_l,) BN running_mean
     source_vars: list[np.ndarray]           # per layer (C_l,) BN running_var
-    seconds: float                          # wall time of the pass (0 when read from cache)
+    seconds: float                          # wall time of the pass that computed it (kept in the cache)
     cached: bool = False
 
     @property
@@ -76,7 +77,8 @@ class Evidence:
 def evidence_ingredients(spec: BackboneSpec, sample: Sample, *, pretrained: bool, seed: int) -> dict:
     """Every ingredient of the evidence cache key."""
     return {"source": spec.entry.source, "revision": spec.revision, "preprocess": spec.preprocess.describe(),
-            "weights": "pretrained" if pretrained else f"random:seed={seed}:bn={BN_REESTIMATE_IMAGES}",
+            "truncated_at": spec.truncated_at, "model_kwargs": spec.model_kwargs,
+            "weights": "pretrained" if pretrained else f"random:seed={seed}:bn={BN_REESTIMATE_IMAGES}x{BN_REESTIMATE_BATCH}",
             "sample": sample.fingerprint}
 
 
@@ -94,13 +96,18 @@ def collect_evidence(
     """Return the evidence for ``spec`` on ``sample``, from the cache or from one forward pass.
 
     With ``pretrained=False`` this is the random-weights control: timm's initialisation under
-    ``seed``, BN statistics first re-estimated on up to ``BN_REESTIMATE_IMAGES`` sample images.
+    ``seed``, BN statistics first re-estimated on up to ``BN_REESTIMATE_IMAGES`` sample images in
+    a seeded random order (batches of ``BN_REESTIMATE_BATCH``, never class-sorted), averaged over
+    batches as ``torch.optim.swa_utils.update_bn`` does.
     """
     key = cache.evidence_key(evidence_ingredients(spec, sample, pretrained=pretrained, seed=seed))
     if use_cache:
         hit = cache.load_arrays(key)
-        if hit is not None:
-            ev = Evidence.from_arrays(hit)
+        try:
+            ev = Evidence.from_arrays(hit) if hit is not None else None
+        except KeyError:  # an older or foreign file under this key: recompute
+            ev = None
+        if ev is not None:
             if ev.n == sample.n:
                 if progress is not None:
                     progress(sample.n, sample.n)
@@ -109,7 +116,7 @@ def collect_evidence(
     backbone = open_backbone(spec, pretrained=pretrained, device=device, seed=seed)
     if not pretrained:
         sub = _subsample(sample, BN_REESTIMATE_IMAGES, seed)
-        reestimate_batchnorm(backbone, (spec.preprocess(b) for b in sub.batches(batch_size)))
+        reestimate_batchnorm(backbone, (spec.preprocess(b) for b in sub.batches(BN_REESTIMATE_BATCH)))
     try:
         ev = forward_pass(backbone, sample, batch_size=batch_size, progress=progress)
     except Exception as exc:
@@ -122,9 +129,8 @@ def collect_evidence(
 
 
 def _subsample(sample: Sample, n: int, seed: int) -> Sample:
-    if sample.n <= n:
-        return sample
-    idx = np.sort(np.random.default_rng(seed).choice(sample.n, n, replace=False))
+    """Up to ``n`` images in a seeded random order (a sorted sample would give class-pure batches)."""
+    idx = np.random.default_rng(seed).permutation(sample.n)[:n]
     return Sample(root=sample.root, paths=[sample.paths[i] for i in idx], images=[sample.images[i] for i in idx],
                   labels=None, class_names=[], intensity=sample.intensity)
 

@@ -7,9 +7,10 @@ see "not found", "gated" or "unreachable" with a hint, never an HTTP traceback.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import time
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
@@ -21,7 +22,11 @@ def split_repo(locator: str) -> tuple[str, str | None]:
     return repo, (rev or None)
 
 
-@lru_cache(maxsize=None)
+_PROBES: dict[str, tuple[bool, float]] = {}
+#: How long a failed probe is trusted before the endpoint is probed again (seconds).
+PROBE_TTL = 60.0
+
+
 def _probe(endpoint: str, timeout: float) -> bool:
     parts = urlsplit(endpoint)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -33,24 +38,39 @@ def _probe(endpoint: str, timeout: float) -> bool:
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub endpoint answers a TCP connection (probed once per process).
+    """Whether the Hub endpoint answers a TCP connection.
 
-    False when ``HF_HUB_OFFLINE=1``. Without this probe an offline machine spends ~45 s of
-    client retries per model before failing.
+    False when ``HF_HUB_OFFLINE=1``; True when an HTTP(S) proxy is configured (the proxy is the
+    judge then). A success is remembered for the process, a failure for ``PROBE_TTL`` seconds.
+    Without this probe an offline machine spends ~45 s of client retries per model.
     """
     from huggingface_hub import constants
 
     if constants.is_offline_mode():
         return False
-    return _probe(constants.ENDPOINT, timeout)
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    known = _PROBES.get(constants.ENDPOINT)
+    if known is not None and (known[0] or time.monotonic() - known[1] < PROBE_TTL):
+        return known[0]
+    ok = _probe(constants.ENDPOINT, timeout)
+    _PROBES[constants.ENDPOINT] = (ok, time.monotonic())
+    return ok
 
 
 @contextmanager
-def offline_unless_reachable() -> Iterator[bool]:
+def offline_unless_reachable(remote: bool = True) -> Iterator[bool]:
     """Run the block in huggingface_hub's offline mode when the Hub cannot be reached, so that
-    cached files load at once and missing ones fail at once. Yields whether the Hub is reachable."""
+    cached files load at once and missing ones fail at once. Yields whether the Hub is reachable.
+
+    ``remote=False`` (a local source) neither probes nor changes anything. The offline switch is
+    huggingface_hub's process-wide ``constants.HF_HUB_OFFLINE``, restored on exit.
+    """
     from huggingface_hub import constants
 
+    if not remote:
+        yield True
+        return
     reachable = hub_reachable()
     saved = constants.HF_HUB_OFFLINE
     if not reachable:

@@ -4,7 +4,8 @@ Input: float32 images in ``[0, 1]`` from :meth:`proximity.data.Sample.batches` (
 ``(H, W, C)``). The steps follow timm's evaluation transform, from the backbone's own data
 config (``input_size``, ``crop_pct``, ``crop_mode``, ``interpolation``, ``mean``, ``std``):
 
-1. **channels** — alpha is dropped (``LA`` → 1 channel, ``RGBA`` → 3); a 1-channel image for a
+1. **channels** — images whose channel count equals the model's pass unchanged; otherwise alpha
+   is dropped (``LA`` → 1 channel, ``RGBA`` → 3); a 1-channel image for a
    3-channel model is repeated; a 3-channel image for a 1-channel model becomes luminance
    ``0.299 R + 0.587 G + 0.114 B``; any other mismatch (e.g. 6-band images, 3-channel model)
    is an error that names the numbers: no silent guess.
@@ -101,7 +102,9 @@ def _per_channel(values: Any, c: int) -> Sequence[float]:
 
 def _adapt_channels(x: torch.Tensor, want: int) -> torch.Tensor:
     have = x.shape[0]
-    if have in (2, 4):  # grey+alpha, RGB+alpha: drop alpha
+    if have == want:
+        return x
+    if have in (2, 4):  # grey+alpha, RGB+alpha for a model that does not take 2/4 channels: drop alpha
         x, have = x[: have - 1], have - 1
     if have == want:
         return x

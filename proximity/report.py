@@ -161,22 +161,17 @@ def _cell(s: SignalValue | None, pct: bool = False, digits: int = 2) -> str:
     return f"{s.value:.{digits}f}{sd}"
 
 
-def _short(reason: str) -> str:
-    """First clause of a reason, for the table's notes column."""
-    for sep in (" (", ";", ":"):
-        reason = reason.split(sep)[0]
-    return reason[:48]
-
-
 def render_table(r: Ranking, console=None) -> None:
     """Print the Rich table (rank, model, domain, fit, key signals, risk, notes) and what failed."""
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
     console = console or Console()
     s = r.sample
-    console.print(f"[bold]Sample[/]: {s.n_images} images from {s.path} ({s.labels}"
-                  + (f", {s.n_classes} classes" if s.n_classes else "") + f"); {len(s.skipped)} skipped.  "
+    console.print(f"[bold]Sample[/]: {s.n_images} images from {escape(s.path)} — {escape(s.labels_note)}"
+                  + (f", {s.n_classes} classes" if s.n_classes else "") + f"; {len(s.skipped)} skipped.  "
                   f"Ranking mode: [bold]{r.mode}[/]", highlight=False)
     t = Table(show_lines=False, pad_edge=False, header_style="bold")
     t.add_column("#", justify="right")
@@ -189,18 +184,18 @@ def render_table(r: Ranking, console=None) -> None:
     colour = {"low": "green", "medium": "yellow", "high": "red", "unknown": "dim"}
     for c in r.ranking:
         risk = f"[{colour[c.risk_band]}]{c.risk_band}" + (f" {c.risk:.2f}" if c.risk is not None else "") + "[/]"
-        notes = [f"no {n}: {_short(v.reason)}" for n, v in c.signals.items()
+        notes = [f"no {n}" + (" (no BN)" if "batch-norm" in v.reason else "") for n, v in c.signals.items()
                  if v.value is None and n in ("early_shift", "probe")]
-        t.add_row(str(c.rank), c.model, c.domain, "—" if c.fit is None else f"{c.fit:.3f}",
+        t.add_row(str(c.rank), escape(c.model), escape(c.domain), "—" if c.fit is None else f"{c.fit:.3f}",
                   _cell(c.signals.get("probe"), pct=True), _cell(c.signals.get("gain"), pct=True),
                   _cell(c.signals.get("early_shift")), _cell(c.signals.get("prior"), digits=1),
-                  risk, "; ".join((["cached"] if c.cached else []) + notes))
+                  risk, escape("; ".join((["cached"] if c.cached else []) + notes)))
     console.print(t)
     for f in r.failed:
-        console.print(f"[red]failed[/] {f.model} ({f.stage}): {f.error}", highlight=False)
+        console.print(f"[red]failed[/] {escape(f.model)} ({f.stage}): {escape(f.error)}", highlight=False)
     if s.skipped:
         shown = ", ".join(f"{x['path']} ({x['reason']})" for x in s.skipped[:5])
         more = f" and {len(s.skipped) - 5} more" if len(s.skipped) > 5 else ""
-        console.print(f"[yellow]skipped[/] {shown}{more}", highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(shown)}{more}", highlight=False)
     console.print("[dim]probe/gain: balanced accuracy (%) ± sd over folds; shift: early_shift (lower = closer); "
                   "risk v0 is uncalibrated. --format json for every signal with its reason.[/]")

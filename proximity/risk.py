@@ -35,7 +35,10 @@ def band(risk: float | None) -> str:
 
 
 def estimate_risk(signals: Mapping[str, SignalValue], n_folds: int | None = None) -> tuple[float | None, str]:
-    """Return (risk in [0, 1] or None, one-line reason naming the evidence)."""
+    """Return (risk in [0, 1] or None, one-line reason naming the evidence).
+
+    ``n_folds`` is the number of folds the probe really used (k of the module docstring).
+    """
     gain = signals.get("gain")
     shift = signals.get("early_shift")
     if gain is not None and gain.value is not None:
@@ -51,7 +54,8 @@ def estimate_risk(signals: Mapping[str, SignalValue], n_folds: int | None = None
     if shift is not None and shift.value is not None:
         risk = shift.value / (shift.value + 1.0)
         closeness = "near" if shift.value < 0.25 else "far from" if shift.value > 1.0 else "moderately far from"
-        return risk, (f"label-free: early-layer statistics {closeness} the pretraining data "
+        basis = "label-free" if gain is None or not gain.reason or "no labels" in gain.reason else f"no gain ({gain.reason})"
+        return risk, (f"{basis}: early-layer statistics {closeness} the pretraining data "
                       f"(shift {shift.value:.2f}); uncalibrated")
     missing = gain.reason if gain is not None and gain.reason else "no probe gain"
     return None, f"unknown: {missing}; and no early-layer statistics"

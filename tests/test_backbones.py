@@ -116,3 +116,45 @@ def test_unreachable_hub_fails_fast_with_a_clear_reason(monkeypatch, target_dir,
     assert time.perf_counter() - t < 20          # not ~45 s of client retries per model
     assert [f.stage for f in r.failed] == ["fetch", "fetch"]
     assert all("unreachable" in f.error for f in r.failed)
+
+
+def test_offline_switch_is_restored_and_local_sources_never_probe(monkeypatch):
+    from huggingface_hub import constants
+
+    import proximity.hub as hubmod
+    calls = []
+    monkeypatch.setattr(hubmod, "hub_reachable", lambda timeout=3.0: calls.append(1) or False)
+    before = constants.HF_HUB_OFFLINE
+    with hubmod.offline_unless_reachable() as ok:
+        assert ok is False and constants.HF_HUB_OFFLINE is True
+    assert constants.HF_HUB_OFFLINE == before and calls == [1]
+    with hubmod.offline_unless_reachable(remote=False):
+        pass
+    assert calls == [1]
+
+
+def test_has_early_batchnorm_per_architecture(backbones):
+    from proximity.backbones import has_early_batchnorm
+    assert has_early_batchnorm(CatalogEntry(id="r", source="timm:resnet18.a1_in1k")) is True
+    assert has_early_batchnorm(CatalogEntry(id="v", source="timm:vit_small_patch16_224.augreg_in21k_ft_in1k")) is False
+    assert has_early_batchnorm(adhoc_entry(f"local-dir:{backbones['A']}")) is True
+    assert has_early_batchnorm(CatalogEntry(id="h", source="hf-hub:org/never-fetched")) is None
+
+
+def test_random_control_leaves_the_global_rng_alone(backbones):
+    spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    open_backbone(spec, pretrained=False, seed=7)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_device_errors_are_parameter_errors():
+    from proximity.backbones import resolve_device
+    from proximity.errors import InvalidParameterError
+    with pytest.raises(InvalidParameterError, match="'device' parameter of rank"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidParameterError, match="no CUDA device"):
+            resolve_device("cuda")

@@ -58,13 +58,14 @@ def test_relative_local_dir_resolves_against_the_entry(tmp_path):
     assert e.id == "m" and e.kind == "local-dir"
 
 
-def test_catalog_lookups_and_errors(tmp_path):
+def test_catalog_lookups_and_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROXIMITY_DATA_DIR", str(tmp_path / "empty-data"))
     assert DEFAULT.get("resnet18.a1_in1k").imagenet_top1 == pytest.approx(73.158)
     with pytest.raises(EntryNotFoundError, match="Did you mean: resnet18.a1_in1k"):
         DEFAULT.get("resnet18")
     with pytest.raises(CatalogNotFoundError, match="Unknown catalog '.*nope': it is neither"):
         load_catalog(tmp_path / "nope")
-    with pytest.raises(CatalogNotFoundError, match="proximity zoo build"):
+    with pytest.raises(CatalogNotFoundError, match=r"The catalog 'zoo' is not built yet .* Run `proximity zoo build`"):
         load_catalog("zoo")
     with pytest.raises(CatalogError, match="holds no"):
         load_catalog(tmp_path)

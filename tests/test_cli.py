@@ -138,3 +138,31 @@ def test_channel_mismatch_fails_at_forward_with_the_numbers(backbones, fresh_cac
     r = proximity.rank(proximity.sample_from_arrays(imgs), models=[f"local-dir:{backbones['A']}"])
     assert r.ranking == [] and r.failed[0].stage == "forward"
     assert "expects 3-channel input but the images have 6 channels" in r.failed[0].error
+
+
+def test_transformers_repo_is_reported_at_load_stage(hub, target_dir, backbones, fresh_cache):
+    import json as _json
+    hub.add_repo("org/tiny-vit-tf", {"config.json": _json.dumps({"model_type": "vit"}).encode()})
+    r = proximity.rank(target_dir, models=["hf-hub:org/tiny-vit-tf", f"local-dir:{backbones['A']}"], sample=8, control=False)
+    assert [c.model for c in r.ranking] == [f"local-dir:{backbones['A']}"]
+    assert r.failed[0].stage == "load" and "transformers-format repo" in r.failed[0].error
+
+
+def test_quiet_silences_warnings_and_brackets_in_paths_are_printed(backbones, tmp_path, fresh_cache):
+    from conftest import S
+    imgs, labels = S.gratings(4, [0, 90], np.random.default_rng(0))
+    d = S.write_folder(tmp_path / "scans[/old]", imgs, labels)
+    S.write_folder(d, imgs[:1], None)                         # one loose image: auto → label-free + warning
+    args = ["rank", d, "--model", f"local-dir:{backbones['A']}", "-n", "8"]
+    loud = _run(*args)
+    assert loud.exit_code == 0, loud.output
+    assert "Running label-free" in loud.stderr and "scans[/old]" in loud.stdout
+    quiet = _run(*args, "--quiet")
+    assert quiet.exit_code == 0 and "Running label-free" not in quiet.stderr
+
+
+def test_catalog_list_shows_per_entry_signals():
+    rows = {r["id"]: r["signals"] for r in json.loads(_run("catalog", "list", "-f", "json").stdout)}
+    assert "early_shift" in rows["resnet18.a1_in1k"]
+    assert "early_shift" not in rows["vit_small_patch16_224.augreg_in21k_ft_in1k"]
+    assert "prior" in rows["resnet18.a1_in1k"]

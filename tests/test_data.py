@@ -75,6 +75,12 @@ def test_corrupt_file_is_skipped_named_and_replaced(folder):
     s = load_sample(folder, sample=None)
     assert s.n == 40 and [k.path for k in s.skipped] == ["cat/broken.png"]
     assert "cannot decode" in s.skipped[0].reason
+    for i in range(10):  # dog: 10 readable + 10 broken files
+        (folder / "dog" / f"zz{i}.jpg").write_bytes(b"\xff\xd8 broken")
+    s = load_sample(folder, sample=20)
+    assert np.bincount(s.labels).tolist() == [12, 8]     # quotas 30:20 of 20, met despite the broken files
+    assert any(k.path.startswith("dog/zz") for k in s.skipped)
+    assert all(not p.startswith("dog/zz") for p in s.paths)
 
 
 def test_empty_and_missing_folders(tmp_path):
@@ -139,3 +145,23 @@ def test_sample_from_arrays():
     assert s.n == 3 and s.labels.tolist() == [0, 1, 0]
     with pytest.raises(LabelsError):
         sample_from_arrays([np.zeros((4, 4), np.uint8)], ["a", "b"])
+
+
+def test_mixed_layout_warns_in_auto_mode(folder, caplog):
+    _png(folder / "loose.png", np.zeros((4, 4), np.uint8))
+    with caplog.at_level("WARNING", logger="proximity"):
+        load_sample(folder)
+    assert "Running label-free" in caplog.text and "loose.png" in caplog.text
+
+
+def test_16bit_colour_png_is_named_in_a_warning(tmp_path, caplog):
+    import zlib, struct
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\x00" + np.full((2, 3), 3000, ">u2").tobytes() for _ in range(2))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 16, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    (tmp_path / "rgb16.png").write_bytes(png)
+    with caplog.at_level("WARNING", logger="proximity"):
+        img = decode_image(tmp_path / "rgb16.png")
+    assert img.shape == (2, 2, 3) and "16-bit colour PNG" in caplog.text

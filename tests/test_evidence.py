@@ -38,16 +38,40 @@ def test_cache_hit_skips_the_forward_pass_and_key_covers_ingredients(backbones, 
     second = collect_evidence(spec, sample)
     assert second.cached
     np.testing.assert_array_equal(first.features, second.features)
-    base = evidence_ingredients(spec, sample, pretrained=True, seed=0)
-    assert base != evidence_ingredients(spec, sample, pretrained=False, seed=0)
-    assert base != evidence_ingredients(spec, load_sample(target_dir, sample=16, seed=1), pretrained=True, seed=0)
+    import dataclasses
+
+    from proximity.preprocess import Preprocess
+    from proximity.cache import evidence_key
+    base = evidence_key(evidence_ingredients(spec, sample, pretrained=True, seed=0))
+    variants = [
+        evidence_ingredients(spec, sample, pretrained=False, seed=0),
+        evidence_ingredients(spec, sample, pretrained=False, seed=1) | {"weights": "x"},
+        evidence_ingredients(spec, load_sample(target_dir, sample=16, seed=1), pretrained=True, seed=0),
+        evidence_ingredients(dataclasses.replace(spec, revision="other"), sample, pretrained=True, seed=0),
+        evidence_ingredients(dataclasses.replace(spec, truncated_at="features.3"), sample, pretrained=True, seed=0),
+        evidence_ingredients(dataclasses.replace(spec, preprocess=dataclasses.replace(spec.preprocess, crop_pct=0.5)),
+                             sample, pretrained=True, seed=0),
+    ]
+    keys = {evidence_key(v) for v in variants}
+    assert len(keys) == len(variants) and base not in keys
 
 
 def test_unreadable_cache_file_is_recomputed(backbones, target_dir, fresh_cache):
     sample = load_sample(target_dir, sample=8)
     spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['B']}"))
     collect_evidence(spec, sample)
-    for f in fresh_cache.rglob("*.npz"):
+    files = list(fresh_cache.rglob("*.npz"))
+    for f in files:
         f.write_bytes(b"truncated")
     again = collect_evidence(spec, sample)
     assert not again.cached and again.n == 8
+    for f in files:                      # a zip cut in the middle (interrupted copy)
+        f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+    assert not collect_evidence(spec, sample).cached
+
+
+def test_control_bn_subsample_is_shuffled_not_class_sorted(target_dir):
+    from proximity.evidence import _subsample
+    sample = load_sample(target_dir)
+    sub = _subsample(sample, 40, seed=0)
+    assert sorted(sub.paths) != sub.paths and set(sub.paths) <= set(sample.paths) and sub.n == 40

