@@ -155,14 +155,14 @@ def _cell(s: SignalValue | None, pct: bool = False, digits: int = 2) -> str:
     if s is None or s.value is None:
         return "—"
     if pct:
-        sd = f" ±{s.sd * 100:.1f}" if s.sd is not None else ""
+        sd = f"±{s.sd * 100:.1f}" if s.sd is not None else ""
         return f"{s.value * 100:.1f}{sd}"
-    sd = f" ±{s.sd:.{digits}f}" if s.sd is not None else ""
+    sd = f"±{s.sd:.{digits}f}" if s.sd is not None else ""
     return f"{s.value:.{digits}f}{sd}"
 
 
 def render_table(r: Ranking, console=None) -> None:
-    """Print the Rich table (rank, model, domain, fit, key signals, risk, notes) and what failed."""
+    """Print the Rich table (rank, model and domain, fit, key signals, risk), notes and failures."""
     from rich.console import Console
     from rich.table import Table
 
@@ -175,24 +175,30 @@ def render_table(r: Ranking, console=None) -> None:
                   f"Ranking mode: [bold]{r.mode}[/]", highlight=False)
     t = Table(show_lines=False, pad_edge=False, header_style="bold")
     t.add_column("#", justify="right")
-    t.add_column("model", overflow="fold", min_width=14)
-    t.add_column("domain", overflow="fold")
+    t.add_column("model (domain)", overflow="fold", min_width=14)
     for col in ("fit", "probe %", "gain %", "shift", "prior"):
         t.add_column(col, justify="right")
     t.add_column("risk")
-    t.add_column("notes", overflow="fold")
     colour = {"low": "green", "medium": "yellow", "high": "red", "unknown": "dim"}
+    notes = []
     for c in r.ranking:
         risk = f"[{colour[c.risk_band]}]{c.risk_band}" + (f" {c.risk:.2f}" if c.risk is not None else "") + "[/]"
-        notes = [f"no {n}" + (" (no BN)" if "batch-norm" in v.reason else "") for n, v in c.signals.items()
-                 if v.value is None and n in ("early_shift", "probe")]
-        t.add_row(str(c.rank), escape(c.model), escape(c.domain), "—" if c.fit is None else f"{c.fit:.3f}",
+        t.add_row(str(c.rank), f"{escape(c.model)}\n[dim]{escape(c.domain)}[/]", "—" if c.fit is None else f"{c.fit:.3f}",
                   _cell(c.signals.get("probe"), pct=True), _cell(c.signals.get("gain"), pct=True),
-                  _cell(c.signals.get("early_shift")), _cell(c.signals.get("prior"), digits=1),
-                  risk, escape("; ".join((["cached"] if c.cached else []) + notes)))
+                  _cell(c.signals.get("early_shift")), _cell(c.signals.get("prior"), digits=1), risk)
+        notes += [f"#{c.rank} no {n}: {v.reason}" for n, v in c.signals.items()
+                  if v.value is None and n in ("early_shift", "probe", "gain")]
     console.print(t)
-    for f in r.failed:
-        console.print(f"[red]failed[/] {escape(f.model)} ({f.stage}): {escape(f.error)}", highlight=False)
+    for note in dict.fromkeys(notes):
+        console.print(f"[dim]{escape(note)}[/]", highlight=False)
+    if r.ranking and all(c.cached for c in r.ranking):
+        console.print("[dim]evidence read from the cache (--no-cache recomputes it)[/]")
+    groups: dict[tuple[str, str], list[str]] = {}
+    for f in r.failed:  # the same reason for many models is said once
+        groups.setdefault((f.stage, f.error.replace(f"'{f.model}'", "'…'")), []).append(f.model)
+    for (stage, error), models in groups.items():
+        who = models[0] if len(models) == 1 else f"{len(models)} backbones ({', '.join(models)})"
+        console.print(f"[red]failed[/] {escape(who)} at {stage}: {escape(error)}", highlight=False)
     if s.skipped:
         shown = ", ".join(f"{x['path']} ({x['reason']})" for x in s.skipped[:5])
         more = f" and {len(s.skipped) - 5} more" if len(s.skipped) > 5 else ""
