@@ -129,6 +129,14 @@ def rank(
         else:
             scored.append((index, entry, *out))
     mode = "labels" if usable_labels and any(s["probe"].value is not None for *_, s, _t, _c, _k in scored) else "label-free"
+    cats = None if models else [str(c) for c in ([catalog] if isinstance(catalog, (str, Path)) else catalog)]
+    settings = {"catalog": cats, "sample": sample, "seed": seed, "labels": str(labels), "intensity": intensity,
+                "device": str(dev), "batch_size": batch_size, "control": control, "folds": folds}
+    return Ranking(sample=_summary(smp), ranking=_order(scored, mode), failed=failed, mode=mode, settings=settings)
+
+
+def _order(scored: list[tuple], mode: str) -> list[Candidate]:
+    """Fit, risk and rank for every scored entry, best first (rules in ranking.py and risk.py)."""
     candidates = []
     for index, entry, signals, timings, cached, k in scored:
         fit = fit_score(signals, mode)
@@ -139,9 +147,7 @@ def rank(
     ranked = [c for _, c in sorted(candidates, key=lambda t: t[0])]
     for i, c in enumerate(ranked, 1):
         c.rank = i
-    settings = {"catalog": None if models else ([str(catalog)] if isinstance(catalog, (str, Path)) else [str(c) for c in catalog]), "sample": sample, "seed": seed, "labels": str(labels),
-                "intensity": intensity, "device": str(dev), "batch_size": batch_size, "control": control, "folds": folds}
-    return Ranking(sample=_summary(smp), ranking=ranked, failed=failed, mode=mode, settings=settings)
+    return ranked
 
 
 def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: int, folds: int, control: bool,

