@@ -119,7 +119,7 @@ def test_catalog_commands():
 
 def test_api_returns_dataclasses_and_frames(target_dir, backbones, fresh_cache):
     r = proximity.rank(target_dir, models=[f"local-dir:{backbones['A']}"], sample=12, control=False)
-    assert isinstance(r, proximity.Ranking) and len(r) == 1 and r[0].rank == 1
+    assert isinstance(r, proximity.Ranking) and len(r) == 1 and r[0].rank == 1, r.failed
     assert json.loads(r.to_json())["ranking"][0]["signals"]["gain"]["value"] is None
     pd = pytest.importorskip("pandas")
     frame = r.to_frame()

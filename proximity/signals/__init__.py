@@ -15,12 +15,14 @@ probe          True               k-fold logistic-regression balanced accuracy
 knn            True               k-fold cosine kNN balanced accuracy
 control        True               the same probe on random weights (a baseline)
 gain           True               probe − control, paired per fold
+logme          True               LogME, log maximum evidence of a linear model
 prior          True               static "fame" prior: ImageNet-1k top-1 from the catalog
 =============  =================  ===================================================
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -69,6 +71,7 @@ class Signal:
 
 
 SIGNALS: dict[str, Signal] = {}
+logger = logging.getLogger(__name__)
 
 
 def register_signal(name: str, *, higher_is_better: bool, needs: tuple[str, ...] = (), description: str = ""):
@@ -96,9 +99,15 @@ def compute_signals(ctx: SignalContext, names: list[str] | None = None) -> dict[
             out[name] = sig.func(ctx)
         except SignalUnavailable as exc:
             out[name] = SignalValue(None, None, sig.higher_is_better, exc.reason)
+        except NumericalError as exc:  # said loudly, and the other signals still count
+            logger.warning("%s: signal '%s' failed numerically: %s", ctx.entry.id, name, exc)
+            out[name] = SignalValue(None, None, sig.higher_is_better, f"numerical failure: {exc}")
     return out
 
 
 from . import early_shift, prior, probe  # noqa: E402,F401  (registration)
 
-__all__ = ["SIGNALS", "Signal", "SignalContext", "SignalValue", "compute_signals", "register_signal"]
+from .kernels import frechet_distance, gaussian_fit, logme  # noqa: E402  (public kernels)
+
+__all__ = ["SIGNALS", "Signal", "SignalContext", "SignalValue", "compute_signals", "register_signal",
+           "frechet_distance", "gaussian_fit", "logme"]

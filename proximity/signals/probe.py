@@ -131,3 +131,13 @@ def gain(ctx: SignalContext):
     c, _ = _probe(ctx, "random")
     d = p - c
     return float(d.mean()), float(d.std(ddof=1)), f"pretrained − random probe over {len(d)} paired folds"
+
+
+@register_signal("logme", higher_is_better=True, needs=("labels",),
+                 description="LogME: log maximum evidence of a Bayesian linear model on the features")
+def logme_signal(ctx: SignalContext):
+    """LogME (You et al., 2021) of the frozen features for the labels (fully converged)."""
+    from .kernels import logme
+
+    _splits(ctx)  # same preconditions as the probe: labels, ≥ 2 classes, ≥ 2 images per class
+    return logme(ctx.evidence.features, ctx.labels), None, "log evidence per sample, mean over classes"
