@@ -15,6 +15,7 @@ from .errors import (GatedModelError, HubUnavailableError, InvalidParameterError
                      ProximityError, UnsupportedModelError)
 from .evidence import collect_evidence
 from .ranking import fit_score, sort_key
+from .reference import find_reference
 from .report import Candidate, Failure, Ranking, SampleSummary
 from .risk import band, estimate_risk
 
@@ -176,7 +177,12 @@ def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: 
         except Exception as exc:
             ctl_reason = f"random-weights control failed: {_one_line(exc)}"
             logger.warning("%s: %s", entry.id, ctl_reason)
-    ctx = sig.SignalContext(evidence=ev, entry=entry, labels=smp.labels, control=ctl,
+    ref = None
+    try:
+        ref = find_reference(spec)
+    except ProximityError as exc:
+        logger.warning("%s: %s", entry.id, exc)
+    ctx = sig.SignalContext(evidence=ev, entry=entry, labels=smp.labels, control=ctl, reference=ref,
                             control_reason=ctl_reason or "control unavailable", folds=folds, seed=seed)
     t0 = time.perf_counter()
     try:

@@ -60,10 +60,11 @@ class Backbone:
 
     spec: BackboneSpec
     model: nn.Module
-    early_layers: list[tuple[str, nn.BatchNorm2d]]
+    early_layers: list[tuple[str, nn.BatchNorm2d]]    # early BN layers (inputs watched)
     feature_dim: int
     device: torch.device
     pretrained: bool = True
+    early_modules: list[tuple[str, nn.Module]] = field(default_factory=list)  # no BN: outputs watched
 
     @torch.inference_mode()
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,8 +217,9 @@ def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | 
             raise
     model.eval()
     dev = torch.device(device)
+    early = find_early_layers(model)
     model.to(dev)
-    return Backbone(spec=spec, model=model, early_layers=find_early_layers(model),
+    return Backbone(spec=spec, model=model, early_layers=early, early_modules=[] if early else find_early_modules(model),
                     feature_dim=int(getattr(model, "num_features", 0)), device=dev, pretrained=pretrained)
 
 
@@ -304,6 +306,24 @@ def has_early_batchnorm(entry: CatalogEntry) -> bool | None:
         return bool(find_early_layers(model))
     except Exception:  # unknown architecture, unreadable config: say "not known", never guess
         return None
+
+
+def find_early_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """For networks without early BN layers: the modules named by the first two ``feature_info``
+    entries (ViT ``blocks.0``/``blocks.1``, ConvNeXt ``stages.0``/``stages.1``, VGG
+    ``features.3``/``features.8``), whose *outputs* are watched. Their reference moments come
+    from ``proximity catalog reference``, not from the network."""
+    info = getattr(model, "feature_info", None)
+    names = [f.get("module") for f in info] if isinstance(info, list) else []
+    if hasattr(info, "module_name"):
+        names = list(info.module_name())
+    out = []
+    for name in names[:2]:
+        try:
+            out.append((name, model.get_submodule(name)))
+        except AttributeError:
+            continue
+    return out
 
 
 def find_early_layers(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:

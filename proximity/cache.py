@@ -25,7 +25,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 #: Bump when the content or meaning of cached evidence changes.
-EVIDENCE_VERSION = 1
+EVIDENCE_VERSION = 2
 
 
 def cache_dir() -> Path:

@@ -205,17 +205,21 @@ def _num(x) -> str:
 
 
 def _supported(e) -> str:
-    """Signals this entry supports: prior only with facts; early_shift only with early BN layers
-    (checked on the architecture built on the meta device: no weights, no memory)."""
+    """Signals this entry supports: prior only with facts; frechet only with reference statistics;
+    early_shift with early BN layers (checked on the architecture built on the meta device: no
+    weights, no memory) or with reference statistics."""
     from .backbones import has_early_batchnorm
+    from .reference import has_reference
     from .signals import SIGNALS
 
-    bn = has_early_batchnorm(e)
+    ref = has_reference(e)
+    bn = True if ref else has_early_batchnorm(e)
     out = []
     for name, s in SIGNALS.items():
-        if ("facts" in s.needs and e.imagenet_top1 is None) or ("batchnorm" in s.needs and bn is False):
+        if ("facts" in s.needs and e.imagenet_top1 is None) or ("reference" in s.needs and not ref) \
+                or ("batchnorm|reference" in s.needs and bn is False):
             continue
-        out.append(name + ("*" if "labels" in s.needs else "") + ("?" if "batchnorm" in s.needs and bn is None else ""))
+        out.append(name + ("*" if "labels" in s.needs else "") + ("?" if "batchnorm|reference" in s.needs and bn is None else ""))
     return " ".join(out)
 
 
@@ -257,6 +261,42 @@ def catalog_validate(
         err.print(f"[red]{len(warnings)} warning(s) with --strict[/]")
         raise typer.Exit(1)
     Console().print(f"[green]ok[/]: {n} entries valid in '{catalog}'" + (f" ({len(warnings)} warnings)" if warnings else ""))
+
+
+@catalog_app.command("reference", epilog=(
+    "**Examples**\n\n"
+    "    proximity catalog reference resnet18.a1_in1k ./imagenet_val_sample\n\n"
+    "    proximity catalog reference local-dir:./my_vit ./pretraining_images --sample 1000 --top-k 128"))
+def catalog_reference(
+    model: str = typer.Argument(..., help="A catalog id, or a model string (timm:…, hf-hub:…, local-dir:…)."),
+    images: Path = typer.Argument(..., help="Folder of images from the backbone's pretraining domain."),
+    catalog: str = typer.Option("default", "--catalog", "-c", help="Catalog that holds MODEL when it is an id."),
+    sample: int = typer.Option(2000, "--sample", "-n", min=2, help="Reference images to use (seeded sample)."),
+    top_k: int = typer.Option(256, "--top-k", min=1, help="Eigenpairs of the feature covariance to keep."),
+    seed: int = typer.Option(0, "--seed"),
+    device: Device = typer.Option(Device.auto, "--device"),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of the user data folder "
+                                          "(then point the entry's `reference` at it)."),
+) -> None:
+    """Compute a backbone's reference statistics (pooled-feature Gaussian, early-layer moments) on
+    images of its pretraining domain; they enable the `frechet` signal, and `early_shift` for
+    networks without batch norm."""
+    from .backbones import resolve_device, resolve_spec
+    from .catalog import SOURCES, adhoc_entry, load_catalog
+    from .reference import build_reference, load_reference
+
+    _setup_logging(False)
+    try:
+        entry = adhoc_entry(model) if model.split(":", 1)[0] in SOURCES else load_catalog(catalog).get(model)
+        spec = resolve_spec(entry)
+        path = build_reference(spec, images, sample=sample, top_k=top_k, seed=seed, output=output,
+                               device=resolve_device(device.value), batch_size=batch_size)
+    except ProximityError as exc:
+        _fail(exc)
+    ref = load_reference(path)
+    Console().print(f"wrote {escape(str(path))}: {ref.n} images, d = {ref.dim}, top-{ref.eigvals.size} eigenpairs, "
+                    f"{len(ref.layer_names)} early layers", highlight=False)
 
 
 @zoo_app.command("build", epilog="**Examples**\n\n    pip install 'proximity[zoo]' && proximity zoo build\n\n    proximity rank ./scans --catalog zoo")

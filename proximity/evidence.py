@@ -4,7 +4,9 @@ Collected per image:
 
 * pooled features, ``features`` of shape (n, d), float32;
 * at each early BN layer *l* (see :mod:`proximity.backbones`), the per-channel mean and variance
-  of the layer's **input** over the spatial positions of that image, float64, shape (n, C_l).
+  of the layer's **input** over the spatial positions of that image, float64, shape (n, C_l);
+  for a network without early BN, the same of the **outputs** of its first two ``feature_info``
+  modules (over positions, or over tokens for a ViT).
   All images share one input size, so the pooled moments over the sample are exact:
   ``μ = mean_i m_i`` and ``σ² = mean_i v_i + var_i m_i`` — and they can be bootstrapped over
   images for an uncertainty. Memory is n × (d + 2 Σ_l C_l) numbers: no growth beyond that.
@@ -138,19 +140,21 @@ def _subsample(sample: Sample, n: int, seed: int) -> Sample:
 @torch.inference_mode()
 def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32, progress: Progress | None = None) -> Evidence:
     """The single forward pass: pooled features + per-image moments at the early BN inputs."""
-    layers = backbone.early_layers
+    bn = bool(backbone.early_layers)
+    layers = backbone.early_layers if bn else backbone.early_modules
     means: list[list[torch.Tensor]] = [[] for _ in layers]
     vars_: list[list[torch.Tensor]] = [[] for _ in layers]
 
-    def hook(i: int):
-        def fn(module, inputs):
-            x = inputs[0]
-            v, m = torch.var_mean(x.float(), dim=(2, 3), correction=0)
-            means[i].append(m.double().cpu())
-            vars_[i].append(v.double().cpu())
-        return fn
+    def record(i: int, x: torch.Tensor) -> None:
+        # (N, C, H, W): over H, W; (N, L, C) tokens: over L
+        v, m = torch.var_mean(x.float(), dim=(2, 3) if x.ndim == 4 else (1,), correction=0)
+        means[i].append(m.double().cpu())
+        vars_[i].append(v.double().cpu())
 
-    handles = [m.register_forward_pre_hook(hook(i)) for i, (_, m) in enumerate(layers)]
+    if bn:
+        handles = [m.register_forward_pre_hook(lambda mod, inp, i=i: record(i, inp[0])) for i, (_, m) in enumerate(layers)]
+    else:
+        handles = [m.register_forward_hook(lambda mod, inp, out, i=i: record(i, out)) for i, (_, m) in enumerate(layers)]
     feats, done = [], 0
     try:
         for batch in sample.batches(batch_size):
@@ -169,7 +173,13 @@ def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32, pr
     return Evidence(
         features=features, layer_names=[n for n, _ in layers],
         image_means=[torch.cat(m).numpy() for m in means], image_vars=[torch.cat(v).numpy() for v in vars_],
-        source_means=[m.running_mean.double().cpu().numpy() if m.running_mean is not None else np.zeros(0) for _, m in layers],
-        source_vars=[m.running_var.double().cpu().numpy() if m.running_var is not None else np.zeros(0) for _, m in layers],
+        source_means=[_running(m, "running_mean") for _, m in layers],
+        source_vars=[_running(m, "running_var") for _, m in layers],
         seconds=0.0,
     )
+
+
+def _running(module, attr: str) -> np.ndarray:
+    """A BN layer's running statistic; empty for a non-BN module (its reference comes from a file)."""
+    value = getattr(module, attr, None)
+    return value.double().cpu().numpy() if isinstance(value, torch.Tensor) else np.zeros(0)

@@ -47,11 +47,18 @@ def test_early_shift_grows_with_the_gap_and_has_sd():
     assert near.value < far.value and far.sd > 0 and not far.higher_is_better
 
 
-def test_early_shift_absent_without_bn():
+def test_early_shift_without_bn_needs_reference_moments():
+    from types import SimpleNamespace
     ev = _evidence()
-    ev.layer_names, ev.image_means, ev.image_vars, ev.source_means, ev.source_vars = [], [], [], [], []
+    ev.source_means, ev.source_vars = [np.zeros(0)], [np.zeros(0)]       # a module output, no BN stats
     out = compute_signals(SignalContext(evidence=ev, entry=ENTRY), ["early_shift"])["early_shift"]
-    assert out.value is None and "no batch-norm layers" in out.reason
+    assert out.value is None and "no batch-norm layers" in out.reason and "catalog reference" in out.reason
+    ref = SimpleNamespace(n=10, moments=lambda name: (np.zeros(3), np.ones(3)) if name == "bn1" else None)
+    with_ref = compute_signals(SignalContext(evidence=ev, entry=ENTRY, reference=ref), ["early_shift"])["early_shift"]
+    bn = compute_signals(SignalContext(evidence=_evidence(), entry=ENTRY), ["early_shift"])["early_shift"]
+    assert with_ref.value == pytest.approx(bn.value) and "reference moments of 10" in with_ref.reason
+    ev.layer_names, ev.image_means, ev.image_vars, ev.source_means, ev.source_vars = [], [], [], [], []
+    assert "no early layers" in compute_signals(SignalContext(evidence=ev, entry=ENTRY), ["early_shift"])["early_shift"].reason
 
 
 def test_probe_knn_control_gain_on_separable_features():

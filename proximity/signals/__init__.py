@@ -9,13 +9,16 @@ reason. A value is never made up.
 =============  =================  ===================================================
 name           higher_is_better   meaning
 =============  =================  ===================================================
-early_shift    False              scale-free distance of early-layer input moments
-                                  from the BN running statistics (label-free)
+early_shift    False              scale-free distance of early-layer moments from the
+                                  BN running statistics, or from reference moments
+                                  for networks without BN (label-free)
 probe          True               k-fold logistic-regression balanced accuracy
 knn            True               k-fold cosine kNN balanced accuracy
 control        True               the same probe on random weights (a baseline)
 gain           True               probe − control, paired per fold
 logme          True               LogME, log maximum evidence of a linear model
+frechet        False              Fréchet distance of pooled features to the reference
+                                  Gaussian, divided by tr(Σ_ref) (label-free)
 prior          True               static "fame" prior: ImageNet-1k top-1 from the catalog
 =============  =================  ===================================================
 """
@@ -58,6 +61,7 @@ class SignalContext:
     control_reason: str = "random-weights control was not run"
     folds: int = 5
     seed: int = 0
+    reference: Any = None                       # proximity.reference.ReferenceStats, when built
     memo: dict[str, Any] = field(default_factory=dict)
 
 
@@ -105,7 +109,7 @@ def compute_signals(ctx: SignalContext, names: list[str] | None = None) -> dict[
     return out
 
 
-from . import early_shift, prior, probe  # noqa: E402,F401  (registration)
+from . import early_shift, frechet, prior, probe  # noqa: E402,F401  (registration)
 
 from .kernels import frechet_distance, gaussian_fit, logme  # noqa: E402  (public kernels)
 

@@ -1,7 +1,9 @@
 """early_shift: how far the target's early-layer statistics are from the pretraining domain's.
 
 For a batch-norm network the early BN layers store the *source* per-channel mean μₛ and variance
-σₛ² of their inputs. With μₜ, σₜ² the same moments of the same tensors on the target sample,
+σₛ² of their inputs; for a network without early BN (ViT, ConvNeXt, VGG) μₛ, σₛ² are the reference
+moments of the outputs of its first two ``feature_info`` modules (``proximity catalog
+reference``). With μₜ, σₜ² the same moments of the same tensors on the target sample,
 
     shift_l = mean_c [ ((μₜ − μₛ)² + (σₜ − σₛ)²) / (σₛ² + ε) ],   ε = 1e-3 · mean_c σₛ²
     early_shift = mean_l shift_l
@@ -30,26 +32,43 @@ def shift_from_moments(mu_t: np.ndarray, var_t: np.ndarray, mu_s: np.ndarray, va
     return float(np.mean(d / (var_s + eps)))
 
 
-def _value(ev, rows=None) -> float:
-    return float(np.mean([shift_from_moments(*ev.layer_moments(l, rows), ev.source_means[l], ev.source_vars[l])
-                          for l in range(len(ev.layer_names))]))
+def _value(ev, sources, rows=None) -> float:
+    return float(np.mean([shift_from_moments(*ev.layer_moments(l, rows), *sources[l]) for l in range(len(ev.layer_names))]))
 
 
-@register_signal("early_shift", higher_is_better=False, needs=("batchnorm",),
-                 description="distance of early-layer input moments from the BN running statistics")
-def early_shift(ctx: SignalContext) -> tuple[float, float | None, str]:
-    """Distance of the early-layer input moments from the BN running statistics (label-free)."""
-    ev = ctx.evidence
+def _sources(ctx: SignalContext) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """(source moments per early layer, description): BN running statistics, else the reference."""
+    ev, ref = ctx.evidence, ctx.reference
+    if ev.layer_names and all(v.size for v in ev.source_vars):
+        sources = list(zip(ev.source_means, ev.source_vars))
+        what = f"{len(ev.layer_names)} early BN layers ({ev.layer_names[0]} … {ev.layer_names[-1]}) vs their running statistics"
+        if ref is not None and all(ref.moments(n) is not None for n in ev.layer_names):
+            gap = np.mean([shift_from_moments(*ref.moments(n), *sources[i]) for i, n in enumerate(ev.layer_names)])
+            what += f"; the reference moments differ from the BN statistics by {gap:.2f}" + (" (they disagree)" if gap > 0.25 else "")
+        return sources, what
     if not ev.layer_names:
+        raise SignalUnavailable("no early layers found (no batch norm and no feature_info)")
+    if ref is None:
         raise SignalUnavailable(
             "no batch-norm layers in the first stage (e.g. a LayerNorm network); early_shift then "
-            "needs reference moments of the pretraining data, which this backbone does not have")
-    if any(s.size == 0 for s in ev.source_vars):
-        raise SignalUnavailable("the early batch-norm layers keep no running statistics")
-    value = _value(ev)
+            "needs reference moments of the pretraining data: build them with `proximity catalog reference`")
+    missing = [n for n in ev.layer_names if ref.moments(n) is None]
+    if missing:
+        raise SignalUnavailable(f"the reference statistics have no moments for layer(s) {missing}; rebuild them")
+    return ([ref.moments(n) for n in ev.layer_names],
+            f"outputs of {', '.join(ev.layer_names)} vs reference moments of {ref.n} pretraining-domain images")
+
+
+@register_signal("early_shift", higher_is_better=False, needs=("batchnorm|reference",),
+                 description="distance of early-layer moments from the pretraining domain's")
+def early_shift(ctx: SignalContext) -> tuple[float, float | None, str]:
+    """Distance of the early-layer moments from the pretraining domain's (label-free)."""
+    ev = ctx.evidence
+    sources, what = _sources(ctx)
+    value = _value(ev, sources)
     sd = None
     if ev.n >= 2:
         rng = np.random.default_rng(ctx.seed)
-        boots = [_value(ev, rng.integers(0, ev.n, ev.n)) for _ in range(BOOTSTRAP)]
+        boots = [_value(ev, sources, rng.integers(0, ev.n, ev.n)) for _ in range(BOOTSTRAP)]
         sd = float(np.std(boots, ddof=1))
-    return value, sd, f"{len(ev.layer_names)} early BN layers ({ev.layer_names[0]} … {ev.layer_names[-1]}), bootstrap sd"
+    return value, sd, f"{what}; bootstrap sd"
