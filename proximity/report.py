@@ -176,7 +176,7 @@ def render_table(r: Ranking, console=None) -> None:
     t = Table(show_lines=False, pad_edge=False, header_style="bold")
     t.add_column("#", justify="right")
     t.add_column("model (domain)", overflow="fold", min_width=14)
-    for col in ("fit", "probe %", "gain %", "shift", "prior"):
+    for col in ("fit", "probe %", "gain %", "logme", "shift", "fd", "prior"):
         t.add_column(col, justify="right")
     t.add_column("risk")
     colour = {"low": "green", "medium": "yellow", "high": "red", "unknown": "dim"}
@@ -185,9 +185,10 @@ def render_table(r: Ranking, console=None) -> None:
         risk = f"[{colour[c.risk_band]}]{c.risk_band}" + (f" {c.risk:.2f}" if c.risk is not None else "") + "[/]"
         t.add_row(str(c.rank), f"{escape(c.model)}\n[dim]{escape(c.domain)}[/]", "—" if c.fit is None else f"{c.fit:.3f}",
                   _cell(c.signals.get("probe"), pct=True), _cell(c.signals.get("gain"), pct=True),
-                  _cell(c.signals.get("early_shift")), _cell(c.signals.get("prior"), digits=1), risk)
+                  _cell(c.signals.get("logme")), _cell(c.signals.get("early_shift")),
+                  _cell(c.signals.get("frechet"), digits=3), _cell(c.signals.get("prior"), digits=1), risk)
         notes += [f"#{c.rank} no {n}: {v.reason}" for n, v in c.signals.items()
-                  if v.value is None and n in ("early_shift", "probe", "gain")]
+                  if v.value is None and n in ("early_shift", "probe", "gain") and "no labels" not in v.reason]
     console.print(t)
     for note in dict.fromkeys(notes):
         console.print(f"[dim]{escape(note)}[/]", highlight=False)
@@ -203,5 +204,6 @@ def render_table(r: Ranking, console=None) -> None:
         shown = ", ".join(f"{x['path']} ({x['reason']})" for x in s.skipped[:5])
         more = f" and {len(s.skipped) - 5} more" if len(s.skipped) > 5 else ""
         console.print(f"[yellow]skipped[/] {escape(shown)}{more}", highlight=False)
-    console.print("[dim]probe/gain: balanced accuracy (%) ± sd over folds; shift: early_shift (lower = closer); "
-                  "risk v0 is uncalibrated. --format json for every signal with its reason.[/]")
+    console.print("[dim]probe/gain: balanced accuracy (%) ± sd over folds; logme: higher is better; shift: "
+                  "early_shift, fd: frechet / tr(Σ_ref) (lower = closer to the pretraining domain); risk v0 is "
+                  "uncalibrated. --format json for every signal with its reason.[/]")
