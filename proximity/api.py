@@ -177,12 +177,14 @@ def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: 
         except Exception as exc:
             ctl_reason = f"random-weights control failed: {_one_line(exc)}"
             logger.warning("%s: %s", entry.id, ctl_reason)
-    ref = None
+    ref, ref_reason = None, ""
     try:
         ref = find_reference(spec)
     except ProximityError as exc:
         logger.warning("%s: %s", entry.id, exc)
+        ref_reason = str(exc)
     ctx = sig.SignalContext(evidence=ev, entry=entry, labels=smp.labels, control=ctl, reference=ref,
+                            reference_reason=ref_reason,
                             control_reason=ctl_reason or "control unavailable", folds=folds, seed=seed)
     t0 = time.perf_counter()
     try:

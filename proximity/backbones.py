@@ -65,6 +65,7 @@ class Backbone:
     device: torch.device
     pretrained: bool = True
     early_modules: list[tuple[str, nn.Module]] = field(default_factory=list)  # no BN: outputs watched
+    early_channels: dict[str, int] = field(default_factory=dict)              # their channel counts
 
     @torch.inference_mode()
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -220,6 +221,7 @@ def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | 
     early = find_early_layers(model)
     model.to(dev)
     return Backbone(spec=spec, model=model, early_layers=early, early_modules=[] if early else find_early_modules(model),
+                    early_channels=early_channels(model),
                     feature_dim=int(getattr(model, "num_features", 0)), device=dev, pretrained=pretrained)
 
 
@@ -322,8 +324,21 @@ def find_early_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
         try:
             out.append((name, model.get_submodule(name)))
         except AttributeError:
-            continue
+            try:
+                out.append((name, model.get_submodule(name.replace("_", "."))))
+            except AttributeError:
+                continue
     return out
+
+
+def early_channels(model: nn.Module) -> dict[str, int]:
+    """``feature_info`` channel counts by module name (tells where the channel axis of an output is)."""
+    info = getattr(model, "feature_info", None)
+    if isinstance(info, list):
+        return {f.get("module"): int(f.get("num_chs", 0)) for f in info}
+    if hasattr(info, "module_name") and hasattr(info, "channels"):
+        return dict(zip(info.module_name(), info.channels()))
+    return {}
 
 
 def find_early_layers(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:

@@ -145,11 +145,19 @@ def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32, pr
     means: list[list[torch.Tensor]] = [[] for _ in layers]
     vars_: list[list[torch.Tensor]] = [[] for _ in layers]
 
-    def record(i: int, x: torch.Tensor) -> None:
-        # (N, C, H, W): over H, W; (N, L, C) tokens: over L
-        v, m = torch.var_mean(x.float(), dim=(2, 3) if x.ndim == 4 else (1,), correction=0)
-        means[i].append(m.double().cpu())
-        vars_[i].append(v.double().cpu())
+    unusable: set[int] = set()
+
+    def record(i: int, x) -> None:
+        """Per-image, per-channel moments; a layout it cannot read drops the layer (never raises)."""
+        if isinstance(x, (tuple, list)):
+            x = next((t for t in x if isinstance(t, torch.Tensor)), None)
+        dims = _reduce_dims(x, None if bn else backbone.early_channels.get(layers[i][0]))
+        if dims is None:
+            unusable.add(i)
+            return
+        v, m = torch.var_mean(x.float(), dim=dims, correction=0)
+        means[i].append(m.double().reshape(m.shape[0], -1).cpu())
+        vars_[i].append(v.double().reshape(v.shape[0], -1).cpu())
 
     if bn:
         handles = [m.register_forward_pre_hook(lambda mod, inp, i=i: record(i, inp[0])) for i, (_, m) in enumerate(layers)]
@@ -167,6 +175,8 @@ def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32, pr
         for h in handles:
             h.remove()
     features = np.concatenate(feats, axis=0)
+    keep = [i for i in range(len(layers)) if i not in unusable and means[i]]
+    layers, means, vars_ = [layers[i] for i in keep], [means[i] for i in keep], [vars_[i] for i in keep]
     if not np.isfinite(features).all():
         bad = int((~np.isfinite(features)).any(axis=1).sum())
         raise NumericalError(f"{backbone.spec.entry.id}: non-finite pooled features for {bad} image(s)", "nan/inf")
@@ -183,3 +193,17 @@ def _running(module, attr: str) -> np.ndarray:
     """A BN layer's running statistic; empty for a non-BN module (its reference comes from a file)."""
     value = getattr(module, attr, None)
     return value.double().cpu().numpy() if isinstance(value, torch.Tensor) else np.zeros(0)
+
+
+def _reduce_dims(x, channels: int | None) -> tuple[int, ...] | None:
+    """Axes to average over so that one value per (image, channel) remains, or None when the
+    layout cannot be read: (N, C, H, W) → (2, 3); channels-last (N, H, W, C) → (1, 2);
+    tokens (N, L, C) → (1,). With ``channels`` known (feature_info), the channel axis is found
+    by its size; BN inputs are always (N, C, H, W)."""
+    if not isinstance(x, torch.Tensor) or x.ndim not in (3, 4):
+        return None
+    if channels is None:
+        return (2, 3) if x.ndim == 4 else (1,)
+    if x.ndim == 4:
+        return (2, 3) if x.shape[1] == channels else (1, 2) if x.shape[3] == channels else None
+    return (1,) if x.shape[2] == channels else (2,) if x.shape[1] == channels else None

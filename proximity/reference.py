@@ -77,15 +77,23 @@ def _safe(source: str) -> str:
 def reference_path(spec: BackboneSpec) -> Path:
     """Where the reference of ``spec`` is stored by default."""
     key = hashlib.sha256(json.dumps([spec.entry.source, spec.revision, spec.preprocess.describe(),
-                                     spec.truncated_at]).encode()).hexdigest()[:16]
+                                     spec.truncated_at, spec.model_kwargs], sort_keys=True).encode()).hexdigest()[:16]
     return data_dir() / "reference" / f"{_safe(spec.entry.source)}--{key}.npz"
 
 
 def has_reference(entry: CatalogEntry) -> bool:
-    """Cheap check for ``catalog list``: an explicit file, or any stored one for this source."""
+    """Cheap check for ``catalog list`` (no model is resolved): an explicit file, or a stored one
+    whose provenance names this exact source (its revision is checked when a run loads it)."""
     if entry.reference:
         return _explicit(entry).is_file()
-    return any((data_dir() / "reference").glob(f"{_safe(entry.source)}--*.npz"))
+    for path in (data_dir() / "reference").glob(f"{_safe(entry.source)}--*.npz"):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if json.loads(str(z["provenance"])).get("source") == entry.source:
+                    return True
+        except (OSError, KeyError, ValueError):
+            continue
+    return False
 
 
 def _explicit(entry: CatalogEntry) -> Path:
@@ -94,9 +102,22 @@ def _explicit(entry: CatalogEntry) -> Path:
 
 
 def find_reference(spec: BackboneSpec) -> ReferenceStats | None:
-    """The reference for ``spec`` (explicit ``reference`` of its entry first), or None."""
+    """The reference for ``spec`` (explicit ``reference`` of its entry first), or None.
+
+    Raises ReferenceError when the file was made for another backbone, revision or preprocessing.
+    """
     path = _explicit(spec.entry) if spec.entry.reference else reference_path(spec)
-    return load_reference(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    ref = load_reference(path)
+    want = {"revision": spec.revision, "preprocess": spec.preprocess.describe(), "truncated_at": spec.truncated_at}
+    if not spec.entry.reference:
+        want["source"] = spec.entry.source
+    wrong = [k for k, v in want.items() if ref.provenance.get(k) != v]
+    if wrong:
+        raise ReferenceError(f"reference statistics '{path}' were made for another backbone ({', '.join(wrong)} "
+                             f"differ): rebuild them with `proximity catalog reference`")
+    return ref
 
 
 def load_reference(path: Path) -> ReferenceStats:

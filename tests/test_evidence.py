@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 import torch
 
@@ -75,3 +76,28 @@ def test_control_bn_subsample_is_shuffled_not_class_sorted(target_dir):
     sample = load_sample(target_dir)
     sub = _subsample(sample, 40, seed=0)
     assert sorted(sub.paths) != sub.paths and set(sub.paths) <= set(sample.paths) and sub.n == 40
+
+
+def test_reduce_dims_reads_every_layout():
+    from proximity.evidence import _reduce_dims
+    x4, xl, xt = torch.zeros(2, 8, 5, 5), torch.zeros(2, 5, 5, 8), torch.zeros(2, 17, 8)
+    assert _reduce_dims(x4, 8) == (2, 3) and _reduce_dims(xl, 8) == (1, 2) and _reduce_dims(xt, 8) == (1,)
+    assert _reduce_dims(x4, None) == (2, 3)                    # BN input: always (N, C, H, W)
+    assert _reduce_dims(torch.zeros(2, 8), 8) is None and _reduce_dims((x4,), 8) is None
+    assert _reduce_dims(torch.zeros(2, 3, 3, 3), 8) is None    # channels nowhere: the layer is dropped
+
+
+@pytest.mark.parametrize("arch", ["test_vit", "test_convnext", "test_mambaout"])
+def test_non_bn_early_modules_give_per_channel_moments(arch, target_dir, tmp_path, fresh_cache):
+    import timm
+    from conftest import S
+    model = timm.create_model(arch, num_classes=0)
+    S.save_repo(model, tmp_path / arch, size=64 if arch != "test_vit" else 48)
+    if arch == "test_vit":
+        model = timm.create_model(arch, num_classes=0, img_size=48)
+        S.save_repo(model, tmp_path / arch, size=48)
+    spec = resolve_spec(adhoc_entry(f"local-dir:{tmp_path / arch}"))
+    ev = collect_evidence(spec, load_sample(target_dir, sample=6), use_cache=False)
+    chans = open_backbone(spec).early_channels
+    assert ev.layer_names and all(ev.image_means[i].shape == (6, chans[n]) for i, n in enumerate(ev.layer_names))
+    assert all(s.size == 0 for s in ev.source_vars)

@@ -74,3 +74,10 @@ def test_early_shift_for_a_network_without_batchnorm(tmp_path, domain_dirs, targ
 def test_reference_cli_errors(domain_dirs):
     res = CliRunner().invoke(app, ["catalog", "reference", "nope", str(domain_dirs["blobs"])])
     assert res.exit_code == 2 and "No catalog entry 'nope'" in res.stderr
+
+
+def test_a_reference_made_for_another_backbone_is_refused(references, backbones, target_dir, tmp_path, fresh_cache):
+    entry = tmp_path / "b.toml"
+    entry.write_text(f'source = "local-dir:{backbones["B"]}"\nreference = "{references["A"]}"\n')
+    r = proximity.rank(target_dir, catalog=tmp_path, sample=8, labels="none")
+    assert "made for another backbone (revision" in r[0].signals["frechet"].reason

@@ -136,3 +136,10 @@ def test_logme_is_the_maximum_of_the_evidence_over_t(n, d, seed):
               - b / 2 * r2 - a / 2 * m2 - n / 2 * np.log(2 * np.pi)) / n
         best.append(ev.max())
     assert logme(f, y) == pytest.approx(np.mean(best), abs=1e-6)
+
+
+def test_fd_checks_both_covariances_and_never_clips_a_real_negative():
+    good, bad = np.diag([1.0, 0.0]), np.diag([1.0, -5.0])
+    for args in ((np.zeros(2), good, np.zeros(2), bad), (np.zeros(2), bad, np.zeros(2), good)):
+        with pytest.raises(NumericalError, match="not positive semi-definite"):
+            frechet_distance(*args)

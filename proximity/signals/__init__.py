@@ -62,6 +62,7 @@ class SignalContext:
     folds: int = 5
     seed: int = 0
     reference: Any = None                       # proximity.reference.ReferenceStats, when built
+    reference_reason: str = ""                  # why a reference that exists could not be used
     memo: dict[str, Any] = field(default_factory=dict)
 
 
@@ -106,6 +107,10 @@ def compute_signals(ctx: SignalContext, names: list[str] | None = None) -> dict[
         except NumericalError as exc:  # said loudly, and the other signals still count
             logger.warning("%s: signal '%s' failed numerically: %s", ctx.entry.id, name, exc)
             out[name] = SignalValue(None, None, sig.higher_is_better, f"numerical failure: {exc}")
+        except Exception as exc:  # a bug or an odd input in one signal: loud, absent, and the run goes on
+            logger.warning("%s: signal '%s' failed: %s: %s", ctx.entry.id, name, exc.__class__.__name__, exc)
+            logger.debug("traceback", exc_info=True)
+            out[name] = SignalValue(None, None, sig.higher_is_better, f"failed: {exc.__class__.__name__}: {exc}")
     return out
 
 

@@ -49,12 +49,15 @@ def _sources(ctx: SignalContext) -> tuple[list[tuple[np.ndarray, np.ndarray]], s
     if not ev.layer_names:
         raise SignalUnavailable("no early layers found (no batch norm and no feature_info)")
     if ref is None:
-        raise SignalUnavailable(
+        raise SignalUnavailable(ctx.reference_reason or
             "no batch-norm layers in the first stage (e.g. a LayerNorm network); early_shift then "
             "needs reference moments of the pretraining data: build them with `proximity catalog reference`")
     missing = [n for n in ev.layer_names if ref.moments(n) is None]
     if missing:
         raise SignalUnavailable(f"the reference statistics have no moments for layer(s) {missing}; rebuild them")
+    bad = [n for i, n in enumerate(ev.layer_names) if ref.moments(n)[0].shape != ev.image_means[i].shape[1:]]
+    if bad:
+        raise SignalUnavailable(f"the reference moments of {bad} have another channel count: rebuild them")
     return ([ref.moments(n) for n in ev.layer_names],
             f"outputs of {', '.join(ev.layer_names)} vs reference moments of {ref.n} pretraining-domain images")
 

@@ -3,8 +3,11 @@
 ``frechet = FD(N(μₜ, Σₜ), N(μᵣ, Σᵣ)) / tr(Σᵣ)`` with ``FD = ‖μₜ − μᵣ‖² + tr(Σₜ + Σᵣ − 2(ΣₜΣᵣ)^½)``
 (:func:`proximity.signals.frechet_distance`), Σₜ Ledoit–Wolf-shrunk when n < 2d, and the
 reference Gaussian from ``proximity catalog reference`` (top-k eigenpairs + isotropic residual).
-Dividing by tr(Σᵣ) makes backbones with different feature scales comparable. Lower is closer.
-No sd: a bootstrap would cost one d×d eigendecomposition per resample.
+Dividing by tr(Σᵣ) removes the feature *scale*, but not the dependence on d and n: even a sample
+drawn from the reference distribution itself scores higher at larger d or smaller n, and keeping
+only the top-k eigenpairs adds a small floor. Compare values between backbones of the same feature
+size on the same sample; the v0 fit does not use this signal. Lower is closer. No sd: a bootstrap
+would cost one d×d eigendecomposition per resample.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ def frechet(ctx: SignalContext):
     """Fréchet distance of the pooled features to the reference Gaussian, divided by tr(Σ_ref)."""
     ref = ctx.reference
     if ref is None:
-        raise SignalUnavailable("no reference statistics for this backbone: build them with "
+        raise SignalUnavailable(ctx.reference_reason or "no reference statistics for this backbone: build them with "
                                 "`proximity catalog reference MODEL IMAGES`")
     f = ctx.evidence.features
     if f.shape[1] != ref.dim:

@@ -49,6 +49,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
                                     (mu2.shape, s1.shape, s2.shape))
     s1, s2 = (s1 + s1.T) / 2.0, (s2 + s2.T) / 2.0
     root1 = _sym_sqrt(s1)
+    _sym_sqrt(s2)  # the same PSD check for Σ₂
     lam = np.linalg.eigvalsh(root1 @ s2 @ root1)
     tol = 1e-8 * max(float(np.abs(lam).max()), 1e-300)
     if lam.min() < -tol:
@@ -58,7 +59,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     fd = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt)
     if not np.isfinite(fd):
         raise NumericalError("Fréchet distance is not finite", fd)
-    return max(fd, 0.0)
+    if fd < -1e-8 * max(float(np.trace(s1) + np.trace(s2)), 1e-300):
+        raise NumericalError("Fréchet distance is negative beyond round-off", fd)
+    return max(fd, 0.0)  # round-off only
 
 
 def gaussian_fit(features: np.ndarray, *, shrink: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -107,13 +110,18 @@ def _fixed_point(stats, z2, rest, n, t_floor, t_ceil, tol) -> float:
         if u in (lo, hi) and np.sign(h(u)) == np.sign(step):
             return float(np.exp(u))
     direction, width = np.sign(h(u)), 0.5
+    if direction == 0:
+        return float(np.exp(u))
     a, b = u, u + direction * width
     while np.sign(h(min(max(b, lo), hi))) == direction:
         if b <= lo or b >= hi:
             return float(np.exp(min(max(b, lo), hi)))
         a, b, width = b, b + direction * width, width * 2
     b = min(max(b, lo), hi)
-    return float(np.exp(brentq(h, min(a, b), max(a, b), xtol=1e-12, rtol=1e-12)))
+    try:
+        return float(np.exp(brentq(h, min(a, b), max(a, b), xtol=1e-12, rtol=1e-12)))
+    except ValueError as exc:  # NaN inside the bracket
+        raise NumericalError("LogME: the fixed-point equation could not be solved", str(exc)) from None
 
 
 def logme(features: np.ndarray, labels: np.ndarray, *, tol: float = 1e-10) -> float:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from types import SimpleNamespace
+from pathlib import Path
 
 import numpy as np
 
 from proximity.catalog import CatalogEntry
 from proximity.evidence import Evidence
+from proximity.reference import ReferenceStats
 from proximity.signals import SIGNALS, SignalContext, compute_signals
 from proximity.signals.kernels import gaussian_fit
 
@@ -43,12 +44,9 @@ def main() -> None:
     mu, cov = gaussian_fit(evidence(args.n, args.d, args.classes, rng, y).features)
     w, v = np.linalg.eigh(cov)
     top = np.argsort(w)[::-1][:256]
-    ref = SimpleNamespace(mu=mu.astype(np.float32), eigvecs=v[:, top].astype(np.float32), eigvals=w[top],
-                          residual=float((w.sum() - w[top].sum()) / (args.d - 256)), n=args.n, dim=args.d)
-    ref.covariance = lambda: (ref.eigvecs.astype(float) * ref.eigvals) @ ref.eigvecs.T.astype(float) \
-        + ref.residual * (np.eye(args.d) - ref.eigvecs.astype(float) @ ref.eigvecs.T.astype(float))
-    ref.trace = lambda: float(ref.eigvals.sum() + ref.residual * (args.d - 256))
-    ref.moments = lambda name: None
+    ref = ReferenceStats(mu=mu.astype(np.float32), eigvecs=v[:, top].astype(np.float32), eigvals=w[top],
+                         residual=float((w.sum() - w[top].sum()) / (args.d - 256)), n=args.n, layer_names=(),
+                         layer_means=(), layer_vars=(), provenance={}, path=Path("synthetic"))
     print(f"n = {args.n}, d = {args.d}, {args.classes} classes; (reference built in {time.perf_counter() - t:.1f} s)")
     ctx = SignalContext(evidence=ev, entry=CatalogEntry(id="x", source="timm:x", imagenet_top1=80.0), labels=y,
                         control=ctl, reference=ref)
