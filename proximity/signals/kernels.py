@@ -47,6 +47,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     if mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
         raise InvalidParameterError("sigma1/sigma2/mu2", "frechet_distance", f"shapes ({d},) and ({d}, {d})",
                                     (mu2.shape, s1.shape, s2.shape))
+    for name, a in (("mu1", mu1), ("sigma1", s1), ("mu2", mu2), ("sigma2", s2)):
+        if not np.isfinite(a).all():
+            raise NumericalError(f"frechet_distance: {name} has non-finite values", int((~np.isfinite(a)).sum()))
     s1, s2 = (s1 + s1.T) / 2.0, (s2 + s2.T) / 2.0
     root1 = _sym_sqrt(s1)
     _sym_sqrt(s2)  # the same PSD check for Σ₂
