@@ -189,7 +189,8 @@ def render_table(r: Ranking, console=None) -> None:
                   _cell(c.signals.get("frechet"), digits=3), _cell(c.signals.get("prior"), digits=1), risk)
         notes += [f"#{c.rank} no {n}: {v.reason}" for n, v in c.signals.items()
                   if v.value is None and n in ("early_shift", "probe", "gain") and "no labels" not in v.reason]
-    console.print(t)
+    if r.ranking:
+        console.print(t)
     for note in dict.fromkeys(notes):
         console.print(f"[dim]{escape(note)}[/]", highlight=False)
     if r.ranking and all(c.cached for c in r.ranking):
@@ -204,6 +205,8 @@ def render_table(r: Ranking, console=None) -> None:
         shown = ", ".join(f"{x['path']} ({x['reason']})" for x in s.skipped[:5])
         more = f" and {len(s.skipped) - 5} more" if len(s.skipped) > 5 else ""
         console.print(f"[yellow]skipped[/] {escape(shown)}{more}", highlight=False)
+    if not r.ranking:
+        return
     console.print("[dim]probe/gain: balanced accuracy (%) ± sd over folds; logme: higher is better; shift: "
                   "early_shift, fd: frechet / tr(Σ_ref) (lower = closer to the pretraining domain); risk v0 is "
                   "uncalibrated. --format json for every signal with its reason.[/]")
