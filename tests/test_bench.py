@@ -49,3 +49,36 @@ def test_plan_covers_the_issue_requirements():
     plans = pretrain.PLANS
     assert len(plans) >= 8 and len({p.domain for p in plans}) >= 5
     assert {p.arch for p in plans} >= {"test_resnet", "test_convnext"}   # a BN and a non-BN family
+
+
+def test_targets_are_split_seeded_and_disjoint_from_each_other():
+    import targets
+    names = [t.name for t in targets.TARGETS]
+    assert len(names) >= 10 and len(set(names)) == len(names)
+    assert {t.split for t in targets.TARGETS} == {"dev", "test"}
+    assert sum(t.split == "test" for t in targets.TARGETS) >= 5
+    a, la, _ = targets.make_target("digits", 0, 4)
+    b, _, _ = targets.make_target("digits", 0, 4)
+    c, _, _ = targets.make_target("digits-small", 0, 4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)                       # same data, different stream per target
+
+
+def test_quick_finetune_runs_resumes_and_records(tmp_path, capsys):
+    import finetune
+    pretrain.main(["--quick", "--out", str(tmp_path), "--only", "resnet-stripes"])
+    finetune.main(["--quick", "--out", str(tmp_path), "--targets", "stripes-new-angles"])
+    recs = [json.loads(x) for x in (tmp_path / "groundtruth" / "jobs.jsonl").read_text().splitlines()]
+    assert {(r["kind"], r["model"]) for r in recs} == {("finetune", "resnet-stripes"), ("scratch", "test_resnet")}
+    assert all(0 <= r["test_acc"] <= 1 and r["n_test"] > 0 and r["protocol"] == finetune.PROTOCOL for r in recs)
+    capsys.readouterr()
+    finetune.main(["--quick", "--out", str(tmp_path), "--targets", "stripes-new-angles"])
+    assert "0 job(s) run" in capsys.readouterr().out
+
+
+def test_split_is_stratified_and_disjoint():
+    import finetune
+    y = np.repeat(np.arange(3), 10)
+    tr, va, te = finetune.split(y)
+    assert len(set(tr) | set(va) | set(te)) == 30 and not (set(tr) & set(te)) and not (set(va) & set(te))
+    assert all((y[te] == c).sum() == 3 for c in range(3))

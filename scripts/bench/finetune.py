@@ -1,0 +1,200 @@
+"""Ground truth by real training: fine-tune every benchmark backbone on every target, and train
+each architecture from scratch, resumably (one JSON line per finished job).
+
+    python scripts/bench/finetune.py [--out DIR] [--quick] [--targets T ...] [--backbones B ...] [--max-jobs N]
+
+Protocol (per target, fixed stratified split 50 % train / 20 % val / 30 % test, seeded):
+all layers trained, AdamW (weight decay 0.05), backbone learning rate = head rate / 10, one
+warm-up epoch then cosine decay, at most 30 epochs, early stopping on validation accuracy
+(patience 5, best epoch restored), random horizontal flips. Stage 1 sweeps the head learning rate
+over (3e-4, 1e-3, 3e-3) with seed 0; stage 2 repeats the best one (by validation accuracy) with
+seeds 1 and 2. From scratch: the same architecture with timm's initialisation, one learning rate
+for all layers, the same sweep and seeds. A (backbone, target) pair is *negative transfer* when
+the mean test accuracy of its 3 seeds is below the from-scratch mean.
+
+Jobs are keyed by (kind, model, target, lr, seed, protocol version); a job already in
+``DIR/groundtruth/jobs.jsonl`` is skipped, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import pretrain  # noqa: E402
+from targets import TARGETS, make_target  # noqa: E402
+
+PROTOCOL = 1
+LRS = (3e-4, 1e-3, 3e-3)
+SEEDS_STAGE2 = (1, 2)
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str            # "finetune" | "scratch"
+    model: str           # backbone id (finetune) or architecture (scratch)
+    target: str
+    lr: float
+    seed: int
+    epochs: int = 30
+    patience: int = 5
+    n_per_class: int | None = None   # None = the target's own size (quick mode shrinks it)
+
+    def key(self) -> str:
+        return json.dumps({**asdict(self), "protocol": PROTOCOL}, sort_keys=True)
+
+
+def split(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified 50/20/30 train/val/test indices (at least one image per class in each part)."""
+    rng = np.random.default_rng(seed)
+    tr, va, te = [], [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_te, n_va = max(1, round(0.3 * len(idx))), max(1, round(0.2 * len(idx)))
+        te += idx[:n_te].tolist()
+        va += idx[n_te:n_te + n_va].tolist()
+        tr += idx[n_te + n_va:].tolist()
+    return np.array(tr), np.array(va), np.array(te)
+
+
+def _build(job: Job, n_classes: int, out: Path) -> tuple[torch.nn.Module, list[dict]]:
+    import timm
+    from safetensors.torch import load_file
+
+    torch.manual_seed(job.seed)
+    if job.kind == "scratch":
+        model = pretrain._model(job.model, n_classes)
+        return model, [{"params": model.parameters(), "lr": job.lr}]
+    folder = out / "backbones" / job.model
+    meta = json.loads((folder / "bench.json").read_text())
+    model = pretrain._model(meta["arch"], n_classes)
+    state = {k: v for k, v in load_file(str(folder / "model.safetensors")).items()
+             if not k.startswith(model.default_cfg.get("classifier", "head"))}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    head = [n for n, _ in model.named_parameters() if n.startswith(model.default_cfg.get("classifier", "head"))]
+    if unexpected or set(missing) - set(head) - {m for m in missing if "num_batches_tracked" in m}:
+        raise RuntimeError(f"{job.model}: weights do not load: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    body = [p for n, p in model.named_parameters() if n not in head]
+    heads = [p for n, p in model.named_parameters() if n in head]
+    return model, [{"params": body, "lr": job.lr / 10}, {"params": heads, "lr": job.lr}]
+
+
+def run_job(job: Job, out: Path) -> dict:
+    """Train one job; return its record (val/test accuracy, best epoch, seconds)."""
+    t0 = time.perf_counter()
+    imgs, labels, names = make_target(job.target, 0, job.n_per_class)
+    tr, va, te = split(labels)
+    x = (torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
+    y = torch.from_numpy(labels).long()
+    model, groups = _build(job, len(names), out)
+    opt = torch.optim.AdamW(groups, weight_decay=0.05)
+    steps_per_epoch = max(1, math.ceil(len(tr) / 32))
+    total = job.epochs * steps_per_epoch
+    base = [g["lr"] for g in opt.param_groups]
+    g = torch.Generator().manual_seed(job.seed)
+    best, best_state, best_epoch, step = -1.0, None, 0, 0
+    for epoch in range(job.epochs):
+        model.train()
+        perm = torch.from_numpy(tr)[torch.randperm(len(tr), generator=g)]
+        for i in range(0, len(perm), 32):
+            frac = (step + 1) / steps_per_epoch if step < steps_per_epoch else \
+                0.5 * (1 + math.cos(math.pi * (step - steps_per_epoch) / max(1, total - steps_per_epoch)))
+            for pg, b in zip(opt.param_groups, base):
+                pg["lr"] = b * frac
+            idx = perm[i:i + 32]
+            xb = x[idx]
+            flip = torch.rand(len(idx), generator=g) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+            loss = torch.nn.functional.cross_entropy(model(xb), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+        val = _accuracy(model, x[va], y[va])
+        if val > best:
+            best, best_epoch = val, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch - best_epoch >= job.patience:
+            break
+    model.load_state_dict(best_state)
+    return {**asdict(job), "protocol": PROTOCOL, "val_acc": best, "test_acc": _accuracy(model, x[te], y[te]),
+            "best_epoch": best_epoch, "n_train": len(tr), "n_test": len(te), "seconds": round(time.perf_counter() - t0, 2)}
+
+
+@torch.inference_mode()
+def _accuracy(model, x, y) -> float:
+    model.eval()
+    return float((torch.cat([model(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)]) == y).float().mean())
+
+
+def load_done(path: Path) -> dict[str, dict]:
+    if not path.is_file():
+        return {}
+    done = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            done[Job(**{k: rec[k] for k in Job.__dataclass_fields__}).key()] = rec
+    return done
+
+
+def plan_stage(models: list[tuple[str, str]], targets: list[str], done: dict, quick: bool) -> list[Job]:
+    """Stage 1 (lr sweep, seed 0) for every pair; stage 2 (best lr, seeds 1–2) where stage 1 is complete."""
+    kw = {"epochs": 1, "patience": 1, "n_per_class": 6} if quick else {}
+    lrs, seeds2 = ((1e-3,), ()) if quick else (LRS, SEEDS_STAGE2)
+    jobs = []
+    for kind, model in models:
+        for target in targets:
+            stage1 = [Job(kind, model, target, lr, 0, **kw) for lr in lrs]
+            jobs += [j for j in stage1 if j.key() not in done]
+            if all(j.key() in done for j in stage1) and seeds2:
+                best = max(stage1, key=lambda j: done[j.key()]["val_acc"])
+                jobs += [j for j in (Job(kind, model, target, best.lr, s, **kw) for s in seeds2) if j.key() not in done]
+    return jobs
+
+
+def main(argv: list[str] | None = None) -> None:
+    from proximity.cache import data_dir
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=data_dir() / "bench")
+    ap.add_argument("--quick", action="store_true", help="one lr, one seed, one epoch, tiny data")
+    ap.add_argument("--targets", nargs="*", default=None)
+    ap.add_argument("--backbones", nargs="*", default=None)
+    ap.add_argument("--max-jobs", type=int, default=None, help="stop after this many jobs (resume later)")
+    args = ap.parse_args(argv)
+    built = sorted(p.parent.name for p in (args.out / "backbones").glob("*/bench.json"))
+    backbones = [b for b in built if args.backbones is None or b in args.backbones]
+    archs = sorted({json.loads((args.out / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
+    targets = args.targets or [t.name for t in TARGETS]
+    store = args.out / "groundtruth" / "jobs.jsonl"
+    store.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while True:
+        done = load_done(store)
+        jobs = plan_stage([("finetune", b) for b in backbones] + [("scratch", a) for a in archs], targets, done, args.quick)
+        if not jobs or (args.max_jobs is not None and n >= args.max_jobs):
+            break
+        for job in jobs:
+            if args.max_jobs is not None and n >= args.max_jobs:
+                break
+            rec = run_job(job, args.out)
+            with open(store, "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            n += 1
+            print(f"{job.kind:8s} {job.model:18s} {job.target:30s} lr {job.lr:.0e} seed {job.seed}: "
+                  f"test {rec['test_acc']:.3f} (val {rec['val_acc']:.3f}, {rec['seconds']:.1f} s)", flush=True)
+    print(f"{n} job(s) run; {len(load_done(store))} in {store}")
+
+
+if __name__ == "__main__":
+    main()
