@@ -6,7 +6,7 @@ each architecture from scratch, resumably (one JSON line per finished job).
 Protocol (per target, fixed stratified split 50 % train / 20 % val / 30 % test, seeded):
 all layers trained, AdamW (weight decay 0.05), backbone learning rate = head rate / 10, one
 warm-up epoch then cosine decay, at most 30 epochs, early stopping on validation accuracy
-(patience 5, best epoch restored), random horizontal flips. Stage 1 sweeps the head learning rate
+(patience 5 after at least 10 epochs, best epoch restored), random horizontal flips. Stage 1 sweeps the head learning rate
 over (3e-4, 1e-3, 3e-3) with seed 0; stage 2 repeats the best one (by validation accuracy) with
 seeds 1 and 2. From scratch: the same architecture with timm's initialisation, one learning rate
 for all layers, the same sweep and seeds. A (backbone, target) pair is *negative transfer* when
@@ -19,6 +19,7 @@ Jobs are keyed by (kind, model, target, lr, seed, protocol version); a job alrea
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -47,6 +48,7 @@ class Job:
     seed: int
     epochs: int = 30
     patience: int = 5
+    min_epochs: int = 10
     n_per_class: int | None = None   # None = the target's own size (quick mode shrinks it)
 
     def key(self) -> str:
@@ -123,10 +125,13 @@ def run_job(job: Job, out: Path) -> dict:
         if val > best:
             best, best_epoch = val, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif epoch - best_epoch >= job.patience:
+        elif epoch + 1 >= job.min_epochs and epoch - best_epoch >= job.patience:
             break
     model.load_state_dict(best_state)
-    return {**asdict(job), "protocol": PROTOCOL, "val_acc": best, "test_acc": _accuracy(model, x[te], y[te]),
+    weights = out / "backbones" / job.model / "model.safetensors" if job.kind == "finetune" else None
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights else ""
+    return {**asdict(job), "protocol": PROTOCOL, "weights_sha256": digest, "torch": torch.__version__,
+            "code_version": pretrain._code_version(), "val_acc": best, "test_acc": _accuracy(model, x[te], y[te]),
             "best_epoch": best_epoch, "n_train": len(tr), "n_test": len(te), "seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -149,7 +154,7 @@ def load_done(path: Path) -> dict[str, dict]:
 
 def plan_stage(models: list[tuple[str, str]], targets: list[str], done: dict, quick: bool) -> list[Job]:
     """Stage 1 (lr sweep, seed 0) for every pair; stage 2 (best lr, seeds 1–2) where stage 1 is complete."""
-    kw = {"epochs": 1, "patience": 1, "n_per_class": 6} if quick else {}
+    kw = {"epochs": 1, "patience": 1, "min_epochs": 1, "n_per_class": 6} if quick else {}
     lrs, seeds2 = ((1e-3,), ()) if quick else (LRS, SEEDS_STAGE2)
     jobs = []
     for kind, model in models:
@@ -171,12 +176,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--targets", nargs="*", default=None)
     ap.add_argument("--backbones", nargs="*", default=None)
     ap.add_argument("--max-jobs", type=int, default=None, help="stop after this many jobs (resume later)")
+    ap.add_argument("--store", type=Path, default=None, help="JSON-lines results file [default: OUT/groundtruth/jobs.jsonl]")
     args = ap.parse_args(argv)
     built = sorted(p.parent.name for p in (args.out / "backbones").glob("*/bench.json"))
     backbones = [b for b in built if args.backbones is None or b in args.backbones]
     archs = sorted({json.loads((args.out / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
     targets = args.targets or [t.name for t in TARGETS]
-    store = args.out / "groundtruth" / "jobs.jsonl"
+    store = args.store or args.out / "groundtruth" / "jobs.jsonl"
     store.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     while True:
