@@ -82,3 +82,19 @@ def test_split_is_stratified_and_disjoint():
     tr, va, te = finetune.split(y)
     assert len(set(tr) | set(va) | set(te)) == 30 and not (set(tr) & set(te)) and not (set(va) & set(te))
     assert all((y[te] == c).sum() == 3 for c in range(3))
+
+
+def test_evaluation_metrics_known_answers(tmp_path):
+    import evaluate
+    assert evaluate.auroc(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 1, 0, 0])) == 1.0
+    assert evaluate.auroc(np.array([0.5, 0.5]), np.array([1, 0])) == 0.5
+    acc = {"a": 0.9, "b": 0.7, "c": 0.5, "d": 0.4}
+    tau, regret, hit = evaluate._metrics({"a": 4, "b": 3, "c": 2, "d": 1}, acc)
+    assert tau == pytest.approx(1.0) and regret == 0.0 and hit == 1.0
+    tau, regret, hit = evaluate._metrics({"a": 1, "b": 2, "c": 3, "d": 4}, acc)
+    assert tau < 0 and regret == pytest.approx(0.5) and hit == 0.0
+    lines = [{"kind": "finetune", "model": "m", "target": "t", "lr": lr, "seed": s, "val_acc": v, "test_acc": a}
+             for lr, s, v, a in ((1e-3, 0, 0.5, 0.4), (3e-3, 0, 0.6, 0.5), (3e-3, 1, 0.0, 0.7), (3e-3, 2, 0.0, 0.6))]
+    (tmp_path / "gt.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
+    ft, sc = evaluate.ground_truth(tmp_path / "gt.jsonl")
+    assert ft == {("m", "t"): [0.5, 0.7, 0.6]} and sc == {}       # best lr by val accuracy, its 3 seeds
