@@ -64,13 +64,17 @@ def score_targets(out: Path, targets: list[str], backbones: list[str]) -> dict:
     """proximity.rank on every target (with labels and label-free): {target: {mode: Ranking}}."""
     import proximity
 
-    models = [f"local-dir:{out / 'backbones' / b}" for b in backbones]
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
+        catalog = Path(tmp) / "catalog"  # entries that point at each backbone's own reference statistics
+        catalog.mkdir()
+        for b in backbones:
+            folder = (out / "backbones" / b).resolve()
+            (catalog / f"{b}.toml").write_text(f'source = "local-dir:{folder}"\nreference = "{folder / "reference.npz"}"\n')
         for t in targets:
             folder = _write_split(t, Path(tmp) / t)
-            res[t] = {"labels": proximity.rank(folder, models=models, sample=None, batch_size=64),
-                      "label-free": proximity.rank(folder, models=models, sample=None, labels="none", batch_size=64)}
+            res[t] = {"labels": proximity.rank(folder, catalog=catalog, sample=None, batch_size=64),
+                      "label-free": proximity.rank(folder, catalog=catalog, sample=None, labels="none", batch_size=64)}
     return res
 
 
@@ -96,12 +100,12 @@ def _metrics(score: dict, acc: dict) -> tuple[float | None, float, float]:
 
 
 def rankers(ranking_labels, ranking_free, prior: dict) -> dict[str, dict]:
-    out = {"proximity (labels)": {c.model.rsplit("/", 1)[-1]: c.fit for c in ranking_labels.ranking},
-           "proximity (label-free)": {c.model.rsplit("/", 1)[-1]: c.fit for c in ranking_free.ranking},
+    out = {"proximity (labels)": {c.model: c.fit for c in ranking_labels.ranking},
+           "proximity (label-free)": {c.model: c.fit for c in ranking_free.ranking},
            "prior (source accuracy)": prior}
     for name, sign in SIGNALS.items():
         src = ranking_free if name in ("early_shift", "frechet") else ranking_labels
-        out[name] = {c.model.rsplit("/", 1)[-1]: (None if c.signals[name].value is None else sign * c.signals[name].value)
+        out[name] = {c.model: (None if c.signals[name].value is None else sign * c.signals[name].value)
                      for c in src.ranking}
     return out
 
@@ -139,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         per[t] = {name: _metrics(score, acc) for name, score in rk.items()}
         per[t]["random (200 draws)"] = tuple(float(np.mean([r[i] for r in rand])) for i in range(3))
         for c in scored[t]["labels"].ranking:
-            b = c.model.rsplit("/", 1)[-1]
+            b = c.model
             neg = float(np.mean(ft[(b, t)]) < np.mean(sc[(meta[b]["arch"], t)]))
             risk_rows.append((t, b, c.risk, neg))
     write_page(args.page, per, risk_rows, complete, backbones, ft, sc, meta)
