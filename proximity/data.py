@@ -91,11 +91,11 @@ class Sample:
 
     @cached_property
     def fingerprint(self) -> str:
-        """SHA-256 over everything that makes the sample: pixels, labels, paths, intensity rule."""
+        """SHA-256 over what the evidence depends on: pixels, their order (paths) and the intensity
+        rule. Labels are left out on purpose, so a label-free re-run reuses the cached passes."""
         h = hashlib.sha256(f"intensity={self.intensity}".encode())
-        for i, (p, img) in enumerate(zip(self.paths, self.images)):
-            label = self.class_names[self.labels[i]] if self.labels is not None else ""
-            h.update(f"{p}\0{label}\0{img.dtype.str}\0{img.shape}\0".encode())
+        for p, img in zip(self.paths, self.images):
+            h.update(f"{p}\0{img.dtype.str}\0{img.shape}\0".encode())
             h.update(np.ascontiguousarray(img).data)
         return h.hexdigest()
 

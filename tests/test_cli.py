@@ -56,6 +56,9 @@ def test_cached_rerun_is_reported(target_dir, models, fresh_cache):
     assert [c["fit"] for c in first["ranking"]] == [c["fit"] for c in second["ranking"]]
     third = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 16, "--no-cache").stdout)
     assert not third["ranking"][0]["cached"]
+    _run("rank", target_dir, *models, "-f", "json", "-n", 200, "--no-control")   # every image, labelled
+    free = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 200, "--labels", "none").stdout)
+    assert all(c["cached"] for c in free["ranking"])       # same images: evidence does not depend on labels
 
 
 def test_bad_models_are_reported_and_the_rest_still_runs(target_dir, backbones, tmp_path, fresh_cache):

@@ -41,7 +41,6 @@ def test_cache_hit_skips_the_forward_pass_and_key_covers_ingredients(backbones, 
     np.testing.assert_array_equal(first.features, second.features)
     import dataclasses
 
-    from proximity.preprocess import Preprocess
     from proximity.cache import evidence_key
     base = evidence_key(evidence_ingredients(spec, sample, pretrained=True, seed=0))
     variants = [

@@ -1,6 +1,5 @@
 """Reference statistics: builder, storage, the frechet signal and early_shift without batch norm."""
 
-import json
 
 import numpy as np
 import pytest

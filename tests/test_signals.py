@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from proximity.catalog import CatalogEntry
-from proximity.errors import SignalUnavailable
 from proximity.evidence import Evidence
 from proximity.signals import SIGNALS, SignalContext, SignalValue, compute_signals
 from proximity.signals.early_shift import shift_from_moments

@@ -69,7 +69,6 @@ def split(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _build(job: Job, n_classes: int, out: Path) -> tuple[torch.nn.Module, list[dict]]:
-    import timm
     from safetensors.torch import load_file
 
     torch.manual_seed(job.seed)
