@@ -21,6 +21,7 @@ class_names)``; the same arguments give the same arrays.
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from PIL import Image, ImageDraw
 from scipy.ndimage import gaussian_filter
 
 SIZE = 64
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))  # Debian's files
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 each architecture from scratch, resumably (one JSON line per finished job).
 
     python scripts/bench/finetune.py [--out DIR] [--quick] [--targets T ...] [--backbones B ...] [--max-jobs N]
+    python scripts/bench/finetune.py --tier zoo --store scripts/bench/results/groundtruth-zoo.jsonl [--targets ...]
 
 Protocol (per target, fixed stratified split 50 % train / 20 % val / 30 % test, seeded):
 all layers trained, AdamW (weight decay 0.05), backbone learning rate = head rate / 10, one
@@ -11,6 +12,13 @@ over (3e-4, 1e-3, 3e-3) with seed 0; stage 2 repeats the best one (by validation
 seeds 1 and 2. From scratch: the same architecture with timm's initialisation, one learning rate
 for all layers, the same sweep and seeds. A (backbone, target) pair is *negative transfer* when
 the mean test accuracy of its 3 seeds is below the from-scratch mean.
+
+Second tier (``--tier zoo``): the real offline zoo (``proximity zoo build``), each member as
+proximity builds it (truncation included) with a linear head, fine-tuned and trained from scratch
+at the targets' own **64 px** instead of its native 224–260 px (a VGG16 at 240 px trains at about
+1 img/s here), with its own normalisation — the same protocol otherwise. At 64 px it still costs
+about 30 img/s per VGG16 on these 2 cores (~1.5 CPU-hours for the tier), so it was run on a lent
+GPU machine (``device_zoo.sh``; each record names its device). The results page reports it apart.
 
 Jobs are keyed by (kind, model, target, lr, seed, protocol version); a job already in
 ``DIR/groundtruth/jobs.jsonl`` is skipped, so an interrupted run resumes.
@@ -50,9 +58,13 @@ class Job:
     patience: int = 5
     min_epochs: int = 10
     n_per_class: int | None = None   # None = the target's own size (quick mode shrinks it)
+    tier: str = "bench"              # "bench" (pretrain.py backbones) | "zoo" (the real offline zoo)
 
     def key(self) -> str:
-        return json.dumps({**asdict(self), "protocol": PROTOCOL}, sort_keys=True)
+        d = asdict(self)
+        if d["tier"] == "bench":     # records written before the zoo tier existed have no "tier"
+            del d["tier"]
+        return json.dumps({**d, "protocol": PROTOCOL}, sort_keys=True)
 
 
 def split(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -66,6 +78,34 @@ def split(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np
         va += idx[n_te:n_te + n_va].tolist()
         tr += idx[n_te + n_va:].tolist()
     return np.array(tr), np.array(va), np.array(te)
+
+
+def _zoo_entry(model_id: str):
+    from proximity.catalog import load_catalog
+
+    entries = {e.id: e for e in load_catalog("zoo")}
+    if model_id not in entries:
+        raise SystemExit(f"zoo member {model_id!r} is not built: run `proximity zoo build`")
+    return entries[model_id]
+
+
+def _build_zoo(job: Job, n_classes: int) -> tuple[torch.nn.Module, list[dict], tuple, str]:
+    """A real zoo member as proximity sees it (pooled features of its timm build, truncation
+    included) + a linear head; ``scratch`` = the same network from timm's initialisation.
+    Returns (model, param groups, (mean, std) of its own preprocessing, weights sha256)."""
+    from proximity.backbones import open_backbone, resolve_spec
+
+    spec = resolve_spec(_zoo_entry(job.model))
+    bb = open_backbone(spec, pretrained=job.kind == "finetune", seed=job.seed)
+    torch.manual_seed(job.seed)
+    head = torch.nn.Linear(bb.feature_dim, n_classes)
+    model = torch.nn.Sequential(bb.model, head)
+    norm = (tuple(spec.data_config["mean"]), tuple(spec.data_config["std"]))
+    if job.kind == "scratch":
+        return model, [{"params": model.parameters(), "lr": job.lr}], norm, ""
+    folder = Path(spec.entry.source.split(":", 1)[1])
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+    return model, [{"params": bb.model.parameters(), "lr": job.lr / 10}, {"params": head.parameters(), "lr": job.lr}], norm, digest
 
 
 def _build(job: Job, n_classes: int, out: Path) -> tuple[torch.nn.Module, list[dict]]:
@@ -89,14 +129,23 @@ def _build(job: Job, n_classes: int, out: Path) -> tuple[torch.nn.Module, list[d
     return model, [{"params": body, "lr": job.lr / 10}, {"params": heads, "lr": job.lr}]
 
 
-def run_job(job: Job, out: Path) -> dict:
+def run_job(job: Job, out: Path, device: str = "cpu") -> dict:
     """Train one job; return its record (val/test accuracy, best epoch, seconds)."""
     t0 = time.perf_counter()
     imgs, labels, names = make_target(job.target, 0, job.n_per_class)
     tr, va, te = split(labels)
-    x = (torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
     y = torch.from_numpy(labels).long()
-    model, groups = _build(job, len(names), out)
+    if job.tier == "zoo":
+        model, groups, (mean, std), digest = _build_zoo(job, len(names))
+        x = (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    else:
+        model, groups = _build(job, len(names), out)
+        x = (x - 0.5) / 0.5
+        weights = out / "backbones" / job.model / "model.safetensors" if job.kind == "finetune" else None
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights else ""
+    model.to(device)
+    x, y = x.to(device), y.to(device)
     opt = torch.optim.AdamW(groups, weight_decay=0.05)
     steps_per_epoch = max(1, math.ceil(len(tr) / 32))
     total = job.epochs * steps_per_epoch
@@ -111,9 +160,9 @@ def run_job(job: Job, out: Path) -> dict:
                 0.5 * (1 + math.cos(math.pi * (step - steps_per_epoch) / max(1, total - steps_per_epoch)))
             for pg, b in zip(opt.param_groups, base):
                 pg["lr"] = b * frac
-            idx = perm[i:i + 32]
+            idx = perm[i:i + 32].to(device)
             xb = x[idx]
-            flip = torch.rand(len(idx), generator=g) < 0.5
+            flip = (torch.rand(len(idx), generator=g) < 0.5).to(device)
             xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
             loss = torch.nn.functional.cross_entropy(model(xb), y[idx])
             opt.zero_grad()
@@ -127,9 +176,10 @@ def run_job(job: Job, out: Path) -> dict:
         elif epoch + 1 >= job.min_epochs and epoch - best_epoch >= job.patience:
             break
     model.load_state_dict(best_state)
-    weights = out / "backbones" / job.model / "model.safetensors" if job.kind == "finetune" else None
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights else ""
+    model.cpu()
+    x, y = x.cpu(), y.cpu()
     return {**asdict(job), "protocol": PROTOCOL, "weights_sha256": digest, "torch": torch.__version__,
+            "device": torch.cuda.get_device_name() if device.startswith("cuda") else device,
             "code_version": pretrain._code_version(), "val_acc": best, "test_acc": _accuracy(model, x[te], y[te]),
             "best_epoch": best_epoch, "n_train": len(tr), "n_test": len(te), "seconds": round(time.perf_counter() - t0, 2)}
 
@@ -147,14 +197,17 @@ def load_done(path: Path) -> dict[str, dict]:
     for line in path.read_text().splitlines():
         if line.strip():
             rec = json.loads(line)
-            done[Job(**{k: rec[k] for k in Job.__dataclass_fields__}).key()] = rec
+            done[Job(**{k: rec[k] for k in Job.__dataclass_fields__ if k in rec}).key()] = rec
     return done
 
 
-def plan_stage(models: list[tuple[str, str]], targets: list[str], done: dict, quick: bool) -> list[Job]:
+def plan_stage(models: list[tuple[str, str]], targets: list[str], done: dict, quick: bool, tier: str = "bench") -> list[Job]:
     """Stage 1 (lr sweep, seed 0) for every pair; stage 2 (best lr, seeds 1–2) where stage 1 is complete."""
     kw = {"epochs": 1, "patience": 1, "min_epochs": 1, "n_per_class": 6} if quick else {}
-    lrs, seeds2 = ((1e-3,), ()) if quick else (LRS, SEEDS_STAGE2)
+    if tier == "zoo":
+        kw["tier"] = "zoo"
+    lrs = (1e-3,) if quick else LRS      # quick: one lr, still 3 seeds (evaluate needs them)
+    seeds2 = SEEDS_STAGE2
     jobs = []
     for kind, model in models:
         for target in targets:
@@ -171,28 +224,41 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=data_dir() / "bench")
-    ap.add_argument("--quick", action="store_true", help="one lr, one seed, one epoch, tiny data")
+    ap.add_argument("--quick", action="store_true", help="one lr, one epoch, tiny data (3 seeds)")
     ap.add_argument("--targets", nargs="*", default=None)
     ap.add_argument("--backbones", nargs="*", default=None)
     ap.add_argument("--max-jobs", type=int, default=None, help="stop after this many jobs (resume later)")
     ap.add_argument("--store", type=Path, default=None, help="JSON-lines results file [default: OUT/groundtruth/jobs.jsonl]")
+    ap.add_argument("--device", default="cpu", help="torch device for the training jobs (cpu, cuda)")
+    ap.add_argument("--deadline", type=float, default=None, help="start no new job after this many seconds")
+    ap.add_argument("--tier", choices=("bench", "zoo"), default="bench",
+                    help="bench: pretrain.py's backbones; zoo: the real offline zoo at 64 px")
     args = ap.parse_args(argv)
-    built = sorted(p.parent.name for p in (args.out / "backbones").glob("*/bench.json"))
-    backbones = [b for b in built if args.backbones is None or b in args.backbones]
-    archs = sorted({json.loads((args.out / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
+    if args.tier == "zoo":
+        from proximity.catalog import load_catalog
+
+        built = sorted(e.id for e in load_catalog("zoo"))
+        backbones = [b for b in built if args.backbones is None or b in args.backbones]
+        archs = backbones                      # each zoo member is its own architecture (truncation included)
+    else:
+        built = sorted(p.parent.name for p in (args.out / "backbones").glob("*/bench.json"))
+        backbones = [b for b in built if args.backbones is None or b in args.backbones]
+        archs = sorted({json.loads((args.out / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
     targets = args.targets or [t.name for t in TARGETS]
     store = args.store or args.out / "groundtruth" / "jobs.jsonl"
     store.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
+    n, t_start = 0, time.perf_counter()
+    over = lambda: (args.max_jobs is not None and n >= args.max_jobs) or \
+        (args.deadline is not None and time.perf_counter() - t_start > args.deadline)  # noqa: E731
     while True:
         done = load_done(store)
-        jobs = plan_stage([("finetune", b) for b in backbones] + [("scratch", a) for a in archs], targets, done, args.quick)
-        if not jobs or (args.max_jobs is not None and n >= args.max_jobs):
+        jobs = plan_stage([("finetune", b) for b in backbones] + [("scratch", a) for a in archs], targets, done, args.quick, args.tier)
+        if not jobs or over():
             break
         for job in jobs:
-            if args.max_jobs is not None and n >= args.max_jobs:
+            if over():
                 break
-            rec = run_job(job, args.out)
+            rec = run_job(job, args.out, args.device)
             with open(store, "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
             n += 1
