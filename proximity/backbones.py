@@ -16,7 +16,17 @@ the stem, at reduction 4 for a ResNet: ``conv1``/``bn1`` plus ``layer1``). A mod
 its BN layers. Their *inputs* are what the early-shift signal compares with their running stats.
 
 Hub ``config.json`` with ``architecture`` is a timm repo; one with ``model_type`` is a
-transformers repo (not supported yet: reported, not guessed). Never ``trust_remote_code``.
+transformers repo (an entry's ``format`` overrides). **transformers** backbones go through the
+same two steps: the preprocessing comes from ``AutoImageProcessor`` (size, crop, mean/std,
+resample → the timm-style data config), the network from ``AutoModel`` (``AutoConfig`` +
+``from_config`` for the random-weights control). Their pooled feature is the first (CLS) token of
+the last hidden state for token models — the pooler's dense layer is skipped, since
+self-supervised checkpoints (DINO, iBOT) do not train it — and the pooled output for convolutional
+ones and for token models without a class token (SigLIP's attention-pooling head). Of an
+image-text model (CLIP, SigLIP) only the image tower (``vision_model``) is used. Early layers: the first two blocks of the first block list (``layers``/``encoder.layer``) of
+a token model, or the embedder and first stage (``encoder.stages``) of a convolutional one, as
+for timm. Never ``trust_remote_code``:
+a model type transformers does not know is reported, not run.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ class BackboneSpec:
     preprocess: Preprocess
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     truncated_at: str = ""           # "features.39": the network is cut after this module
+    format: str = "timm"             # "timm" | "transformers"
 
 
 @dataclass
@@ -112,13 +123,63 @@ def _timm_name_spec(entry: CatalogEntry, name: str) -> tuple[str, str, dict[str,
     return name, arch, cfg.to_dict(), f"timm=={timm.__version__}:{name}"
 
 
+def repo_format(entry: CatalogEntry, cfg: dict[str, Any]) -> str:
+    """``timm`` / ``transformers`` / ``""`` (unknown) from the entry's ``format`` or config.json."""
+    return entry.format or ("timm" if "architecture" in cfg else "transformers" if "model_type" in cfg else "")
+
+
+_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
+
+
+def _transformers_spec(entry: CatalogEntry, cfg: dict[str, Any], ref: str, revision: str | None) -> dict[str, Any]:
+    """A timm-style pretrained_cfg from the repo's ``AutoImageProcessor`` (no weights loaded)."""
+    from transformers import AutoImageProcessor
+
+    model_type = cfg.get("model_type", "")
+    _check_model_type(entry, model_type)
+    try:
+        proc = AutoImageProcessor.from_pretrained(ref, revision=revision or None, trust_remote_code=False)
+    except OSError as exc:
+        if "preprocessor_config" in str(exc) or "does not appear to have" in str(exc):
+            if entry.input_size and entry.mean and entry.std:      # the entry says how, with provenance
+                c = int(cfg.get("num_channels", 3))
+                return {"input_size": (c, entry.input_size, entry.input_size), "mean": entry.mean, "std": entry.std,
+                        "crop_pct": 1.0, "crop_mode": "center", "interpolation": "bicubic"}
+            raise UnsupportedModelError(entry.id, "the repo has no preprocessor_config.json (AutoImageProcessor); "
+                                        "set [input] size, mean and std in its catalog entry") from None
+        raise
+    except ValueError as exc:
+        raise UnsupportedModelError(entry.id, f"AutoImageProcessor cannot read this repo without remote code: {str(exc)[:200]}") from None
+    size = dict(getattr(proc, "size", None) or {})
+    crop = dict(getattr(proc, "crop_size", None) or {}) if getattr(proc, "do_center_crop", False) else {}
+    short = size.get("shortest_edge")
+    h, w = (crop.get("height"), crop.get("width")) if crop else (size.get("height", short), size.get("width", short))
+    if not h or not w:
+        raise UnsupportedModelError(entry.id, f"cannot read an input size from its image processor (size={size})")
+    normalise = getattr(proc, "do_normalize", True)
+    c = int(cfg.get("num_channels", 3))
+    return {"input_size": (c, int(h), int(w)),
+            "mean": tuple(proc.image_mean) if normalise else (0.0,) * c,
+            "std": tuple(proc.image_std) if normalise else (1.0,) * c,
+            "crop_pct": (int(h) / short) if crop and short else 1.0, "crop_mode": "center",
+            "interpolation": _RESAMPLE.get(int(getattr(proc, "resample", 2) or 2), "bilinear")}
+
+
+def _check_model_type(entry: CatalogEntry, model_type: str) -> None:
+    from transformers import CONFIG_MAPPING
+
+    if not model_type:
+        raise UnsupportedModelError(entry.id, "config.json has no model_type (remote-code models are not run)")
+    if model_type not in CONFIG_MAPPING:
+        import transformers
+
+        raise UnsupportedModelError(entry.id, f"transformers {transformers.__version__} has no model type "
+                                    f"'{model_type}' (it may need remote code, which proximity never runs)")
+
+
 def _repo_spec(entry: CatalogEntry, cfg: dict[str, Any], revision: str, create_name: str) -> tuple[str, str, dict[str, Any], str]:
-    """(create name, architecture, pretrained_cfg, revision) of a repo's config.json."""
-    fmt = entry.format or ("timm" if "architecture" in cfg else "transformers" if "model_type" in cfg else "")
-    if fmt == "transformers":
-        raise UnsupportedModelError(
-            entry.id, f"this is a transformers-format repo (model_type={cfg.get('model_type')!r}); "
-            "proximity ranks timm-format backbones so far (transformers support is planned)")
+    """(create name, architecture, pretrained_cfg, revision) of a repo's timm config.json."""
+    fmt = repo_format(entry, cfg)
     if fmt != "timm" or "architecture" not in cfg:
         raise UnsupportedModelError(entry.id, "config.json names neither a timm 'architecture' nor a transformers 'model_type'")
     pretrained_cfg = dict(cfg.get("pretrained_cfg") or {k: v for k, v in cfg.items() if k not in ("architecture", "model_args")})
@@ -141,8 +202,6 @@ def resolve_spec(entry: CatalogEntry) -> BackboneSpec:
 
     Raises ModelNotFoundError, GatedModelError, HubUnavailableError or UnsupportedModelError.
     """
-    from timm.data import resolve_data_config
-
     if not entry.loadable:
         raise UnsupportedModelError(entry.id, entry.load_reason or "marked not loadable in the catalog")
     kind, rest = parse_source(entry.source)
@@ -153,6 +212,12 @@ def resolve_spec(entry: CatalogEntry) -> BackboneSpec:
 
         repo, pinned = split_repo(rest)
         cfg, commit = download_config(repo, entry.revision or pinned)
+        if repo_format(entry, cfg) == "transformers":
+            from .hub import hub_errors, offline_unless_reachable
+
+            with hub_errors(entry.id), offline_unless_reachable():
+                pcfg = _transformers_spec(entry, cfg, repo, commit or entry.revision or pinned)
+            return _finish(entry, repo, f"transformers:{cfg['model_type']}", pcfg, commit, "", "transformers")
         create, arch, pcfg, rev = _repo_spec(entry, cfg, commit, f"hf-hub:{repo}@{commit}" if commit else f"hf-hub:{repo}")
     else:
         folder = Path(rest)
@@ -164,16 +229,28 @@ def resolve_spec(entry: CatalogEntry) -> BackboneSpec:
             raise ModelNotFoundError(entry.id, f"'{folder}' has no model.safetensors")
         with open(folder / "config.json", encoding="utf-8") as fh:
             cfg = json.load(fh)
+        if repo_format(entry, cfg) == "transformers":
+            pcfg = _transformers_spec(entry, cfg, str(folder), None)
+            return _finish(entry, str(folder), f"transformers:{cfg['model_type']}", pcfg, _local_dir_revision(folder), "",
+                           "transformers")
         create, arch, pcfg, rev = _repo_spec(entry, cfg, _local_dir_revision(folder), f"local-dir:{folder}")
     truncated = entry.truncated_at or (cfg.get("proximity", {}).get("truncated_at", "") if kind != "timm" else "")
     if truncated and kind == "timm":
         raise UnsupportedModelError(entry.id, "truncated_at needs a hf-hub: or local-dir: repo holding the truncated weights")
+    return _finish(entry, create, arch, pcfg, rev, truncated, "timm")
+
+
+def _finish(entry: CatalogEntry, create: str, arch: str, pcfg: dict[str, Any], rev: str, truncated: str, fmt: str) -> BackboneSpec:
+    from timm.data import resolve_data_config
+
+    if truncated and fmt == "transformers":
+        raise UnsupportedModelError(entry.id, "truncated_at is supported for timm networks only")
     pcfg = _overlay(pcfg, entry)
     data_config = resolve_data_config(pretrained_cfg=pcfg)
+    kwargs = {"in_chans": int(data_config["input_size"][0])} if entry.channels and fmt == "timm" else {}
     return BackboneSpec(entry=entry, create_name=create, architecture=arch, revision=rev,
                         data_config=data_config, preprocess=Preprocess.from_data_config(data_config),
-                        model_kwargs={"in_chans": int(data_config["input_size"][0])} if entry.channels else {},
-                        truncated_at=truncated)
+                        model_kwargs=kwargs, truncated_at=truncated, format=fmt)
 
 
 def _overlay(pcfg: dict[str, Any], entry: CatalogEntry) -> dict[str, Any]:
@@ -205,7 +282,9 @@ def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | 
     with hub_errors(spec.entry.id), offline_unless_reachable(remote), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the caller's global RNG is left as it was (fork_rng)
         try:
-            if spec.truncated_at:
+            if spec.format == "transformers":
+                model = _open_transformers(spec, pretrained)
+            elif spec.truncated_at:
                 model = truncate(timm.create_model(spec.create_name, pretrained=False, num_classes=0, **spec.model_kwargs),
                                  spec.truncated_at)
                 if pretrained:
@@ -213,7 +292,7 @@ def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | 
             else:
                 model = timm.create_model(spec.create_name, pretrained=pretrained, num_classes=0, **spec.model_kwargs)
         except RuntimeError as exc:
-            if "size mismatch" in str(exc) or "Missing key" in str(exc) or "Unexpected key" in str(exc):
+            if any(k in str(exc) for k in ("size mismatch", "Missing key", "Unexpected key", "ignore_mismatched_sizes")):
                 raise UnsupportedModelError(spec.entry.id, f"weights do not match the architecture: {str(exc)[:300]}") from None
             raise
     model.eval()
@@ -223,6 +302,62 @@ def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | 
     return Backbone(spec=spec, model=model, early_layers=early, early_modules=[] if early else find_early_modules(model),
                     early_channels=early_channels(model),
                     feature_dim=int(getattr(model, "num_features", 0)), device=dev, pretrained=pretrained)
+
+
+#: transformers model types whose token output has no class token: their pooled output is used.
+NO_CLS_TOKEN = frozenset({"siglip", "siglip2", "siglip_vision_model", "siglip2_vision_model"})
+
+
+def _open_transformers(spec: BackboneSpec, pretrained: bool) -> nn.Module:
+    from transformers import AutoConfig, AutoModel
+
+    rev = {"revision": spec.revision} if spec.entry.kind == "hf-hub" and spec.revision else {}
+    if pretrained:
+        model, info = AutoModel.from_pretrained(spec.create_name, trust_remote_code=False, output_loading_info=True, **rev)
+        missing = [k for k in info.get("missing_keys", ()) if "pooler" not in k]   # the pooler is not used
+        if missing or info.get("mismatched_keys"):
+            raise UnsupportedModelError(spec.entry.id, f"weights do not match {type(model).__name__}: missing {sorted(missing)[:4]}, "
+                                        f"mismatched {list(info.get('mismatched_keys', ()))[:2]}")
+    else:
+        model = AutoModel.from_config(AutoConfig.from_pretrained(spec.create_name, trust_remote_code=False, **rev))
+    model_type = getattr(model.config, "model_type", "")
+    if hasattr(model, "vision_model"):            # image-text models (CLIP, SigLIP): the image tower only
+        model = model.vision_model
+    return TransformersBackbone(model, cls_token=model_type not in NO_CLS_TOKEN)
+
+
+class TransformersBackbone(nn.Module):
+    """A transformers vision model as proximity uses it: pixel values in, pooled (N, d) out, with
+    a timm-style ``feature_info`` naming its early blocks (module docstring)."""
+
+    def __init__(self, model: nn.Module, cls_token: bool = True) -> None:
+        super().__init__()
+        self.model = model
+        self.cls_token = cls_token
+        cfg = model.config
+        sizes = getattr(cfg, "hidden_sizes", None)
+        self.num_features = int(getattr(cfg, "hidden_size", 0) or (sizes[-1] if sizes else 0))
+        blocks = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) >= 1
+                       and n.rsplit(".", 1)[-1] in ("layer", "layers", "stages", "blocks")), None)
+        self.feature_info: list[dict[str, Any]] = []
+        if blocks is not None and blocks[0].rsplit(".", 1)[-1] == "stages":      # convolutional: stem + first stage
+            first = int(sizes[0]) if sizes else 0
+            stem = next((n for n in ("embedder", "embeddings", "stem") if hasattr(model, n)), None)
+            if stem:
+                self.feature_info.append({"module": f"model.{stem}", "num_chs": int(getattr(cfg, "embedding_size", 0) or first)})
+            self.feature_info.append({"module": f"model.{blocks[0]}.0", "num_chs": first})
+        elif blocks is not None and len(blocks[1]) >= 2:                          # token model: first two blocks
+            self.feature_info = [{"module": f"model.{blocks[0]}.{i}", "num_chs": self.num_features} for i in (0, 1)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(pixel_values=x)
+        h = out.last_hidden_state
+        if h.ndim == 3 and self.cls_token:
+            return h[:, 0]                         # CLS token (after the final norm)
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is not None:
+            return pooled.flatten(1)
+        return h.mean(dim=(2, 3)) if h.ndim == 4 else h.mean(dim=1)
 
 
 class TruncatedBackbone(nn.Module):

@@ -101,3 +101,44 @@ def write_folder(root: Path, imgs: np.ndarray, labels: np.ndarray | None) -> Pat
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(d / f"{i:04d}.png")
     return root
+
+
+def save_transformers_repo(kind: str, folder: Path, seed: int = 0) -> Path:
+    """A tiny transformers vision backbone (``vit``, ``dinov2``, ``beit``, ``resnet``, ``convnext``,
+    ``clip``, ``siglip``)
+    at 32 px with its image processor, saved as a Hub-style folder (config.json,
+    model.safetensors, preprocessor_config.json)."""
+    import transformers as T
+
+    torch.manual_seed(seed)
+    vit_like = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8)
+    if kind == "vit":
+        model = T.ViTModel(T.ViTConfig(intermediate_size=64, **vit_like), add_pooling_layer=False)
+        proc = T.ViTImageProcessor(size={"height": 32, "width": 32})
+    elif kind == "dinov2":
+        model = T.Dinov2Model(T.Dinov2Config(mlp_ratio=2, **vit_like))
+        proc = T.BitImageProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}, do_center_crop=True,
+                                   image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    elif kind == "beit":
+        model = T.BeitModel(T.BeitConfig(intermediate_size=64, use_mean_pooling=True, **vit_like))
+        proc = T.BeitImageProcessor(size={"height": 32, "width": 32}, do_center_crop=False)
+    elif kind == "resnet":
+        model = T.ResNetModel(T.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic"))
+        proc = T.ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=None)
+    elif kind == "convnext":
+        model = T.ConvNextModel(T.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=4))
+        proc = T.ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=None)
+    elif kind in ("clip", "siglip"):
+        text = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+        vision = dict(intermediate_size=64, **vit_like)
+        if kind == "clip":
+            model = T.CLIPModel(T.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+            proc = T.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+        else:
+            model = T.SiglipModel(T.SiglipConfig(text_config=text, vision_config=vision))
+            proc = T.SiglipImageProcessor(size={"height": 32, "width": 32})
+    else:
+        raise ValueError(kind)
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return folder
