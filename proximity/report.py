@@ -5,10 +5,12 @@ JSON contract (``schema_version: 1``)::
     {"schema_version": 1, "proximity_version": "0.1.0", "mode": "labels" | "label-free",
      "sample": {"path", "n_images", "n_found", "n_skipped", "skipped": [{"path", "reason"}],
                 "labels", "labels_note", "n_classes", "classes": {name: count}},
-     "ranking": [{"rank", "model", "domain", "fit", "risk", "risk_band", "risk_reason",
+     "ranking": [{"rank", "model", "domain", "fit", "risk", "risk_interval": [low, high] | null,
+                  "risk_band", "risk_reason",
                   "signals": {name: {"value", "sd", "higher_is_better", "reason"}},
                   "timings": {"evidence_s", "control_s", "signals_s"}, "cached": bool}],
      "failed": [{"model", "stage": "fetch" | "load" | "forward" | "signal", "error"}],
+     "excluded": [{"model", "reason"}],       # catalog entries set aside (filters, not loadable)
      "settings": {...}}
 
 ``model`` is the catalog id, or the ``--model`` string exactly as given. CSV has one row per
@@ -64,10 +66,12 @@ class Candidate:
     signals: dict[str, SignalValue]
     timings: dict[str, float] = field(default_factory=dict)
     cached: bool = False
+    risk_interval: tuple[float, float] | None = None     # 90 % interval of the calibrated risk
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "model": self.model, "domain": self.domain, "fit": self.fit,
-                "risk": self.risk, "risk_band": self.risk_band, "risk_reason": self.risk_reason,
+                "risk": self.risk, "risk_interval": None if self.risk_interval is None else list(self.risk_interval),
+                "risk_band": self.risk_band, "risk_reason": self.risk_reason,
                 "signals": {k: v.to_dict() for k, v in self.signals.items()},
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cached": self.cached}
 
@@ -93,6 +97,7 @@ class Ranking:
     failed: list[Failure]
     mode: str
     settings: dict[str, Any] = field(default_factory=dict)
+    excluded: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def best(self) -> Candidate | None:
@@ -109,7 +114,7 @@ class Ranking:
 
         return {"schema_version": SCHEMA_VERSION, "proximity_version": __version__, "mode": self.mode,
                 "sample": self.sample.to_dict(), "ranking": [c.to_dict() for c in self.ranking],
-                "failed": [f.to_dict() for f in self.failed], "settings": self.settings}
+                "failed": [f.to_dict() for f in self.failed], "excluded": self.excluded, "settings": self.settings}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -119,8 +124,9 @@ class Ranking:
         names = sorted({n for c in self.ranking for n in c.signals})
         rows = []
         for c in self.ranking:
+            lo, hi = c.risk_interval or (None, None)
             row = {"rank": c.rank, "model": c.model, "domain": c.domain, "fit": c.fit, "risk": c.risk,
-                   "risk_band": c.risk_band, "risk_reason": c.risk_reason, "error": ""}
+                   "risk_low": lo, "risk_high": hi, "risk_band": c.risk_band, "risk_reason": c.risk_reason, "error": ""}
             for n in names:
                 s = c.signals.get(n)
                 row[f"signal.{n}"] = s.value if s else None
@@ -128,14 +134,14 @@ class Ranking:
             rows.append(row)
         for f in self.failed:
             rows.append({"rank": None, "model": f.model, "domain": "", "fit": None, "risk": None,
-                         "risk_band": "unknown", "risk_reason": "", "error": f"{f.stage}: {f.error}",
+                         "risk_low": None, "risk_high": None, "risk_band": "unknown", "risk_reason": "", "error": f"{f.stage}: {f.error}",
                          **{k: None for n in names for k in (f"signal.{n}", f"signal.{n}.sd")}})
         return rows
 
     def to_csv(self) -> str:
         rows = self.rows()
         buf = io.StringIO()
-        fields = list(rows[0]) if rows else ["rank", "model", "domain", "fit", "risk", "risk_band", "risk_reason", "error"]
+        fields = list(rows[0]) if rows else ["rank", "model", "domain", "fit", "risk", "risk_low", "risk_high", "risk_band", "risk_reason", "error"]
         writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for r in rows:
@@ -183,6 +189,8 @@ def render_table(r: Ranking, console=None) -> None:
     notes = []
     for c in r.ranking:
         risk = f"[{colour[c.risk_band]}]{c.risk_band}" + (f" {c.risk:.2f}" if c.risk is not None else "") + "[/]"
+        if c.risk_interval is not None:
+            risk += f"\n[dim]{c.risk_interval[0]:.2f}–{c.risk_interval[1]:.2f}[/]"
         t.add_row(str(c.rank), f"{escape(c.model)}\n[dim]{escape(c.domain)}[/]", "—" if c.fit is None else f"{c.fit:.3f}",
                   _cell(c.signals.get("probe"), pct=True), _cell(c.signals.get("gain"), pct=True),
                   _cell(c.signals.get("logme")), _cell(c.signals.get("early_shift")),
@@ -193,6 +201,8 @@ def render_table(r: Ranking, console=None) -> None:
         console.print(t)
     for note in dict.fromkeys(notes):
         console.print(f"[dim]{escape(note)}[/]", highlight=False)
+    for c in r.ranking:
+        console.print(f"[dim]#{c.rank} risk:[/] {escape(c.risk_reason)}", highlight=False)
     if r.ranking and all(c.cached for c in r.ranking):
         console.print("[dim]evidence read from the cache (--no-cache recomputes it)[/]")
     groups: dict[tuple[str, str], list[str]] = {}
@@ -208,5 +218,6 @@ def render_table(r: Ranking, console=None) -> None:
     if not r.ranking:
         return
     console.print("[dim]probe/gain: balanced accuracy (%) ± sd over folds; logme: higher is better; shift: "
-                  "early_shift, fd: frechet / tr(Σ_ref) (lower = closer to the pretraining domain); risk v0 is "
-                  "uncalibrated. --format json for every signal with its reason.[/]")
+                  "early_shift, fd: frechet / tr(Σ_ref) (lower = closer to the pretraining domain); risk: "
+                  "P(fine-tuning ends below training from scratch) with its 90 % interval, calibrated on the benchmark's "
+                  "targets only (README). --format json for every signal with its reason.[/]")

@@ -1,30 +1,48 @@
-"""Negative-transfer risk, v0 — **uncalibrated**.
+"""Negative-transfer risk: P(fine-tuning from this backbone ends below training the same
+architecture from scratch), from a small logistic model fitted to ground truth.
 
-The risk is meant as P(fine-tuning from this backbone ends below training the same architecture
-from scratch). v0 is a documented first estimate, not yet fitted to ground truth (a later
-benchmark calibrates it); treat its numbers as an ordering with a rough scale.
+The model ships as data, ``catalog/risk_model.json``, written by ``scripts/fit_risk.py`` from the
+benchmark's *dev* targets (``scripts/bench``; provenance inside the file) and validated on its
+*test* targets (``scripts/bench/results/RESULTS.md``). Two variants:
 
-* **with labels and the random-weights control** — the probe gain g (pretrained − random
-  balanced accuracy, paired over k folds, sd s) is the evidence:
-  ``risk = Φ(−g / u)``, ``u = sqrt(s²/k + τ²)``, τ = 0.03 (an allowance for the gap between
-  a linear probe's gain and a fine-tune's). A gain of 0 gives 0.5; a gain of 2u gives 0.02.
-* **label-free** (no labels or no control) — from early_shift only:
-  ``risk = shift / (shift + 1)`` (a shift of 1 — the target's early moments a source standard
-  deviation away — gives 0.5), flagged "label-free, uncalibrated".
-* **neither** — null, band ``unknown``.
+* **labels** — used when the probe gain over the random-weights control exists. Features (chosen
+  on dev by leave-one-target-out log loss among a few documented sets, see the JSON's
+  ``selection``): ``gain_z`` = gain / max(sd over folds, 0.01) — the gain scaled by its fold spread;
+  ``gain`` (balanced-accuracy points as a fraction); ``log_shift`` = log(1 + early_shift);
+  ``log_per_class`` = log(images per class).
+* **label-free** — when only proximity is known: ``log_shift``, ``log_frechet``, ``log_n``. It is
+  wider: its interval carries the coefficient uncertainty of a weaker model.
 
-Bands: low < 0.2 ≤ medium < 0.5 ≤ high.
+Each estimate comes with a 90 % interval from the coefficients' covariance (Laplace
+approximation, widened ×2 where a feature lies outside the range the model was fitted on), a
+band (low < 0.2 ≤ medium < 0.5 ≤ high, on the point estimate) and a one-line reason that names the
+evidence driving it. It is **unknown** (None, band ``unknown``) with fewer than
+:data:`MIN_IMAGES` images, fewer than 2 images per class, or when neither variant's evidence
+exists — the reason says which.
+
+Calibration is claimed only for what the benchmark covers: small CNN/ViT backbones and 64 px
+targets of 40–240 images (``coverage`` in the JSON). Outside it the numbers are extrapolations,
+and the reason says so when a feature leaves the fitted range.
+
+:func:`risk_v0` keeps the first, uncalibrated rule (``Φ(−gain/u)``; label-free
+``shift/(shift+1)``) for comparison on the results page.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
 
 from .signals import SignalValue
 
-TAU = 0.03
 BANDS = ((0.2, "low"), (0.5, "medium"), (1.01, "high"))
+MIN_IMAGES = 20
+Z90 = 1.6449
+TAU_V0 = 0.03
 
 
 def band(risk: float | None) -> str:
@@ -34,17 +52,178 @@ def band(risk: float | None) -> str:
     return next(name for hi, name in BANDS if risk < hi)
 
 
-def estimate_risk(signals: Mapping[str, SignalValue], n_folds: int | None = None) -> tuple[float | None, str]:
-    """Return (risk in [0, 1] or None, one-line reason naming the evidence).
+@dataclass(frozen=True)
+class Risk:
+    """A risk estimate: probability, 90 % interval, band and the reason."""
 
-    ``n_folds`` is the number of folds the probe really used (k of the module docstring).
-    """
+    value: float | None
+    low: float | None
+    high: float | None
+    band: str
+    reason: str
+    variant: str            # "labels" | "label-free" | "unknown"
+
+
+def _v(signals: Mapping[str, SignalValue], name: str) -> tuple[float | None, float | None]:
+    s = signals.get(name)
+    return (None, None) if s is None or s.value is None else (s.value, s.sd)
+
+
+def evidence(signals: Mapping[str, SignalValue], n_images: int, n_classes: int) -> dict[str, float | None]:
+    """The raw quantities the risk model reads (also what ``scripts/fit_risk.py`` reads from a row)."""
+    gain, gain_sd = _v(signals, "gain")
+    return {"gain": gain, "gain_sd": gain_sd, "probe": _v(signals, "probe")[0], "early_shift": _v(signals, "early_shift")[0],
+            "frechet": _v(signals, "frechet")[0], "n_images": float(n_images), "n_classes": float(n_classes)}
+
+
+def features(ev: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Model features from :func:`evidence` (None where the evidence is absent)."""
+    def log1p(x):
+        return None if x is None or x < 0 else math.log1p(x)
+
+    g, sd, n, k = ev.get("gain"), ev.get("gain_sd"), ev.get("n_images"), ev.get("n_classes")
+    return {"gain": g,
+            "gain_z": None if g is None else g / max(sd or 0.0, 0.01),
+            "log_shift": log1p(ev.get("early_shift")),
+            "log_frechet": log1p(ev.get("frechet")),
+            "log_n": None if not n else math.log(n),
+            "log_per_class": None if not n or not k else math.log(n / k)}
+
+
+@dataclass(frozen=True)
+class Variant:
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]          # standardised features
+    intercept: float
+    cov: tuple[tuple[float, ...], ...]   # of (intercept, coef...)
+    lo: tuple[float, ...]            # fitted range of each raw feature
+    hi: tuple[float, ...]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Variant":
+        return cls(tuple(d["features"]), tuple(d["mean"]), tuple(d["scale"]), tuple(d["coef"]), float(d["intercept"]),
+                   tuple(tuple(r) for r in d["cov"]), tuple(d["range"][0]), tuple(d["range"][1]))
+
+    def predict(self, feats: Mapping[str, float | None]) -> tuple[float, float, float, list[tuple[str, float]], list[str]] | None:
+        """(p, low, high, contributions [(feature, coef·z)], features outside the fitted range), or
+        None when a feature is missing."""
+        x = [feats.get(f) for f in self.features]
+        if any(v is None for v in x):
+            return None
+        z = [(v - m) / s for v, m, s in zip(x, self.mean, self.scale)]
+        eta = self.intercept + sum(c * zi for c, zi in zip(self.coef, z))
+        vec = [1.0, *z]
+        var = sum(vec[i] * self.cov[i][j] * vec[j] for i in range(len(vec)) for j in range(len(vec)))
+        outside = [f for f, v, lo, hi in zip(self.features, x, self.lo, self.hi)
+                   if v < lo - 0.1 * (hi - lo) or v > hi + 0.1 * (hi - lo)]
+        half = Z90 * math.sqrt(max(var, 0.0)) * (2.0 if outside else 1.0)
+        return (_sigmoid(eta), _sigmoid(eta - half), _sigmoid(eta + half),
+                [(f, c * zi) for f, c, zi in zip(self.features, self.coef, z)], outside)
+
+
+def _sigmoid(t: float) -> float:
+    return 1.0 / (1.0 + math.exp(-t)) if t >= 0 else math.exp(t) / (1.0 + math.exp(t))
+
+
+@dataclass(frozen=True)
+class RiskModel:
+    variants: Mapping[str, Variant]
+    provenance: Mapping[str, Any]
+    path: Path | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], path: Path | None = None) -> "RiskModel":
+        if d.get("schema") != 1:
+            raise ValueError(f"risk model schema {d.get('schema')!r} is not 1")
+        return cls({k: Variant.from_dict(v) for k, v in d["variants"].items()}, d.get("provenance", {}), path)
+
+
+def model_path() -> Path:
+    from .catalog import catalog_root
+
+    return catalog_root() / "risk_model.json"
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str | None = None) -> RiskModel | None:
+    """The shipped risk model (None, with v0 used instead, when the file is absent)."""
+    p = Path(path) if path else model_path()
+    if not p.is_file():
+        return None
+    return RiskModel.from_dict(json.loads(p.read_text()), p)
+
+
+_WORDS = {
+    "gain": lambda ev, c: _gain_words(ev),
+    "gain_z": lambda ev, c: _gain_words(ev),
+    "log_shift": lambda ev, c: (f"early-layer statistics {_closeness(ev['early_shift'])} the pretraining data "
+                                f"(shift {ev['early_shift']:.2f})"),
+    "log_frechet": lambda ev, c: f"pooled features {'far from' if c > 0 else 'close to'} the reference "
+                                 f"(Fréchet {ev['frechet']:.2f})",
+    "log_n": lambda ev, c: f"{int(ev['n_images'])} images",
+    "log_per_class": lambda ev, c: f"{ev['n_images'] / ev['n_classes']:.0f} images per class",
+}
+
+
+def _gain_words(ev) -> str:
+    g, sd = ev["gain"], ev["gain_sd"] or 0.0
+    return f"probe {'beats' if g >= 0 else 'trails'} random weights by {abs(g) * 100:.1f} ± {sd * 100:.1f} points"
+
+
+def _closeness(shift: float) -> str:
+    return "near" if shift < 0.25 else "far from" if shift > 1.0 else "moderately far from"
+
+
+def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, *,
+             model: RiskModel | None | str = "shipped", n_folds: int | None = None) -> Risk:
+    """The risk of one candidate (module docstring). ``model=None`` forces the v0 rule."""
+    m = load_model() if model == "shipped" else model
+    if m is None:
+        value, reason = risk_v0(signals, n_folds)
+        return Risk(value, None, None, band(value), reason, "v0")
+    if n_images < MIN_IMAGES:
+        return Risk(None, None, None, "unknown", f"unknown: {n_images} images are too few to say (need ≥ {MIN_IMAGES})", "unknown")
+    ev = evidence(signals, n_images, n_classes)
+    feats = features(ev)
+    tried = []
+    for name in ("labels", "label-free"):
+        var = m.variants.get(name)
+        if var is None:
+            continue
+        if name == "labels" and n_classes >= 2 and n_images / n_classes < 2:
+            tried.append("fewer than 2 images per class")
+            continue
+        out = var.predict(feats)
+        if out is None:
+            tried.append(f"{name}: no {', '.join(f for f in var.features if feats.get(f) is None)}")
+            continue
+        p, lo, hi, contrib, outside = out
+        words, seen = [], set()
+        for f, c in sorted(contrib, key=lambda t: -abs(t[1])):
+            w = _WORDS[f](ev, c)
+            if w not in seen and (abs(c) >= 0.1 or not words):
+                words.append(w)
+                seen.add(w)
+        reason = "; ".join(words[:2]) or "the benchmark's base rate: no signal separated negative transfer on its dev targets"
+        if name == "label-free":
+            reason = "label-free: " + reason
+        if outside:
+            reason += f"; {', '.join(outside)} outside the benchmark's range: extrapolated, interval widened"
+        return Risk(p, lo, hi, band(p), reason + f" (90 % interval {lo:.2f}–{hi:.2f})", name)
+    return Risk(None, None, None, "unknown", "unknown: " + "; ".join(tried or ["no evidence"]), "unknown")
+
+
+def risk_v0(signals: Mapping[str, SignalValue], n_folds: int | None = None) -> tuple[float | None, str]:
+    """The first, uncalibrated rule: with the gain g (sd s over k folds)
+    ``Φ(−g / sqrt(s²/k + 0.03²))``; label-free ``shift / (shift + 1)``; else None."""
     gain = signals.get("gain")
     shift = signals.get("early_shift")
     if gain is not None and gain.value is not None:
         k = n_folds or 5
         s = gain.sd or 0.0
-        u = math.sqrt(s * s / k + TAU * TAU)
+        u = math.sqrt(s * s / k + TAU_V0 * TAU_V0)
         risk = 0.5 * math.erfc(gain.value / u / math.sqrt(2.0))
         verb = "beats" if gain.value >= 0 else "trails"
         why = f"probe {verb} random weights by {abs(gain.value) * 100:.1f} ± {s * 100:.1f} points"
@@ -53,9 +232,8 @@ def estimate_risk(signals: Mapping[str, SignalValue], n_folds: int | None = None
         return risk, why + " (v0, uncalibrated)"
     if shift is not None and shift.value is not None:
         risk = shift.value / (shift.value + 1.0)
-        closeness = "near" if shift.value < 0.25 else "far from" if shift.value > 1.0 else "moderately far from"
         basis = "label-free" if gain is None or not gain.reason or "no labels" in gain.reason else f"no gain ({gain.reason})"
-        return risk, (f"{basis}: early-layer statistics {closeness} the pretraining data "
-                      f"(shift {shift.value:.2f}); uncalibrated")
+        return risk, (f"{basis}: early-layer statistics {_closeness(shift.value)} the pretraining data "
+                      f"(shift {shift.value:.2f}); v0, uncalibrated")
     missing = gain.reason if gain is not None and gain.reason else "no probe gain"
     return None, f"unknown: {missing}; and no early-layer statistics"

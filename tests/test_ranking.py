@@ -3,7 +3,7 @@ import math
 import pytest
 
 from proximity.ranking import fit_score, sort_key
-from proximity.risk import band, estimate_risk
+from proximity.risk import band, risk_v0
 from proximity.signals import SignalValue as V
 
 ABSENT = V(None, None, False, "no batch-norm layers")
@@ -29,14 +29,14 @@ def test_label_free_fit_and_fitless_last_by_prior():
 
 
 def test_risk_v0_known_values_and_bands():
-    r, why = estimate_risk({"gain": V(0.0, 0.0)}, 5)
+    r, why = risk_v0({"gain": V(0.0, 0.0)}, 5)
     assert r == pytest.approx(0.5) and band(r) == "high" and "v0, uncalibrated" in why
-    r, _ = estimate_risk({"gain": V(0.06, 0.0)}, 5)             # two allowances (τ = 0.03) above zero
+    r, _ = risk_v0({"gain": V(0.06, 0.0)}, 5)             # two allowances (τ = 0.03) above zero
     assert r == pytest.approx(0.02275, abs=1e-4) and band(r) == "low"
-    r, _ = estimate_risk({"gain": V(-0.05, 0.02)}, 5)
-    assert r > 0.9 and "trails random weights by 5.0" in estimate_risk({"gain": V(-0.05, 0.02)}, 5)[1]
-    r, why = estimate_risk({"gain": V(None), "early_shift": V(1.0, 0.1, False)}, 5)
+    r, _ = risk_v0({"gain": V(-0.05, 0.02)}, 5)
+    assert r > 0.9 and "trails random weights by 5.0" in risk_v0({"gain": V(-0.05, 0.02)}, 5)[1]
+    r, why = risk_v0({"gain": V(None), "early_shift": V(1.0, 0.1, False)}, 5)
     assert r == 0.5 and "label-free" in why
-    r, why = estimate_risk({"gain": V(None, reason="no labels"), "early_shift": ABSENT}, 5)
+    r, why = risk_v0({"gain": V(None, reason="no labels"), "early_shift": ABSENT}, 5)
     assert r is None and band(r) == "unknown" and why.startswith("unknown: no labels")
     assert [band(x) for x in (0.0, 0.19, 0.2, 0.49, 0.5, 1.0)] == ["low", "low", "medium", "medium", "high", "high"]

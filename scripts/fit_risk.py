@@ -1,0 +1,163 @@
+"""Fit the negative-transfer risk model on the benchmark's dev targets and write it as data.
+
+    python scripts/fit_risk.py [--pairs scripts/bench/results/pairs.csv] [--out catalog/risk_model.json]
+
+Reads the per-pair rows that ``scripts/bench/evaluate.py`` writes (signals of every (target,
+backbone) pair, and whether fine-tuning ended below training from scratch), keeps the **dev**
+targets only, and for each variant (``labels``, ``label-free``) chooses a feature set and an L2
+strength by leave-one-target-out log loss among the documented candidates below, then fits it on
+all dev rows. Logistic regression on standardised features by Newton's method, the intercept
+unpenalised; the coefficient covariance is the inverse of the penalised Hessian (what the
+90 % intervals of :mod:`proximity.risk` use). Deterministic: the same rows give the same file.
+
+Refit after a new ground truth: ``python scripts/bench/evaluate.py && python scripts/fit_risk.py
+&& python scripts/bench/evaluate.py`` (the second evaluation reports the new model on test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from proximity.risk import features
+
+ROOT = Path(__file__).resolve().parents[1]
+CANDIDATES = {
+    "labels": [("gain",), ("gain_z",), ("gain", "log_shift"), ("gain_z", "log_shift"), ("gain", "log_per_class"),
+               ("gain", "log_shift", "log_per_class"), ("gain", "gain_z")],
+    "label-free": [(), ("log_shift",), ("log_frechet",), ("log_shift", "log_frechet"), ("log_shift", "log_n")],
+}
+LAMBDAS = (0.3, 1.0, 3.0)       # L2 strength on the standardised coefficients
+TIE = 0.005                     # log-loss difference treated as a tie (then: fewer features, stronger penalty)
+
+
+def read_rows(path: Path) -> list[dict]:
+    def num(v):
+        return None if v in ("", "None") else float(v)
+    rows = []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            ev = {"gain": num(r["gain"]), "gain_sd": num(r["gain_sd"]), "probe": num(r["probe"]),
+                  "early_shift": num(r["early_shift"]), "frechet": num(r["frechet"]),
+                  "n_images": num(r["n"]), "n_classes": num(r["classes"])}
+            rows.append({"target": r["target"], "split": r["split"], "y": int(r["negative"]), "f": features(ev)})
+    return rows
+
+
+def fit(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Penalised logistic regression by Newton; returns (w with intercept first, covariance)."""
+    a = np.hstack([np.ones((len(x), 1)), x])
+    pen = np.full(a.shape[1], lam)
+    pen[0] = 0.0
+    w = np.zeros(a.shape[1])
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-a @ w))
+        grad = a.T @ (p - y) + pen * w
+        h = (a * (p * (1 - p))[:, None]).T @ a + np.diag(pen) + 1e-9 * np.eye(a.shape[1])
+        step = np.linalg.solve(h, grad)
+        w -= step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    p = 1.0 / (1.0 + np.exp(-a @ w))
+    h = (a * (p * (1 - p))[:, None]).T @ a + np.diag(pen) + 1e-9 * np.eye(a.shape[1])
+    return w, np.linalg.inv(h)
+
+
+def _matrix(rows: list[dict], feats: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([[r["f"][k] for k in feats] for r in rows], float).reshape(len(rows), len(feats)), \
+        np.array([r["y"] for r in rows], float)
+
+
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(0) if x.size else np.zeros(x.shape[1])
+    scale = x.std(0) if x.size else np.ones(x.shape[1])
+    return mean, np.where(scale > 1e-12, scale, 1.0)
+
+
+def loto_logloss(rows: list[dict], feats: tuple[str, ...], lam: float) -> float:
+    """Leave-one-target-out log loss over all rows."""
+    losses = []
+    for t in sorted({r["target"] for r in rows}):
+        tr = [r for r in rows if r["target"] != t]
+        te = [r for r in rows if r["target"] == t]
+        x, y = _matrix(tr, feats)
+        mean, scale = _standardise(x)
+        w, _ = fit((x - mean) / scale, y, lam)
+        xt, yt = _matrix(te, feats)
+        p = 1.0 / (1.0 + np.exp(-(w[0] + ((xt - mean) / scale) @ w[1:])))
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        losses += (-(yt * np.log(p) + (1 - yt) * np.log(1 - p))).tolist()
+    return float(np.mean(losses))
+
+
+def fit_variant(rows: list[dict], name: str) -> dict:
+    table = []
+    for feats in CANDIDATES[name]:
+        usable = [r for r in rows if all(r["f"][k] is not None for k in feats)]
+        if len(usable) < len(rows):             # a candidate must cover every dev row to be comparable
+            table.append({"features": list(feats), "lambda": None, "loto_logloss": None,
+                          "note": f"{len(rows) - len(usable)} rows lack a feature"})
+            continue
+        for lam in LAMBDAS:
+            table.append({"features": list(feats), "lambda": lam, "loto_logloss": round(loto_logloss(rows, feats, lam), 5)})
+    ok = [c for c in table if c["loto_logloss"] is not None]
+    best = min(c["loto_logloss"] for c in ok)
+    chosen = min((c for c in ok if c["loto_logloss"] <= best + TIE), key=lambda c: (len(c["features"]), -c["lambda"]))
+    feats = tuple(chosen["features"])
+    x, y = _matrix(rows, feats)
+    mean, scale = _standardise(x)
+    w, cov = fit((x - mean) / scale, y, chosen["lambda"])
+    return {"features": list(feats), "mean": mean.tolist(), "scale": scale.tolist(), "intercept": float(w[0]),
+            "coef": w[1:].tolist(), "cov": cov.tolist(), "lambda": chosen["lambda"],
+            "range": [x.min(0).tolist() if x.size else [], x.max(0).tolist() if x.size else []],
+            "n_rows": len(rows), "n_negative": int(y.sum()), "base_rate": float(y.mean()),
+            "loto_logloss": chosen["loto_logloss"], "selection": table}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else ""
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pairs", type=Path, default=ROOT / "scripts" / "bench" / "results" / "pairs.csv")
+    ap.add_argument("--out", type=Path, default=ROOT / "catalog" / "risk_model.json")
+    args = ap.parse_args(argv)
+    rows = [r for r in read_rows(args.pairs) if r["split"] == "dev"]
+    if len({r["target"] for r in rows}) < 3:
+        raise SystemExit(f"{args.pairs}: fewer than 3 dev targets — run scripts/bench/evaluate.py on the full ground truth first")
+    variants = {name: fit_variant(rows, name) for name in CANDIDATES}
+    try:
+        code = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        code = "unknown"
+    gt = args.pairs.parent / "groundtruth.jsonl"
+    doc = {"schema": 1, "variants": variants, "provenance": {
+        "fitted": date.today().isoformat(), "script": "scripts/fit_risk.py", "code_version": code,
+        "pairs": {"file": str(args.pairs.relative_to(ROOT)) if args.pairs.is_relative_to(ROOT) else str(args.pairs),
+                  "sha256": _sha(args.pairs)},
+        "groundtruth": {"file": "scripts/bench/results/groundtruth.jsonl", "sha256": _sha(gt), "protocol": 1},
+        "dev_targets": sorted({r["target"] for r in rows}),
+        "coverage": "benchmark tier 1: 9 small backbones (timm test_resnet / test_convnext / test_vit, 64 px) "
+                    "pretrained on 5 synthetic and real domains; 64 px targets of 40-240 training images, 2-10 classes"}}
+    args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    for name, v in variants.items():
+        print(f"{name:10s} features {v['features']} λ {v['lambda']}: LOTO log loss {v['loto_logloss']:.4f} "
+              f"(base rate {v['base_rate']:.2f}, log loss {_h(v['base_rate']):.4f}); {v['n_negative']}/{v['n_rows']} negative")
+    print(f"wrote {args.out}")
+
+
+def _h(p: float) -> float:
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p)) if 0 < p < 1 else 0.0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The calibrated negative-transfer risk: shipped model, estimate(), and the fitting script."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from proximity import risk as R
+from proximity.signals import SignalValue as V
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _model(features=("gain",), coef=(-2.0,), lo=(-0.1,), hi=(0.3,), free=("log_shift",), free_coef=(0.5,)):
+    def var(f, c, l, h):
+        k = len(f) + 1
+        return {"features": list(f), "mean": [0.0] * len(f), "scale": [0.1] * len(f), "coef": list(c), "intercept": -0.5,
+                "cov": (np.eye(k) * 0.04).tolist(), "range": [list(l), list(h)]}
+    return R.RiskModel.from_dict({"schema": 1, "variants": {"labels": var(features, coef, lo, hi),
+                                                            "label-free": var(free, free_coef, (0.0,), (2.0,))}})
+
+
+def test_shipped_model_has_both_variants_and_provenance():
+    m = R.load_model()
+    assert m is not None and set(m.variants) == {"labels", "label-free"}
+    prov = m.provenance
+    assert prov["script"] == "scripts/fit_risk.py" and len(prov["groundtruth"]["sha256"]) == 16
+    assert len(prov["dev_targets"]) >= 5 and "coverage" in prov
+    doc = json.loads(R.model_path().read_text())
+    for v in doc["variants"].values():                       # every choice is on record
+        assert v["selection"] and v["n_rows"] >= 40 and set(v["features"]) <= set(R.features({}))
+
+
+def test_estimate_orders_by_gain_with_interval_band_and_reason():
+    m = _model()
+    strong = R.estimate({"gain": V(0.25, 0.02)}, 200, 4, model=m)
+    weak = R.estimate({"gain": V(-0.02, 0.03)}, 200, 4, model=m)
+    assert strong.value < weak.value
+    for r in (strong, weak):
+        assert r.low < r.value < r.high and r.band == R.band(r.value) and r.variant == "labels"
+    assert "probe beats random weights by 25.0 ± 2.0 points" in strong.reason
+    assert "trails random weights by 2.0" in weak.reason and "90 % interval" in weak.reason
+
+
+def test_outside_the_fitted_range_widens_and_says_so():
+    m, wide = _model(), _model(hi=(1.0,))
+    inside = R.estimate({"gain": V(0.9, 0.02)}, 200, 4, model=wide)      # the same evidence, fitted range covers it
+    outside = R.estimate({"gain": V(0.9, 0.02)}, 200, 4, model=m)
+    assert "outside the benchmark's range" in outside.reason and "outside" not in inside.reason
+    assert outside.value == pytest.approx(inside.value)
+    eta = lambda p: math.log(p / (1 - p))                  # noqa: E731
+    assert eta(outside.high) - eta(outside.low) == pytest.approx(2 * (eta(inside.high) - eta(inside.low)), rel=1e-6)
+
+
+def test_unknown_or_label_free_when_the_data_cannot_say():
+    m = _model()
+    tiny = R.estimate({"gain": V(0.2, 0.02)}, 12, 4, model=m)
+    assert tiny.value is None and tiny.band == "unknown" and "too few" in tiny.reason
+    no_gain = R.estimate({"gain": V(None, reason="no labels"), "early_shift": V(1.5, 0.1, False)}, 200, 0, model=m)
+    assert no_gain.variant == "label-free" and no_gain.reason.startswith("label-free:") and "far from" in no_gain.reason
+    nothing = R.estimate({"gain": V(None, reason="no labels"), "early_shift": V(None)}, 200, 0, model=m)
+    assert nothing.value is None and nothing.reason.startswith("unknown: ")
+    assert R.estimate({"gain": V(0.0, 0.0)}, 200, 4, model=None).variant == "v0"
+
+
+def test_fit_script_recovers_the_sign_and_is_deterministic(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import fit_risk
+    rng = np.random.default_rng(0)
+    lines = ["target,split,n,classes,gain,gain_sd,probe,early_shift,frechet,negative"]
+    for t in range(6):
+        for b in range(9):
+            g = rng.normal(0.1, 0.15)
+            neg = int(rng.random() < 1 / (1 + math.exp(12 * g)))
+            lines.append(f"t{t},dev,{rng.integers(60, 240)},4,{g},{abs(rng.normal(0.03, 0.01))},0.5,"
+                         f"{abs(rng.normal(1, 0.5))},{abs(rng.normal(0.5, 0.2))},{neg}")
+    (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n")
+    for name in ("a.json", "b.json"):
+        fit_risk.main(["--pairs", str(tmp_path / "pairs.csv"), "--out", str(tmp_path / name)])
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    a["provenance"].pop("fitted"), b["provenance"].pop("fitted")
+    assert a == b
+    lab = a["variants"]["labels"]
+    assert lab["features"][0] in ("gain", "gain_z") and lab["coef"][0] < 0      # more gain, less risk
+    m = R.RiskModel.from_dict(a)
+    assert R.estimate({"gain": V(0.3, 0.03)}, 150, 4, model=m).value < R.estimate({"gain": V(-0.1, 0.03)}, 150, 4, model=m).value
