@@ -9,15 +9,15 @@ from typing import Callable, Literal, Sequence
 
 from . import signals as sig
 from .backbones import resolve_device, resolve_spec
-from .catalog import CatalogEntry, adhoc_entry, load_catalog
+from .catalog import CatalogEntry, Filters, adhoc_entry, load_catalog
 from .data import Intensity, Sample, load_sample
-from .errors import (GatedModelError, HubUnavailableError, InvalidParameterError, ModelNotFoundError,
+from .errors import (GatedModelError, HubUnavailableError, InvalidParameterError, ModelNotFoundError, NoCandidatesError,
                      ProximityError, UnsupportedModelError)
 from .evidence import collect_evidence
 from .ranking import fit_score, sort_key
 from .reference import find_reference
 from .report import Candidate, Failure, Ranking, SampleSummary
-from .risk import band, estimate_risk
+from . import risk as risk_mod
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int], None]
 
 
-def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | Path], failed: list[Failure]) -> list[CatalogEntry]:
+def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | Path], failed: list[Failure],
+             filters: Filters, excluded: list[dict[str, str]]) -> list[CatalogEntry]:
     if not models:
         catalogs = [catalog] if isinstance(catalog, (str, Path)) else list(catalog)
         seen: dict[str, CatalogEntry] = {}
@@ -35,7 +36,14 @@ def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | 
                     logger.warning("Entry '%s' of catalog '%s' is already in an earlier catalog; keeping the first.", e.id, cat)
                     continue
                 seen[e.id] = e
-        return list(seen.values())
+        kept = []
+        for e in seen.values():
+            why = filters.why_excluded(e)
+            if why is None:
+                kept.append(e)
+            else:
+                excluded.append({"model": e.id, "reason": why})
+        return kept
     out = []
     for m in models:
         try:
@@ -78,6 +86,10 @@ def rank(
     control: bool = True,
     use_cache: bool = True,
     folds: int = 5,
+    domain: str | Sequence[str] | None = None,
+    max_params: float | None = None,
+    license: str | Sequence[str] | None = None,
+    include_gated: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Ranking:
     """Rank candidate backbones by measured fit to a sample of images.
@@ -96,6 +108,9 @@ def rank(
         only when labels allow a probe).
     use_cache : read and write the on-disk evidence cache.
     folds : k of the stratified k-fold probe.
+    domain, max_params, license, include_gated : which catalog entries to consider (see
+        :class:`~proximity.catalog.Filters`; not applied to ``models``). Entries set aside are
+        listed in ``Ranking.excluded`` with the reason, as are entries marked not loadable.
     progress : optional callback ``(task, done, total)``.
 
     Returns
@@ -110,9 +125,15 @@ def rank(
     for name, value, lo in (("batch_size", batch_size, 1), ("folds", folds, 2)):
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
             raise InvalidParameterError(name, "rank", f"an int in the range [{lo}, inf)", value)
+    as_tuple = lambda v: () if v is None else (v,) if isinstance(v, str) else tuple(v)  # noqa: E731
+    filters = Filters(domains=as_tuple(domain), max_params=max_params, licenses=as_tuple(license), include_gated=include_gated)
+    filters.validate()
     dev = resolve_device(device)
     failed: list[Failure] = []
-    entries = _entries(models, catalog, failed)  # catalog and --model errors before any decoding
+    excluded: list[dict[str, str]] = []
+    entries = _entries(models, catalog, failed, filters, excluded)  # catalog and --model errors before any decoding
+    if not models and not entries:
+        raise NoCandidatesError(excluded)
     if isinstance(path_or_sample, Sample):
         smp = path_or_sample
     else:
@@ -132,19 +153,24 @@ def rank(
     mode = "labels" if usable_labels and any(s["probe"].value is not None for *_, s, _t, _c, _k in scored) else "label-free"
     cats = None if models else [str(c) for c in ([catalog] if isinstance(catalog, (str, Path)) else catalog)]
     settings = {"catalog": cats, "sample": sample, "seed": seed, "labels": str(labels), "intensity": intensity,
-                "device": str(dev), "batch_size": batch_size, "control": control, "folds": folds}
-    return Ranking(sample=_summary(smp), ranking=_order(scored, mode), failed=failed, mode=mode, settings=settings)
+                "device": str(dev), "batch_size": batch_size, "control": control, "folds": folds,
+                "domain": list(filters.domains), "max_params": max_params, "license": list(filters.licenses),
+                "include_gated": include_gated}
+    return Ranking(sample=_summary(smp), ranking=_order(scored, mode, smp), failed=failed, mode=mode, settings=settings,
+                   excluded=excluded)
 
 
-def _order(scored: list[tuple], mode: str) -> list[Candidate]:
+def _order(scored: list[tuple], mode: str, smp: Sample) -> list[Candidate]:
     """Fit, risk and rank for every scored entry, best first (rules in ranking.py and risk.py)."""
     candidates = []
+    n_classes = smp.n_classes if smp.labels is not None else 0
     for index, entry, signals, timings, cached, k in scored:
         fit = fit_score(signals, mode)
-        risk, reason = estimate_risk(signals, k)
+        r = risk_mod.estimate(signals, len(smp.images), n_classes, n_folds=k)
         candidates.append((sort_key(fit, signals, index), Candidate(
-            rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=risk, risk_band=band(risk),
-            risk_reason=reason, signals=signals, timings=timings, cached=cached)))
+            rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=r.value, risk_band=r.band,
+            risk_reason=r.reason, signals=signals, timings=timings, cached=cached,
+            risk_interval=None if r.low is None else (r.low, r.high))))
     ranked = [c for _, c in sorted(candidates, key=lambda t: t[0])]
     for i, c in enumerate(ranked, 1):
         c.rank = i

@@ -2,7 +2,7 @@
 
 An entry file (``catalog/models/resnet18.a1_in1k.toml``)::
 
-    source = "timm:resnet18.a1_in1k"      # timm:NAME | hf-hub:ORG/NAME | local-dir:PATH
+    source = "timm:resnet18.a1_in1k"      # timm:NAME | hf-hub:ORG/NAME | local-dir:PATH | external:URL
     name = "ResNet-18, timm A1 recipe"
     revision = ""                          # pinned Hub commit, when known
     format = ""                            # "" (read from config.json) | "timm" | "transformers"
@@ -51,7 +51,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SOURCES = ("timm", "hf-hub", "local-dir")
+SOURCES = ("timm", "hf-hub", "local-dir", "external")   # external: catalogued, never loaded (loadable = false)
 METHODS = ("supervised", "self-supervised", "image-text", "unknown")
 FORMATS = ("", "timm", "transformers")
 
@@ -80,6 +80,8 @@ class CatalogEntry:
     license: str = ""
     gated: bool = False
     imagenet_top1: float | None = None       # ImageNet-1k top-1 (%), where known
+    downloads: int | None = None             # Hub downloads (last 30 days) at the last refresh
+    likes: int | None = None                 # Hub likes at the last refresh
     # --- loading
     loadable: bool = True
     load_reason: str = ""                    # why not loadable
@@ -112,7 +114,7 @@ _SCHEMA: dict[str | None, dict[str, str]] = {
     "pretraining": {"datasets": "datasets", "domains": "domains", "method": "method"},
     "input": {"size": "input_size", "channels": "channels", "mean": "mean", "std": "std"},
     "facts": {"params_m": "params_m", "license": "license", "gated": "gated",
-              "imagenet_top1": "imagenet_top1"},
+              "imagenet_top1": "imagenet_top1", "downloads": "downloads", "likes": "likes"},
     "load": {"loadable": "loadable", "reason": "load_reason", "truncated_at": "truncated_at"},
 }
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -120,7 +122,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "datasets": (list,), "domains": (list,), "method": (str,), "input_size": (int,),
     "channels": (int,), "mean": (list,), "std": (list,), "params_m": (int, float),
     "license": (str,), "gated": (bool,), "imagenet_top1": (int, float), "loadable": (bool,),
-    "load_reason": (str,), "truncated_at": (str,),
+    "load_reason": (str,), "truncated_at": (str,), "downloads": (int,), "likes": (int,),
 }
 
 
@@ -159,6 +161,9 @@ def entry_from_mapping(data: Mapping[str, Any], *, entry_id: str, path: Path | N
         raise CatalogError(str(exc), path=path, field="source") from None
     if kind == "local-dir" and path is not None and not Path(rest).is_absolute():
         values["source"] = f"local-dir:{(path.parent / rest).resolve()}"
+    if kind == "external" and values.get("loadable", True):
+        raise CatalogError("external: sources name weights proximity cannot load (a foreign library, a release "
+                           "outside the Hub); set [load] loadable = false and the reason", path=path, field="source")
     if values.get("method", "unknown") not in METHODS:
         raise CatalogError(f"must be one of {', '.join(METHODS)}", path=path, field="pretraining.method")
     if values.get("format", "") not in FORMATS:
@@ -278,9 +283,84 @@ def validate_catalog(catalog: str | Path = "default") -> list[str]:
     return warnings
 
 
+@dataclass(frozen=True)
+class Filters:
+    """Which catalog entries a run considers (``rank --domain/--max-params/--license/--include-gated``).
+
+    ``domains``: keep entries tagged with any of these; ``max_params``: millions, entries without
+    a parameter count are kept (and said to be unchecked); ``licenses``: keep entries whose license
+    is one of these (case-insensitive); gated entries only with ``include_gated``. Entries marked
+    ``loadable = false`` are always set aside, with their reason.
+    """
+
+    domains: tuple[str, ...] = ()
+    max_params: float | None = None
+    licenses: tuple[str, ...] = ()
+    include_gated: bool = False
+
+    def validate(self) -> None:
+        known = set(domain_tags().get("domains", {}))
+        bad = [d for d in self.domains if d not in known]
+        if bad:
+            from .errors import InvalidParameterError
+
+            raise InvalidParameterError("domain", "rank", f"one of {', '.join(sorted(known))}", bad[0])
+        if self.max_params is not None and not self.max_params > 0:
+            from .errors import InvalidParameterError
+
+            raise InvalidParameterError("max_params", "rank", "a positive number of millions", self.max_params)
+
+    def why_excluded(self, e: CatalogEntry) -> str | None:
+        """None when ``e`` is kept, else the reason it is set aside."""
+        if not e.loadable:
+            return f"not loadable: {e.load_reason}"
+        if self.domains and not set(self.domains) & set(e.domains):
+            return f"domain {', '.join(e.domains) or 'unknown'} (asked: {', '.join(self.domains)})"
+        if self.max_params is not None and e.params_m is not None and e.params_m > self.max_params:
+            return f"{e.params_m:g} M parameters > --max-params {self.max_params:g}"
+        if self.licenses and e.license.lower() not in {x.lower() for x in self.licenses}:
+            return f"license '{e.license or 'unknown'}' (asked: {', '.join(self.licenses)})"
+        if e.gated and not self.include_gated:
+            return "gated on the Hub (--include-gated, with an HF_TOKEN that has access)"
+        return None
+
+
+def toml_value(v: Any) -> str:
+    """A TOML literal for the scalar/list values of an entry."""
+    import json
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(str(v), ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def dump_entry(data: Mapping[str, Any]) -> str:
+    """TOML text of a parsed entry (top-level keys, then the tables in schema order, provenance last)."""
+    top = [f"{k} = {toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    out = "\n".join(top) + "\n"
+    tables = [t for t in _SCHEMA if t] + ["provenance"]
+    for t in tables + [t for t in data if isinstance(data[t], dict) and t not in tables]:
+        block = data.get(t)
+        if isinstance(block, dict) and block:
+            out += f"\n[{t}]\n" + "".join(f"{toml_value(k) if t == 'provenance' else k} = {toml_value(v)}\n"
+                                            for k, v in block.items())
+    return out
+
+
+def read_entry_data(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
 def adhoc_entry(model: str) -> CatalogEntry:
     """An entry for a ``--model`` string given on the command line (no facts, id = the string)."""
     kind, rest = parse_source(model)
+    if kind == "external":
+        raise UnknownSourceError(model)
     source = model
     if kind == "local-dir":
         source = f"local-dir:{Path(rest).expanduser().resolve()}"

@@ -21,7 +21,7 @@ from .errors import ProximityError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Which pretrained backbone should I start from? Ranks backbones by measured domain proximity.")
-catalog_app = typer.Typer(no_args_is_help=True, help="List, show and validate catalogs of candidate backbones.")
+catalog_app = typer.Typer(no_args_is_help=True, help="List, show, validate and refresh catalogs of candidate backbones.")
 app.add_typer(catalog_app, name="catalog")
 zoo_app = typer.Typer(no_args_is_help=True, help="The offline zoo: real pretrained backbones from PyPI packages, no Hub needed.")
 app.add_typer(zoo_app, name="zoo")
@@ -86,6 +86,10 @@ def rank_cmd(
     fmt: Fmt = typer.Option(Fmt.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result to this file instead of stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no warnings."),
+    domain: Optional[List[str]] = typer.Option(None, "--domain", "-d", help="Only catalog entries with this domain tag (repeatable; `proximity catalog domains` lists them)."),
+    max_params: Optional[float] = typer.Option(None, "--max-params", help="Only catalog entries with at most this many parameters (millions)."),
+    license: Optional[List[str]] = typer.Option(None, "--license", help="Only catalog entries under this license (repeatable, e.g. apache-2.0, mit)."),
+    include_gated: bool = typer.Option(False, "--include-gated", help="Also rank gated Hub models (needs HF_TOKEN with access)."),
 ) -> None:
     """Rank candidate backbones for the images under PATH."""
     from . import api
@@ -93,6 +97,9 @@ def rank_cmd(
     _setup_logging(quiet)
     if model and catalog:
         _fail(typer.BadParameter("give either --model (ad-hoc candidates) or --catalog, not both"))
+    if model and (domain or max_params is not None or license or include_gated):
+        _fail(typer.BadParameter("--domain, --max-params, --license and --include-gated select catalog entries; "
+                                 "they do not apply to --model candidates"))
     progress = None if quiet or not err.is_terminal else _Progress()
     if not quiet:
         err.print(f"[dim]Ranking {'the --model candidates' if model else 'catalog ' + ', '.join(catalog or ['default'])} on up to "
@@ -102,7 +109,9 @@ def rank_cmd(
         with progress if progress else _nullcontext():
             result = api.rank(path, models=model or None, catalog=catalog or ["default"], labels=labels, sample=sample,
                               seed=seed, intensity=intensity.value, device=device.value, batch_size=batch_size,
-                              control=not no_control, use_cache=not no_cache, folds=folds, progress=progress)
+                              control=not no_control, use_cache=not no_cache, folds=folds, progress=progress,
+                              domain=domain or None, max_params=max_params, license=license or None,
+                              include_gated=include_gated)
     except ProximityError as exc:
         _fail(exc)
     _emit(result, fmt, output)
@@ -165,6 +174,8 @@ class _Progress:
 def catalog_list(
     catalog: str = typer.Option("default", "--catalog", "-c", help="Catalog name or folder."),
     fmt: Fmt = typer.Option(Fmt.table, "--format", "-f"),
+    domain: Optional[List[str]] = typer.Option(None, "--domain", "-d", help="Only entries with this domain tag (repeatable)."),
+    loadable_only: bool = typer.Option(False, "--loadable", help="Only entries proximity can load."),
 ) -> None:
     """List the entries of a catalog with their facts and the signals each supports."""
     import csv as _csv
@@ -178,9 +189,13 @@ def catalog_list(
         cat = load_catalog(catalog)
     except ProximityError as exc:
         _fail(exc)
+    entries = [e for e in cat if (not domain or set(domain) & set(e.domains)) and (e.loadable or not loadable_only)]
     rows = [{"id": e.id, "source": e.source, "domain": e.domain, "method": e.method, "params_m": e.params_m,
              "imagenet_top1": e.imagenet_top1, "license": e.license, "gated": e.gated, "loadable": e.loadable,
-             "signals": _supported(e)} for e in cat]
+             "signals": _supported(e)} for e in entries]
+    if not rows:
+        err.print(f"no entries in '{cat.name}' match")
+        raise typer.Exit(1)
     if fmt is Fmt.json:
         print(json.dumps(rows, indent=2))
     elif fmt is Fmt.csv:
@@ -188,16 +203,26 @@ def catalog_list(
         w.writeheader()
         w.writerows(rows)
     else:
-        t = Table(title=f"catalog '{cat.name}' ({len(cat)} entries)")
-        for col in ("id", "domain", "method", "params (M)", "IN top-1", "license", "signals"):
-            t.add_column(col, overflow="fold")
-        for r in rows:
-            t.add_row(escape(r["id"]), r["domain"], r["method"], _num(r["params_m"]), _num(r["imagenet_top1"]),
-                      r["license"], r["signals"] if r["loadable"] else "[red]not loadable[/]")
+        n_load = sum(r["loadable"] for r in rows)
+        doms = sorted({d for e in entries if e.loadable for d in e.domains})
+        t = Table(title=f"catalog '{cat.name}': {len(rows)} entries, {n_load} loadable across {len(doms)} domains",
+                  pad_edge=False, header_style="bold")
+        t.add_column("id", overflow="fold", ratio=3)
+        t.add_column("domain", overflow="fold", ratio=2)
+        t.add_column("params M", justify="right")
+        t.add_column("IN top-1", justify="right")
+        t.add_column("license", overflow="fold", ratio=1)
+        t.add_column("label-free signals", overflow="fold", ratio=2)
+        for r, e in zip(rows, entries):
+            lf = " ".join(x for x in r["signals"].split() if not x.endswith("*")) or "—"
+            status = lf if r["loadable"] else f"[red]not loadable[/] [dim]{escape(e.load_reason[:60])}[/]"
+            t.add_row(escape(r["id"]) + (" [yellow](gated)[/]" if r["gated"] else ""), r["domain"], _num(r["params_m"]),
+                      _num(r["imagenet_top1"]), r["license"] or "—", status)
         console = Console()
         console.print(t)
-        console.print("[dim]* needs labels   ? not known until the model's config is fetched   "
-                      "`proximity catalog show ID` for sources and provenance[/]")
+        console.print("[dim]every loadable entry also gets probe, knn, control, gain and logme when labels are given; "
+                      "? = not known until the model's config is fetched. `proximity catalog show ID` for sources and "
+                      "provenance.[/]")
 
 
 def _num(x) -> str:
@@ -261,6 +286,95 @@ def catalog_validate(
         err.print(f"[red]{len(warnings)} warning(s) with --strict[/]")
         raise typer.Exit(1)
     Console().print(f"[green]ok[/]: {n} entries valid in '{catalog}'" + (f" ({len(warnings)} warnings)" if warnings else ""))
+
+
+@catalog_app.command("refresh", epilog=(
+    "**Examples**\n\n"
+    "    proximity catalog refresh --dry-run\n\n"
+    "    proximity catalog refresh --discover --library timm --search dinov2 --limit 20\n\n"
+    "    proximity catalog refresh --catalog ./my_catalog --discover --author owkin --yes\n\n"
+    "    proximity catalog refresh --references ORG/REFERENCE-DATASET@REV --yes"))
+def catalog_refresh(
+    catalog: str = typer.Option("default", "--catalog", "-c", help="Catalog name or folder to update."),
+    discover: bool = typer.Option(False, "--discover", help="Also propose new entries from a Hub search (the filters below)."),
+    search: Optional[str] = typer.Option(None, "--search", help="Hub search string (with --discover)."),
+    author: Optional[str] = typer.Option(None, "--author", help="Hub author / organisation (with --discover)."),
+    library: Optional[str] = typer.Option(None, "--library", help="timm or transformers (with --discover)."),
+    pipeline_tag: Optional[str] = typer.Option(None, "--pipeline-tag", help="e.g. image-feature-extraction (with --discover)."),
+    tag: Optional[List[str]] = typer.Option(None, "--tag", help="Hub tag filter, repeatable (with --discover)."),
+    limit: int = typer.Option(50, "--limit", min=1, help="Most models to consider from the search."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace hand-curated facts (license, datasets) by the Hub's."),
+    remove_gone: bool = typer.Option(False, "--remove-gone", help="Delete entries whose repo is gone from the Hub."),
+    references: Optional[str] = typer.Option(None, "--references", help="Hub dataset repo ORG/NAME[@REV] of reference statistics (<entry id>.npz) to fetch."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff and write nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Write without asking."),
+) -> None:
+    """Update hf-hub entries from the Hugging Face Hub (pinned revision, gated, downloads, likes,
+    card license and datasets) and optionally discover new ones: shows the diff (new, changed,
+    gone) before writing; hand-curated facts are kept unless --overwrite. Uses HF_TOKEN for gated
+    repos. Nothing is written if the Hub fails half-way."""
+    from .catalog import named_catalogs
+    from .refresh import apply_refresh, plan_refresh
+
+    _setup_logging(False)
+    if (search or author or library or pipeline_tag or tag) and not discover:
+        _fail(typer.BadParameter("--search, --author, --library, --pipeline-tag and --tag filter --discover; add --discover"))
+    folder = named_catalogs().get(catalog, Path(catalog))
+    if not folder.is_dir():
+        _fail(typer.BadParameter(f"catalog folder '{folder}' does not exist"))
+    if not os.access(folder, os.W_OK):
+        _fail(typer.BadParameter(f"'{folder}' is not writable: copy it and pass --catalog ./my_catalog"))
+    try:
+        with err.status("asking the Hub…") as status:
+            plan = plan_refresh(folder, search=search, author=author, library=library, pipeline_tag=pipeline_tag,
+                                tags=tag or (), limit=limit, discover=discover, overwrite=overwrite,
+                                remove_gone=remove_gone, references=references,
+                                progress=lambda repo: status.update(f"asking the Hub… {repo}"))
+    except ProximityError as exc:
+        err.print("[red]nothing written[/]")
+        _fail(exc, code=1)
+    out = Console(soft_wrap=True)
+    marks = {"new": "[green]+ new    [/]", "changed": "[yellow]~ changed[/]", "gone": "[red]- gone   [/]",
+             "kept": "[dim]= kept   [/]"}
+    for c in plan.changes:
+        if c.status == "unchanged" and not c.notes:
+            continue
+        what = "; ".join(f"{k}: {_short(a)} → {_short(b)}" for k, a, b in ((k, *v) for k, v in c.fields.items()))
+        out.print(f"{marks.get(c.status, '  unchanged')} {escape(c.id)}  {escape(what)}", highlight=False)
+        for n in c.notes:
+            out.print(f"            [dim]{escape(n)}[/]", highlight=False)
+    for eid, name in plan.references:
+        out.print(f"[cyan]↓ reference[/] {escape(eid)}  {escape(plan.reference_repo)}@{plan.reference_revision[:12]}/{escape(name)}")
+    counts = {k: len(plan.by(k)) for k in ("new", "changed", "gone", "unchanged", "kept")}
+    out.print(f"{counts['new']} new, {counts['changed']} changed, {counts['gone']} gone, "
+              f"{counts['unchanged'] + counts['kept']} unchanged; {len(plan.references)} reference file(s) to fetch")
+    if not plan.writes and not plan.references:
+        out.print("nothing to write")
+        return
+    if dry_run:
+        out.print("[dim]--dry-run: nothing written[/]")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            err.print("not a terminal: pass --yes to write (or --dry-run to only look)")
+            raise typer.Exit(1)
+        if not typer.confirm(f"write {len(plan.writes)} entr{'y' if len(plan.writes) == 1 else 'ies'}"
+                             f"{' and fetch the references' if plan.references else ''}?"):
+            out.print("nothing written")
+            return
+    try:
+        written = apply_refresh(plan)
+    except ProximityError as exc:
+        err.print("[red]nothing written[/]")
+        _fail(exc, code=1)
+    out.print(f"[green]wrote[/] {len(written)} file(s) under {folder}" + (" and the reference folder" if plan.references else ""))
+
+
+def _short(v) -> str:
+    if v is None:
+        return "—"
+    s = str(v)
+    return s[:12] if len(s) == 40 and all(ch in "0123456789abcdef" for ch in s) else s
 
 
 @catalog_app.command("reference", epilog=(

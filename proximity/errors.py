@@ -174,3 +174,13 @@ class NumericalError(ProximityError, FloatingPointError):
     def __init__(self, what: str, value: object) -> None:
         self.what, self.value = what, value
         super().__init__(f"{what} (got {value!r}). Please report this with PROXIMITY_DEBUG=1 output.")
+
+
+class NoCandidatesError(ProximityError, ValueError):
+    """The catalog filters of a run left no backbone to rank."""
+
+    def __init__(self, excluded: list[dict[str, str]]) -> None:
+        self.excluded = excluded
+        eg = f" (e.g. '{excluded[0]['model']}': {excluded[0]['reason']})" if excluded else ""
+        super().__init__(f"No catalog entry is left to rank: {len(excluded)} set aside{eg}. Loosen --domain, "
+                         "--max-params or --license, or add --include-gated; `proximity catalog list` shows the entries.")

@@ -101,12 +101,21 @@ def _explicit(entry: CatalogEntry) -> Path:
     return p if p.is_absolute() or entry.path is None else (entry.path.parent / p).resolve()
 
 
+def hub_reference_path(entry_id: str) -> Path:
+    """Where ``catalog refresh --references`` puts the distributed statistics of an entry."""
+    from .cache import data_dir
+
+    return data_dir() / "reference" / "hub" / f"{entry_id.replace('/', '--').replace(':', '_')}.npz"
+
+
 def find_reference(spec: BackboneSpec) -> ReferenceStats | None:
     """The reference for ``spec`` (explicit ``reference`` of its entry first), or None.
 
     Raises ReferenceError when the file was made for another backbone, revision or preprocessing.
     """
     path = _explicit(spec.entry) if spec.entry.reference else reference_path(spec)
+    if not path.is_file() and not spec.entry.reference:
+        path = hub_reference_path(spec.entry.id)      # distributed ones, fetched by `catalog refresh --references`
     if not path.is_file():
         return None
     ref = load_reference(path)

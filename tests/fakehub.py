@@ -28,9 +28,9 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 _LFS_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".h5", ".msgpack", ".onnx", ".npz", ".gguf")
 _DATE = "2024-01-01T00:00:00.000Z"
 _REPO = r"(?P<repo>[^/]+(?:/[^/]+)?)"
-_RESOLVE = re.compile(rf"^/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
-_INFO = re.compile(rf"^/api/models/{_REPO}(?:/revision/(?P<rev>[^/]+))?/?$")
-_TREE = re.compile(rf"^/api/models/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$")
+_RESOLVE = re.compile(rf"^/(?P<ds>datasets/)?{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+_INFO = re.compile(rf"^/api/(?P<kind>models|datasets)/{_REPO}(?:/revision/(?P<rev>[^/]+))?/?$")
+_TREE = re.compile(rf"^/api/(?P<kind>models|datasets)/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$")
 
 
 def _is_lfs(path: str, data: bytes) -> bool:
@@ -108,12 +108,15 @@ class FakeHub:
 
     def add_repo(self, repo_id: str, files: dict[str, bytes], *, revision: str = "main", sha: str | None = None,
                  gated: bool = False, card_data: dict | None = None, tags: list[str] | None = None, downloads: int = 0,
-                 likes: int = 0, library_name: str | None = None, pipeline_tag: str | None = None) -> str:
+                 likes: int = 0, library_name: str | None = None, pipeline_tag: str | None = None,
+                 repo_type: str = "model") -> str:
         """Add (or replace) ``revision`` of ``repo_id``; repo metadata is (re)set too. Returns the commit sha.
 
         Files over 1 KB or with a weights suffix (.safetensors, .bin, .pth, ...) are served as LFS files.
         The sha defaults to a digest of repo id, revision and contents (40 hex, deterministic).
         """
+        if repo_type == "dataset":
+            repo_id = f"datasets/{repo_id}"
         entries = {path: _File(bytes(data), _is_lfs(path, data)) for path, data in files.items()}
         if sha is None:
             digest = hashlib.sha1(f"{repo_id}@{revision}".encode())
@@ -179,7 +182,7 @@ class FakeHub:
             q.setdefault(key, []).append(value)
         one = {k: v[0] for k, v in q.items()}
         with self._lock:
-            repos = [(rid, repo, repo.lookup("main")) for rid, repo in self.repos.items()]
+            repos = [(rid, repo, repo.lookup("main")) for rid, repo in self.repos.items() if not rid.startswith("datasets/")]
         out = []
         for repo_id, repo, main in repos:
             m = repo.meta
@@ -200,6 +203,11 @@ class FakeHub:
             params = [(k, v) for k, v in query if k != "cursor"] + [("cursor", str(cursor + self.page_size))]
             next_url = f"{self.endpoint}/api/models?{urlencode(params)}"
         return out[cursor: cursor + self.page_size], next_url
+
+
+def _key(kind: str, repo: str) -> str:
+    """Dataset repos live under "datasets/<id>" in FakeHub.repos (add_repo(..., repo_type="dataset"))."""
+    return ("datasets/" if kind == "datasets" else "") + unquote(repo)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -242,16 +250,16 @@ class _Handler(BaseHTTPRequestHandler):
                 page, next_url = hub._list(query)
                 return self._json(page, {"Link": f'<{next_url}>; rel="next"'} if next_url else None)
             if m := _TREE.match(raw):
-                repo_id, prefix = unquote(m["repo"]), unquote(m["path"] or "").strip("/")
+                repo_id, prefix = _key(m["kind"], m["repo"]), unquote(m["path"] or "").strip("/")
                 _, sha, files = hub._get(repo_id, unquote(m["rev"]), authorized)
                 recursive = dict(query).get("recursive", "false").lower() in ("true", "1")
                 return self._json(hub._tree(sha, files, prefix, recursive))
             if m := _INFO.match(raw):
-                repo_id = unquote(m["repo"])
+                repo_id = _key(m["kind"], m["repo"])
                 repo, sha, files = hub._get(repo_id, unquote(m["rev"]) if m["rev"] else None, authorized)
-                return self._json(hub._info(repo_id, repo, sha, files))
+                return self._json(hub._info(repo_id.removeprefix("datasets/"), repo, sha, files))
             if m := _RESOLVE.match(raw):
-                _, sha, files = hub._get(unquote(m["repo"]), unquote(m["rev"]), authorized)
+                _, sha, files = hub._get(_key("datasets" if m["ds"] else "models", m["repo"]), unquote(m["rev"]), authorized)
                 f = files.get(unquote(m["path"]))
                 if f is None:
                     raise _HubError(404, "EntryNotFound", "Entry not found", sha)

@@ -98,3 +98,23 @@ def test_evaluation_metrics_known_answers(tmp_path):
     (tmp_path / "gt.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
     ft, sc = evaluate.ground_truth(tmp_path / "gt.jsonl")
     assert ft == {("m", "t"): [0.5, 0.7, 0.6]} and sc == {}       # best lr by val accuracy, its 3 seeds
+
+
+def test_quick_pipeline_end_to_end(tmp_path, capsys):
+    """`scripts/bench/run.py --quick`: pretrain → fine-tune → evaluate on a tiny slice, results page included."""
+    import run
+    run.main(["--quick", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    page = (tmp_path / "results" / "RESULTS.md").read_text()
+    assert "## dev targets (1)" in page and "## test targets (1)" in page
+    for ranker in ("proximity (labels)", "proximity (label-free)", "logme", "prior (source accuracy)", "random (200 draws)"):
+        assert f"| {ranker} |" in page
+    assert "## Cost" in page and "## Negative-transfer risk on test targets" in page
+    rows = (tmp_path / "results" / "pairs.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 3                     # header + 2 targets × 3 backbones
+    assert {"probe", "gain", "early_shift", "negative", "ft_mean", "scratch_mean"} <= set(rows[0].split(","))
+    jobs = [json.loads(x) for x in (tmp_path / "groundtruth" / "jobs.jsonl").read_text().splitlines()]
+    assert len(jobs) == 2 * (3 + 2) * 3               # targets × (backbones + scratch archs) × seeds
+    assert "== done" in out
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "results" / "tau.png").stat().st_size > 1000

@@ -30,8 +30,10 @@ def test_rank_json_contract(target_dir, models, fresh_cache):
     assert d["sample"]["n_images"] == 40 and d["sample"]["n_classes"] == 4
     assert [c["rank"] for c in d["ranking"]] == [1, 2]
     for c in d["ranking"]:
-        assert set(c) >= {"rank", "model", "domain", "fit", "risk", "risk_band", "risk_reason", "signals"}
+        assert set(c) >= {"rank", "model", "domain", "fit", "risk", "risk_interval", "risk_band", "risk_reason", "signals"}
         assert c["risk_band"] in ("low", "medium", "high", "unknown") and 0 <= c["risk"] <= 1
+        lo, hi = c["risk_interval"]                       # the calibrated model's 90 % interval
+        assert 0 <= lo <= c["risk"] <= hi <= 1 and "90 % interval" in c["risk_reason"]
         for s in c["signals"].values():
             assert set(s) == {"value", "sd", "higher_is_better", "reason"}
     assert d["ranking"][0]["model"] == models[1]        # exactly as given
@@ -143,12 +145,12 @@ def test_channel_mismatch_fails_at_forward_with_the_numbers(backbones, fresh_cac
     assert "expects 3-channel input but the images have 6 channels" in r.failed[0].error
 
 
-def test_transformers_repo_is_reported_at_load_stage(hub, target_dir, backbones, fresh_cache):
+def test_transformers_repo_without_image_processor_is_reported_at_load_stage(hub, target_dir, backbones, fresh_cache):
     import json as _json
     hub.add_repo("org/tiny-vit-tf", {"config.json": _json.dumps({"model_type": "vit"}).encode()})
     r = proximity.rank(target_dir, models=["hf-hub:org/tiny-vit-tf", f"local-dir:{backbones['A']}"], sample=8, control=False)
     assert [c.model for c in r.ranking] == [f"local-dir:{backbones['A']}"]
-    assert r.failed[0].stage == "load" and "transformers-format repo" in r.failed[0].error
+    assert r.failed[0].stage == "load" and "no preprocessor_config.json" in r.failed[0].error
 
 
 def test_quiet_silences_warnings_and_brackets_in_paths_are_printed(backbones, tmp_path, fresh_cache):
