@@ -338,7 +338,7 @@ class TransformersBackbone(nn.Module):
         sizes = getattr(cfg, "hidden_sizes", None)
         self.num_features = int(getattr(cfg, "hidden_size", 0) or (sizes[-1] if sizes else 0))
         blocks = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) >= 1
-                       and n.rsplit(".", 1)[-1] in ("layer", "layers", "stages", "blocks")), None)
+                       and n.rsplit(".", 1)[-1] in ("layer", "layers", "stages", "blocks", "model")), None)
         self.feature_info: list[dict[str, Any]] = []
         if blocks is not None and blocks[0].rsplit(".", 1)[-1] == "stages":      # convolutional: stem + first stage
             first = int(sizes[0]) if sizes else 0

@@ -26,6 +26,8 @@ An entry file (``catalog/models/resnet18.a1_in1k.toml``)::
     loadable = true
     reason = ""                            # why not, when loadable = false
     truncated_at = ""                      # last layer kept when cut from a larger network
+    family = ""                            # hf-hub repos: timm module (vision_transformer) or transformers
+                                           # model_type (dinov2) of its config.json; timm: names need none
 
     [provenance]                           # where each fact came from
     "facts.imagenet_top1" = "timm results-imagenet.csv (…)"
@@ -86,6 +88,7 @@ class CatalogEntry:
     loadable: bool = True
     load_reason: str = ""                    # why not loadable
     truncated_at: str = ""                   # last kept layer of a truncated network
+    family: str = ""                         # hf-hub: the timm module / transformers model_type of config.json
     reference: str = ""                      # reference statistics (.npz), "" = none
     # --- provenance: fact -> where it came from
     provenance: Mapping[str, str] = field(default_factory=dict)
@@ -115,14 +118,14 @@ _SCHEMA: dict[str | None, dict[str, str]] = {
     "input": {"size": "input_size", "channels": "channels", "mean": "mean", "std": "std"},
     "facts": {"params_m": "params_m", "license": "license", "gated": "gated",
               "imagenet_top1": "imagenet_top1", "downloads": "downloads", "likes": "likes"},
-    "load": {"loadable": "loadable", "reason": "load_reason", "truncated_at": "truncated_at"},
+    "load": {"loadable": "loadable", "reason": "load_reason", "truncated_at": "truncated_at", "family": "family"},
 }
 _TYPES: dict[str, tuple[type, ...]] = {
     "source": (str,), "name": (str,), "revision": (str,), "format": (str,), "reference": (str,),
     "datasets": (list,), "domains": (list,), "method": (str,), "input_size": (int,),
     "channels": (int,), "mean": (list,), "std": (list,), "params_m": (int, float),
     "license": (str,), "gated": (bool,), "imagenet_top1": (int, float), "loadable": (bool,),
-    "load_reason": (str,), "truncated_at": (str,), "downloads": (int,), "likes": (int,),
+    "load_reason": (str,), "truncated_at": (str,), "downloads": (int,), "likes": (int,), "family": (str,),
 }
 
 

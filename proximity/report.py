@@ -211,6 +211,17 @@ def render_table(r: Ranking, console=None) -> None:
     for (stage, error), models in groups.items():
         who = models[0] if len(models) == 1 else f"{len(models)} backbones ({', '.join(models)})"
         console.print(f"[red]failed[/] {escape(who)} at {stage}: {escape(error)}", highlight=False)
+    if r.excluded:
+        kinds: dict[str, int] = {}
+        for x in r.excluded:
+            why = x["reason"]
+            key = ("not loadable" if why.startswith("not loadable") else "gated (--include-gated)" if why.startswith("gated")
+                   else "outside --domain" if why.startswith("domain") else "over --max-params" if "--max-params" in why
+                   else "other license" if why.startswith("license") else why)
+            kinds[key] = kinds.get(key, 0) + 1
+        console.print(f"[dim]{len(r.excluded)} catalog entries set aside: "
+                      + ", ".join(f"{n} {k}" for k, n in kinds.items()) + " (--format json lists each with its reason)[/]",
+                      highlight=False)
     if s.skipped:
         shown = ", ".join(f"{x['path']} ({x['reason']})" for x in s.skipped[:5])
         more = f" and {len(s.skipped) - 5} more" if len(s.skipped) > 5 else ""

@@ -128,6 +128,10 @@ def save_transformers_repo(kind: str, folder: Path, seed: int = 0) -> Path:
     elif kind == "convnext":
         model = T.ConvNextModel(T.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=4))
         proc = T.ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=None)
+    elif kind == "dinov3_vit":
+        model = T.DINOv3ViTModel(T.DINOv3ViTConfig(intermediate_size=64, **vit_like))
+        proc = T.DINOv3ViTImageProcessorFast(size={"height": 32, "width": 32}) if hasattr(T, "DINOv3ViTImageProcessorFast") \
+            else T.ViTImageProcessor(size={"height": 32, "width": 32})
     elif kind in ("clip", "siglip"):
         text = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
         vision = dict(intermediate_size=64, **vit_like)
