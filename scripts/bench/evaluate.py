@@ -1,6 +1,6 @@
 """Evaluate every ranker against the fine-tuning ground truth and write the results page.
 
-    python scripts/bench/evaluate.py [--out DIR] [--store FILE] [--page FILE]
+    python scripts/bench/evaluate.py [--out DIR] [--store FILE] [--page FILE] [--quick]
 
 For each target with complete ground truth (every backbone and every scratch architecture with
 3 seeds at its best learning rate), ``proximity.rank`` scores the benchmark backbones on the
@@ -10,7 +10,12 @@ held-out source-task accuracy: the "fame" of this zoo) and random. Per target: w
 (``scipy.stats.weightedtau(score, finetuned_acc)``), top-1 regret (accuracy lost by taking the
 top pick) and top-3 hit; mean over dev and over test targets with 95 % bootstrap intervals over
 targets. Risk: AUROC and Brier score of proximity's risk against the negative-transfer labels
-(fine-tuned mean below from-scratch mean), next to the base rate.
+(fine-tuned mean below from-scratch mean), next to the base rate. Cost: the wall time of the
+proximity runs against the summed job time of the ground truth.
+
+Besides the page it writes, next to it, ``pairs.csv`` (one row per (target, backbone): every
+signal, the risk, fine-tuned and from-scratch accuracy, the negative-transfer label — what
+``scripts/fit_risk.py`` fits the risk model on) and two plots (``tau.png``, ``reliability.png``).
 """
 
 from __future__ import annotations
@@ -50,8 +55,8 @@ def ground_truth(store: Path) -> tuple[dict, dict]:
     return out["finetune"], out["scratch"]
 
 
-def _write_split(target: str, folder: Path) -> Path:
-    imgs, labels, names = make_target(target, 0)
+def _write_split(target: str, folder: Path, n_per_class: int | None = None) -> Path:
+    imgs, labels, names = make_target(target, 0, n_per_class)
     tr, _, _ = split(labels)
     for i in tr:
         d = folder / names[labels[i]]
@@ -60,22 +65,32 @@ def _write_split(target: str, folder: Path) -> Path:
     return folder
 
 
-def score_targets(out: Path, targets: list[str], backbones: list[str]) -> dict:
-    """proximity.rank on every target (with labels and label-free): {target: {mode: Ranking}}."""
+def score_targets(out: Path | None, targets: list[str], backbones: list[str], n_per_class: int | None = None,
+                  catalog: list[Path] | None = None) -> tuple[dict, dict]:
+    """proximity.rank on every target, with labels and label-free, each without the evidence cache:
+    ({target: {mode: Ranking}}, {target: {mode: wall seconds}}). The candidates are the benchmark
+    backbones under ``out``, or the catalog entries ``catalog`` (the zoo tier)."""
+    import time
+
     import proximity
 
-    res = {}
+    res, seconds = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        catalog = Path(tmp) / "catalog"  # entries that point at each backbone's own reference statistics
-        catalog.mkdir()
-        for b in backbones:
-            folder = (out / "backbones" / b).resolve()
-            (catalog / f"{b}.toml").write_text(f'source = "local-dir:{folder}"\nreference = "{folder / "reference.npz"}"\n')
+        if catalog is None:
+            catalog = Path(tmp) / "catalog"  # entries that point at each backbone's own reference statistics
+            catalog.mkdir()
+            for b in backbones:
+                folder = (out / "backbones" / b).resolve()
+                (catalog / f"{b}.toml").write_text(f'source = "local-dir:{folder}"\nreference = "{folder / "reference.npz"}"\n')
         for t in targets:
-            folder = _write_split(t, Path(tmp) / t)
-            res[t] = {"labels": proximity.rank(folder, catalog=catalog, sample=None, batch_size=64),
-                      "label-free": proximity.rank(folder, catalog=catalog, sample=None, labels="none", batch_size=64)}
-    return res
+            folder = _write_split(t, Path(tmp) / t, n_per_class)
+            res[t], seconds[t] = {}, {}
+            for mode, labels in (("labels", "auto"), ("label-free", "none")):   # each cold: the cost a user pays
+                t0 = time.perf_counter()
+                res[t][mode] = proximity.rank(folder, catalog=catalog, sample=None, labels=labels, batch_size=64,
+                                              use_cache=False)
+                seconds[t][mode] = time.perf_counter() - t0
+    return res, seconds
 
 
 def _boot(values: list[float], seed: int = 0) -> tuple[float, float, float]:
@@ -117,6 +132,48 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (pos.size * neg.size))
 
 
+PAIR_SIGNALS = ("probe", "knn", "logme", "control", "gain", "early_shift", "frechet")
+
+
+def pair_rows(scored: dict, ft: dict, sc: dict, arch_of: dict, split_of: dict) -> list[dict]:
+    """One row per (target, backbone): signals (value and sd; early_shift/frechet from the
+    label-free run, the rest from the run with labels), v0 risks, accuracies, the label."""
+    from proximity.risk import load_model, risk_v0
+
+    calibrated = load_model() is not None
+    rows = []
+    for t, runs in scored.items():
+        free = {c.model: c for c in runs["label-free"].ranking}
+        for c in runs["labels"].ranking:
+            b, arch = c.model, arch_of[c.model]
+            row = {"target": t, "split": split_of[t], "backbone": b, "arch": arch,
+                   "n": runs["labels"].sample.n_images, "classes": runs["labels"].sample.n_classes,
+                   "fit_labels": c.fit, "fit_free": free[b].fit if b in free else None,
+                   "risk_v0": risk_v0(c.signals)[0], "risk_v0_free": risk_v0(free[b].signals)[0] if b in free else None}
+            if calibrated:
+                row.update(risk_cal=c.risk, risk_cal_free=free[b].risk if b in free else None)
+            for name in PAIR_SIGNALS:
+                v = (free.get(b) if name in ("early_shift", "frechet") else c)
+                sv = v.signals.get(name) if v is not None else None
+                row[name] = None if sv is None else sv.value
+                row[f"{name}_sd"] = None if sv is None else sv.sd
+            fa, sa = ft[(b, t)], sc[(arch, t)]
+            row.update(ft_mean=float(np.mean(fa)), ft_sd=float(np.std(fa, ddof=1)), scratch_mean=float(np.mean(sa)),
+                       scratch_sd=float(np.std(sa, ddof=1)), negative=int(np.mean(fa) < np.mean(sa)))
+            rows.append(row)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
 def main(argv: list[str] | None = None) -> None:
     from proximity.cache import data_dir
 
@@ -124,7 +181,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=data_dir() / "bench")
     ap.add_argument("--store", type=Path, default=Path(__file__).parent / "results" / "groundtruth.jsonl")
     ap.add_argument("--page", type=Path, default=Path(__file__).parent / "results" / "RESULTS.md")
+    ap.add_argument("--quick", action="store_true", help="targets at finetune.py --quick's tiny size")
+    ap.add_argument("--rescore", action="store_true",
+                    help="re-render the page from the saved state.json with the current risk model (no proximity runs)")
+    ap.add_argument("--zoo-store", type=Path, default=Path(__file__).parent / "results" / "groundtruth-zoo.jsonl",
+                    help="ground truth of the zoo tier (finetune.py --tier zoo); skipped when absent")
     args = ap.parse_args(argv)
+    state_path = args.page.parent / "state.json"
+    if args.rescore:
+        return render(json.loads(state_path.read_text()), args.page, rescore=True)
     ft, sc = ground_truth(args.store)
     meta = {p.parent.name: json.loads(p.read_text()) for p in (args.out / "backbones").glob("*/bench.json")}
     backbones = sorted(meta)
@@ -132,9 +197,10 @@ def main(argv: list[str] | None = None) -> None:
     complete = [t.name for t in TARGETS if all((b, t.name) in ft for b in backbones) and all((a, t.name) in sc for a in archs)]
     if not complete:
         raise SystemExit("no target has complete ground truth yet: run scripts/bench/finetune.py first")
-    scored = score_targets(args.out, complete, backbones)
+    split_of = {t.name: t.split for t in TARGETS}
+    scored, seconds = score_targets(args.out, complete, backbones, 6 if args.quick else None)
     prior = {b: meta[b]["val_accuracy"] for b in backbones}
-    per, risk_rows = {}, []
+    per = {}
     for t in complete:
         acc = {b: float(np.mean(ft[(b, t)])) for b in backbones}
         rk = rankers(scored[t]["labels"], scored[t]["label-free"], prior)
@@ -142,20 +208,234 @@ def main(argv: list[str] | None = None) -> None:
         rand = [_metrics({b: float(x) for b, x in zip(backbones, rng.random(len(backbones)))}, acc) for _ in range(200)]
         per[t] = {name: _metrics(score, acc) for name, score in rk.items()}
         per[t]["random (200 draws)"] = tuple(float(np.mean([r[i] for r in rand])) for i in range(3))
-        for c in scored[t]["labels"].ranking:
-            b = c.model
-            neg = float(np.mean(ft[(b, t)]) < np.mean(sc[(meta[b]["arch"], t)]))
-            risk_rows.append((t, b, c.risk, neg))
-    write_page(args.page, per, risk_rows, complete, backbones, ft, sc, meta)
-    print(f"wrote {args.page} ({len(complete)} targets)")
+    rows = pair_rows(scored, ft, sc, {b: meta[b]["arch"] for b in backbones}, split_of)
+    args.page.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(args.page.parent / "pairs.csv", rows)
+    jobs = [json.loads(x) for x in args.store.read_text().splitlines() if x.strip()]
+    cost = {"proximity_labels_s": sum(v["labels"] for v in seconds.values()),
+            "proximity_free_s": sum(v["label-free"] for v in seconds.values()),
+            "finetune_s": sum(r["seconds"] for r in jobs if r["target"] in complete),
+            "n_jobs": sum(r["target"] in complete for r in jobs)}
+    zoo = None if args.quick else zoo_tier(args.zoo_store, None)
+    state = {"per": per, "rows": rows, "complete": complete, "backbones": backbones, "meta": meta, "cost": cost, "zoo": zoo,
+             "ft": {f"{m}|{t}": v for (m, t), v in ft.items()}, "sc": {f"{m}|{t}": v for (m, t), v in sc.items()}}
+    state_path.write_text(json.dumps(state, indent=None) + "\n")
+    render(state, args.page)
 
 
-def write_page(page: Path, per, risk_rows, complete, backbones, ft, sc, meta) -> None:
+def render(state: dict, page: Path, rescore: bool = False) -> None:
+    """Page, plots and pairs CSVs from the saved state; ``rescore`` recomputes the calibrated risk
+    columns with the currently shipped model from each pair's recorded signals."""
+    rows, zoo, per, complete = state["rows"], state["zoo"], state["per"], state["complete"]
+    per = {t: {k: tuple(v) for k, v in d.items()} for t, d in per.items()}
+    if rescore:
+        for r in rows + (zoo["rows"] if zoo else []):
+            _rescore(r)
     split_of = {t.name: t.split for t in TARGETS}
+    write_csv(page.parent / "pairs.csv", rows)
+    if zoo:
+        write_csv(page.parent / "pairs-zoo.csv", zoo["rows"])
+    plots = write_plots(page.parent, per, rows, complete, split_of)
+    ft = {tuple(k.split("|")): v for k, v in state["ft"].items()}
+    sc = {tuple(k.split("|")): v for k, v in state["sc"].items()}
+    write_page(page, per, rows, complete, state["backbones"], ft, sc, state["meta"], state["cost"], plots, zoo)
+    print(f"wrote {page}, pairs.csv and {len(plots)} plot(s) ({len(complete)} targets)")
+
+
+def _rescore(row: dict) -> None:
+    from proximity.risk import estimate, load_model
+    from proximity.signals import SignalValue as V
+
+    load_model.cache_clear()
+    if load_model() is None:
+        return
+    sig = {"gain": V(row["gain"], row["gain_sd"]), "probe": V(row["probe"], row["probe_sd"]),
+           "early_shift": V(row["early_shift"], row["early_shift_sd"], False), "frechet": V(row["frechet"], None, False)}
+    row["risk_cal"] = estimate(sig, int(row["n"]), int(row["classes"])).value
+    free = {**sig, "gain": V(None, reason="no labels"), "probe": V(None, reason="no labels")}
+    row["risk_cal_free"] = estimate(free, int(row["n"]), 0).value
+
+
+def zoo_tier(store: Path, n_per_class: int | None) -> dict | None:
+    """The second tier: the real offline zoo members with ground truth (``finetune.py --tier zoo``),
+    ranked by proximity on every target with complete ground truth. None when there is none."""
+    from proximity.catalog import load_catalog, named_catalogs
+
+    if not store.is_file():
+        return None
+    ft, sc = ground_truth(store)
+    folder = named_catalogs()["zoo"]
+    if not folder.is_dir():
+        print(f"{store.name}: the zoo is not built here (`proximity zoo build`): second tier skipped")
+        return None
+    entries = {e.id: e for e in load_catalog("zoo")}
+    members = sorted({m for m, _ in ft} & set(entries))
+    missing = sorted(set(entries) - set(members))
+    targets = [t.name for t in TARGETS if all((m, t.name) in ft and (m, t.name) in sc for m in members)]
+    if len(members) < 2 or not targets:
+        return None
+    scored, seconds = score_targets(None, targets, members, n_per_class, catalog=[folder / f"{m}.toml" for m in members])
+    split_of = {t.name: t.split for t in TARGETS}
+    rows = pair_rows(scored, ft, sc, {m: m for m in members}, split_of)
+    prior = {m: entries[m].imagenet_top1 for m in members}
+    jobs = [json.loads(x) for x in store.read_text().splitlines() if x.strip()]
+    picks = {}
+    for t in targets:
+        rk = scored[t]["labels"].ranking
+        picks[t] = {"proximity (labels)": rk[0].model,
+                    "logme": max(rk, key=lambda c: -np.inf if c.signals["logme"].value is None else c.signals["logme"].value).model}
+    return {"members": members, "missing": missing, "targets": targets, "rows": rows, "prior": prior,
+            "picks": picks, "seconds": seconds, "ft": {f"{m}|{t}": v for (m, t), v in ft.items()},
+            "sc": {f"{m}|{t}": v for (m, t), v in sc.items()},
+            "job_s": sum(r["seconds"] for r in jobs), "devices": sorted({r.get("device", "cpu") for r in jobs})}
+
+
+def zoo_lines(z: dict) -> list[str]:
+    members = z["members"]
+    ft = {tuple(k.split("|")): v for k, v in z["ft"].items()}
+    sc = {tuple(k.split("|")): v for k, v in z["sc"].items()}
+    short = {m: m.split(".")[0] for m in members}
+    lines = ["## Second tier: the real offline zoo (64 px)", "",
+             f"Members with ground truth: {', '.join(members)} — fine-tuned and trained from scratch at the targets' "
+             f"64 px (not their native 224–260 px), the same protocol (3 learning rates, 3 seeds), on "
+             f"{', '.join(z['devices'])} ({z['job_s'] / 60:.1f} min of job time). proximity ranks them at their own "
+             "resolution from the same training split, as a user would.", ""]
+    if z["missing"]:
+        lines += [f"No ground truth for {', '.join(z['missing'])}: each VGG16 trunk costs about 30 img/s to train at "
+                  "64 px on these 2 cores (≈1.5 CPU-hours for the two), and its weights (48–57 MB) need a GPU call of "
+                  "their own; the session's GPU time went to the two EfficientNets. They are not in this tier's numbers.", ""]
+    head = [f"{short[m]} fine-tuned" for m in members] + [f"{short[m]} scratch" for m in members]
+    lines += ["| target | split | " + " | ".join(head) + " | best | proximity | LogME | prior |", "|---|---|" + "---|" * (len(head) + 4)]
+    picks = {"proximity (labels)": [], "logme": [], "prior (ImageNet top-1)": []}
+    for t in z["targets"]:
+        acc = {m: float(np.mean(ft[(m, t)])) for m in members}
+        cells = [f"{acc[m]:.2f} ± {np.std(ft[(m, t)], ddof=1):.2f}" for m in members]
+        cells += [f"{np.mean(sc[(m, t)]):.2f}" for m in members]
+        by = {**z["picks"][t], "prior (ImageNet top-1)": max(members, key=lambda m: z["prior"][m] or 0)}
+        best = max(acc, key=acc.get)
+        for k, m in by.items():
+            picks[k].append(acc[best] - acc[m])
+        lines.append(f"| {t} | {split_of_target(t)} | " + " | ".join(cells) + f" | {short[best]} | "
+                     + " | ".join(short[by[k]] for k in picks) + " |")
+    lines += ["", "| ranker | picks the better-fine-tuning member | mean regret |", "|---|---|---|"]
+    for k, reg in picks.items():
+        lines.append(f"| {k} | {sum(r == 0 for r in reg)} / {len(reg)} | {np.mean(reg) * 100:.1f} pts |")
+    lines += ["", "Negative-transfer risk on all of this tier's pairs (none of them was used to fit or choose anything):", "",
+              "| risk | AUROC (95 % CI) | Brier (95 % CI) | Brier of the base rate | negative pairs |", "|---|---|---|---|---|"]
+    for key, label in (("risk_v0", "v0 (uncalibrated), with labels"), ("risk_cal", "calibrated, with labels"),
+                       ("risk_cal_free", "calibrated, label-free")):
+        if z["rows"] and key in z["rows"][0]:
+            lines += _risk_lines(z["rows"], key, label)
+    lab = sum(v["labels"] for v in z["seconds"].values())
+    lines += ["", f"Cost: proximity with labels on the {len(z['targets'])} targets {lab:.0f} s on this machine's 2 CPU cores "
+              f"(the ground truth ran on a GPU: {z['job_s'] / 60:.1f} min of job time there).", ""]
+    return lines
+
+
+def split_of_target(name: str) -> str:
+    return next(t.split for t in TARGETS if t.name == name)
+
+
+def _risk_lines(rows: list[dict], key: str, label: str) -> list[str]:
+    r = [x for x in rows if x[key] is not None]
+    if not r:
+        return []
+    p, y = np.array([x[key] for x in r], float), np.array([x["negative"] for x in r], float)
+    targets = sorted({x["target"] for x in r})
+    base = float(y.mean())
+    a, b, bb = (_boot_pairs(r, key, f) for f in (lambda p, y: auroc(p, y), lambda p, y: float(np.mean((p - y) ** 2)),
+                                                  lambda p, y: float(np.mean((y.mean() - y) ** 2))))
+    return [f"| {label} | {auroc(p, y):.2f} ({a[0]:.2f}, {a[1]:.2f}) | {np.mean((p - y) ** 2):.3f} ({b[0]:.3f}, {b[1]:.3f}) "
+            f"| {np.mean((base - y) ** 2):.3f} | {int(y.sum())} / {y.size} ({len(targets)} targets) |"]
+
+
+def _boot_pairs(rows: list[dict], key: str, stat, seed: int = 0, n: int = 2000) -> tuple[float, float]:
+    """95 % bootstrap interval of ``stat(p, y)`` resampling *targets* (pairs of a target stay together)."""
+    targets = sorted({x["target"] for x in rows})
+    by = {t: [x for x in rows if x["target"] == t] for t in targets}
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n):
+        pick = [x for t in rng.choice(targets, len(targets)) for x in by[t]]
+        p, y = np.array([x[key] for x in pick], float), np.array([x["negative"] for x in pick], float)
+        v = stat(p, y)
+        if np.isfinite(v):
+            vals.append(v)
+    return (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))) if vals else (float("nan"),) * 2
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 5) -> list[tuple[float, float, int]]:
+    """(mean predicted, observed rate, count) per equal-width probability bin with data."""
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    return [(float(p[idx == i].mean()), float(y[idx == i].mean()), int((idx == i).sum())) for i in range(bins) if (idx == i).any()]
+
+
+def write_plots(folder: Path, per: dict, rows: list[dict], complete: list[str], split_of: dict) -> list[str]:
+    """tau.png (weighted τ per ranker, dev and test, 95 % CI) and reliability.png (risk on test)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plots (pip install matplotlib)")
+        return []
+    names = list(next(iter(per.values())))
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.2))
+    for j, (part, colour) in enumerate((("dev", "#999999"), ("test", "#1f77b4"))):
+        ts = [t for t in complete if split_of[t] == part]
+        if not ts:
+            continue
+        stats = [_boot([per[t][n][0] for t in ts]) for n in names]
+        ypos = np.arange(len(names)) + (j - 0.5) * 0.35
+        ax.errorbar([s[0] for s in stats], ypos, xerr=[[s[0] - s[1] for s in stats], [s[2] - s[0] for s in stats]],
+                    fmt="o", color=colour, label=f"{part} ({len(ts)} targets)", capsize=2)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.axvline(0, color="k", lw=0.5)
+    ax.set_xlabel("weighted Kendall τ vs fine-tuned accuracy (mean over targets, 95 % CI)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "tau.png", dpi=110)
+    plt.close(fig)
+    out = ["tau.png"]
+    test = [r for r in rows if r["split"] == "test"]
+    keys = [(k, lab) for k, lab in (("risk_v0", "v0 (uncalibrated)"), ("risk_cal", "calibrated (labels)"),
+                                    ("risk_cal_free", "calibrated (label-free)")) if test and test[0].get(k) is not None]
+    if keys:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.plot([0, 1], [0, 1], "k--", lw=0.7, label="perfect calibration")
+        base = np.mean([r["negative"] for r in test])
+        ax.axhline(base, color="#999999", lw=0.7, label=f"base rate {base:.2f}")
+        for k, lab in keys:
+            pts = reliability(np.array([r[k] for r in test], float), np.array([r["negative"] for r in test], float))
+            ax.plot([x[0] for x in pts], [x[1] for x in pts], "o-", label=lab)
+            for x in pts:
+                ax.annotate(str(x[2]), (x[0], x[1]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("predicted negative-transfer risk (bin mean)")
+        ax.set_ylabel("observed negative-transfer rate")
+        ax.set_title(f"test targets: {len(test)} pairs (bin counts annotated)", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7, loc="upper left")
+        fig.tight_layout()
+        fig.savefig(folder / "reliability.png", dpi=110)
+        plt.close(fig)
+        out.append("reliability.png")
+    return out
+
+
+def write_page(page: Path, per, rows, complete, backbones, ft, sc, meta, cost, plots, zoo=None) -> None:
+    split_of = {t.name: t.split for t in TARGETS}
+    relation = {t.name: t.relation for t in TARGETS}
     names = list(next(iter(per.values())))
     lines = ["# Benchmark results", "", "Generated by `python scripts/bench/evaluate.py` from "
              "`groundtruth.jsonl` (protocol in `scripts/bench/finetune.py`). Targets with complete ground truth: "
-             f"{len(complete)} ({', '.join(complete)}).", ""]
+             f"{len(complete)} ({', '.join(complete)}). Every ranker sees only the target's *training* split; "
+             "the intervals are 95 % bootstrap intervals over targets. Per-pair data: `pairs.csv`.", ""]
+    if "tau.png" in plots:
+        lines += ["![weighted tau per ranker](tau.png)", ""]
     for part in ("dev", "test"):
         ts = [t for t in complete if split_of[t] == part]
         lines += [f"## {part} targets ({len(ts)})", "", "| ranker | weighted τ (95 % CI) | top-1 regret | top-3 hit |", "|---|---|---|---|"]
@@ -164,14 +444,30 @@ def write_page(page: Path, per, risk_rows, complete, backbones, ft, sc, meta) ->
             lines.append(f"| {name} | {tau[0]:.2f} ({tau[1]:.2f}, {tau[2]:.2f}) | {reg[0] * 100:.1f} pts "
                          f"({reg[1] * 100:.1f}, {reg[2] * 100:.1f}) | {hit[0]:.2f} |")
         lines.append("")
-    test_rows = [r for r in risk_rows if split_of[r[0]] == "test" and r[2] is not None]
-    if test_rows:
-        p = np.array([r[2] for r in test_rows])
-        y = np.array([r[3] for r in test_rows])
-        base = float(y.mean())
-        lines += ["## Negative-transfer risk (v0, uncalibrated) on test targets", "",
-                  f"{int(y.sum())} negative-transfer pairs of {y.size}. AUROC {auroc(p, y):.2f}; Brier {np.mean((p - y) ** 2):.3f} "
-                  f"(base rate {base:.2f} gives Brier {np.mean((base - y) ** 2):.3f}).", ""]
+    show = [n for n in ("proximity (labels)", "logme", "probe", "prior (source accuracy)", "proximity (label-free)") if n in names]
+    lines += ["## Per target: weighted τ / top-1 regret (points)", "",
+              "| target | split | relation | " + " | ".join(show) + " |", "|---|---|---|" + "---|" * len(show)]
+    for t in complete:
+        cells = [("n/a" if per[t][n][0] is None else f"{per[t][n][0]:.2f} / {per[t][n][1] * 100:.1f}") for n in show]
+        lines.append(f"| {t} | {split_of[t]} | {relation[t]} | " + " | ".join(cells) + " |")
+    lines.append("")
+    test = [r for r in rows if r["split"] == "test"]
+    lines += ["## Negative-transfer risk on test targets", "",
+              "A pair is negative when its fine-tuned mean is below the from-scratch mean of the same architecture.",
+              "", "| risk | AUROC (95 % CI) | Brier (95 % CI) | Brier of the base rate | negative pairs |", "|---|---|---|---|---|"]
+    for key, label in (("risk_v0", "v0 (uncalibrated), with labels"), ("risk_v0_free", "v0 (uncalibrated), label-free"),
+                       ("risk_cal", "calibrated, with labels"), ("risk_cal_free", "calibrated, label-free")):
+        if test and key in test[0]:
+            lines += _risk_lines(test, key, label)
+    if "reliability.png" in plots:
+        lines += ["", "![reliability diagram](reliability.png)"]
+    lines.append("")
+    ratio = cost["finetune_s"] / max(cost["proximity_labels_s"], 1e-9)
+    lines += ["## Cost", "",
+              f"proximity on all {len(complete)} targets, without the evidence cache: {cost['proximity_labels_s']:.0f} s with labels "
+              f"(random-weights control included), {cost['proximity_free_s']:.0f} s label-free. The ground truth for the same "
+              f"targets: {cost['n_jobs']} training jobs, {cost['finetune_s'] / 60:.1f} min of job time — "
+              f"**{ratio:.0f}×** the proximity runs with labels.", ""]
     lines += ["## Fine-tuned test accuracy (mean of 3 seeds at the best learning rate) vs from scratch", "",
               "| target | " + " | ".join(backbones) + " | scratch (" + ", ".join(sorted({m['arch'] for m in meta.values()})) + ") |",
               "|---" * (len(backbones) + 2) + "|"]
@@ -179,6 +475,11 @@ def write_page(page: Path, per, risk_rows, complete, backbones, ft, sc, meta) ->
         cells = [f"{np.mean(ft[(b, t)]):.2f}" for b in backbones]
         scratch = ", ".join(f"{np.mean(sc[(a, t)]):.2f}" for a in sorted({m['arch'] for m in meta.values()}))
         lines.append(f"| {t} ({split_of[t]}) | " + " | ".join(cells) + f" | {scratch} |")
+    if zoo:
+        lines += [""] + zoo_lines(zoo)
+    reading = page.parent / "reading.md"
+    if reading.is_file():
+        lines += ["", reading.read_text().rstrip()]
     page.write_text("\n".join(lines) + "\n")
 
 
