@@ -81,8 +81,11 @@ def test_hf_hub_errors(hub):
     with pytest.raises(ModelNotFoundError, match="no such repository"):
         resolve_spec(adhoc_entry("hf-hub:org/does-not-exist"))
     hub.add_repo("org/tiny-vit", {"config.json": json.dumps({"model_type": "vit"}).encode()})
-    with pytest.raises(UnsupportedModelError, match="transformers-format repo"):
+    with pytest.raises(UnsupportedModelError, match="no preprocessor_config.json"):
         resolve_spec(adhoc_entry("hf-hub:org/tiny-vit"))
+    hub.add_repo("org/neither", {"config.json": json.dumps({"hidden_size": 8}).encode()})
+    with pytest.raises(UnsupportedModelError, match="neither a timm 'architecture' nor a transformers 'model_type'"):
+        resolve_spec(adhoc_entry("hf-hub:org/neither"))
 
 
 def test_random_control_is_seeded_and_bn_reestimated(backbones):
