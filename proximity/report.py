@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -207,7 +208,8 @@ def render_table(r: Ranking, console=None) -> None:
         console.print("[dim]evidence read from the cache (--no-cache recomputes it)[/]")
     groups: dict[tuple[str, str], list[str]] = {}
     for f in r.failed:  # the same reason for many models is said once
-        groups.setdefault((f.stage, f.error.replace(f"'{f.model}'", "'…'")), []).append(f.model)
+        generic = re.sub(r"'(?:hf-hub|timm|local-dir):[^']*'", "'…'", f.error.replace(f"'{f.model}'", "'…'"))
+        groups.setdefault((f.stage, generic), []).append(f.model)
     for (stage, error), models in groups.items():
         who = models[0] if len(models) == 1 else f"{len(models)} backbones ({', '.join(models)})"
         console.print(f"[red]failed[/] {escape(who)} at {stage}: {escape(error)}", highlight=False)
