@@ -248,6 +248,27 @@ def _supported(e) -> str:
     return " ".join(out)
 
 
+@catalog_app.command("domains")
+def catalog_domains(catalog: str = typer.Option("default", "--catalog", "-c", help="Catalog name or folder.")) -> None:
+    """List the domain tags (catalog/domains.toml) with how many entries of the catalog carry each."""
+    from rich.table import Table
+
+    from .catalog import domain_tags, load_catalog
+
+    try:
+        cat = load_catalog(catalog)
+    except ProximityError as exc:
+        _fail(exc)
+    t = Table(pad_edge=False, header_style="bold")
+    for col in ("tag", "loadable", "all", "meaning"):
+        t.add_column(col, justify="right" if col in ("loadable", "all") else "left")
+    for tag, meaning in domain_tags().get("domains", {}).items():
+        n_all = sum(tag in e.domains for e in cat)
+        n_load = sum(tag in e.domains and e.loadable for e in cat)
+        t.add_row(tag, str(n_load), str(n_all), meaning)
+    Console().print(t)
+
+
 @catalog_app.command("show", epilog="**Example**\n\n    proximity catalog show resnet18.a1_in1k")
 def catalog_show(
     entry_id: str = typer.Argument(..., help="Entry id (file name without .toml) or its source string."),

@@ -68,3 +68,5 @@ def test_shipped_catalog_validates_and_lists():
     rows = json.loads(res.stdout)
     assert len(rows) >= 30 and len({d for r in rows for d in r["domain"].split(",")}) >= 6
     assert _run("catalog", "list").exit_code == 0
+    res = _run("catalog", "domains")
+    assert res.exit_code == 0 and "medical-pathology" in res.output

@@ -126,3 +126,10 @@ def test_references_are_fetched_from_a_dataset_repo_and_used(hub, world, target_
     assert res.exit_code == 0, res.output and "↓ reference alpha" in res.output
     after = proximity.rank(target_dir, catalog=world["cat"], sample=24, control=False)
     assert next(c for c in after.ranking if c.model == "alpha").signals["frechet"].value is not None
+
+
+def test_a_token_opens_gated_repos(world, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")            # the fake Hub accepts any bearer token
+    res = _run("catalog", "refresh", "--catalog", world["cat"], "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert "~ changed gated  revision: — →" in res.output and "no metadata without access" not in res.output
