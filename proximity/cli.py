@@ -326,7 +326,7 @@ def catalog_refresh(
     limit: int = typer.Option(50, "--limit", min=1, help="Most models to consider from the search."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace hand-curated facts (license, datasets) by the Hub's."),
     remove_gone: bool = typer.Option(False, "--remove-gone", help="Delete entries whose repo is gone from the Hub."),
-    references: Optional[str] = typer.Option(None, "--references", help="Hub dataset repo ORG/NAME[@REV] of reference statistics (<entry id>.npz) to fetch."),
+    references: Optional[str] = typer.Option(None, "--references", help="Hub dataset repo ORG/NAME[@REV] of reference statistics (one ENTRY_ID.npz per entry) to fetch."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff and write nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Write without asking."),
 ) -> None:
