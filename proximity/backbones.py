@@ -21,9 +21,11 @@ same two steps: the preprocessing comes from ``AutoImageProcessor`` (size, crop,
 resample → the timm-style data config), the network from ``AutoModel`` (``AutoConfig`` +
 ``from_config`` for the random-weights control). Their pooled feature is the first (CLS) token of
 the last hidden state for token models — the pooler's dense layer is skipped, since
-self-supervised checkpoints (DINO, iBOT) do not train it — and the pooled output for convolutional
-ones and for token models without a class token (SigLIP's attention-pooling head). Of an
-image-text model (CLIP, SigLIP) only the image tower (``vision_model``) is used. Early layers: the first two blocks of the first block list (``layers``/``encoder.layer``) of
+self-supervised checkpoints (DINO, iBOT) do not train it — and the model's own pooled output for
+convolutional ones, for token models without a class token (SigLIP's attention pooling, Swin),
+for CLIP (the class token after its post-LayerNorm) and for BEiT/DiT with mean pooling. Of an
+image-text model (CLIP, SigLIP) only the image tower (``vision_model``) is used. Weights are
+used in float32 whatever dtype the checkpoint was saved in. Early layers: the first two blocks of the first block list (``layers``/``encoder.layer``) of
 a token model, or the embedder and first stage (``encoder.stages``) of a convolutional one, as
 for timm. Never ``trust_remote_code``:
 a model type transformers does not know is reported, not run.
@@ -154,6 +156,9 @@ def _transformers_spec(entry: CatalogEntry, cfg: dict[str, Any], ref: str, revis
     crop = dict(getattr(proc, "crop_size", None) or {}) if getattr(proc, "do_center_crop", False) else {}
     short = size.get("shortest_edge")
     h, w = (crop.get("height"), crop.get("width")) if crop else (size.get("height", short), size.get("width", short))
+    crop_pct = (int(h) / short) if crop and short and h else 1.0
+    if not crop and short and getattr(proc, "crop_pct", None) and short < 384:   # ConvNeXt-style: resize, crop
+        crop_pct = float(proc.crop_pct)
     if not h or not w:
         raise UnsupportedModelError(entry.id, f"cannot read an input size from its image processor (size={size})")
     normalise = getattr(proc, "do_normalize", True)
@@ -161,8 +166,9 @@ def _transformers_spec(entry: CatalogEntry, cfg: dict[str, Any], ref: str, revis
     return {"input_size": (c, int(h), int(w)),
             "mean": tuple(proc.image_mean) if normalise else (0.0,) * c,
             "std": tuple(proc.image_std) if normalise else (1.0,) * c,
-            "crop_pct": (int(h) / short) if crop and short else 1.0, "crop_mode": "center",
-            "interpolation": _RESAMPLE.get(int(getattr(proc, "resample", 2) or 2), "bilinear")}
+            "crop_pct": crop_pct, "crop_mode": "center",
+            "interpolation": _RESAMPLE.get(int(resample), "bilinear") if (resample := getattr(proc, "resample", None)) is not None
+            else "bilinear"}
 
 
 def _check_model_type(entry: CatalogEntry, model_type: str) -> None:
@@ -304,26 +310,45 @@ def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | 
                     feature_dim=int(getattr(model, "num_features", 0)), device=dev, pretrained=pretrained)
 
 
-#: transformers model types whose token output has no class token: their pooled output is used.
-NO_CLS_TOKEN = frozenset({"siglip", "siglip2", "siglip_vision_model", "siglip2_vision_model"})
+#: transformers model types whose own pooled output is the feature even though they have a class
+#: token: CLIP's pooler is the class token *after* post_layernorm; BEiT/DiT/data2vec-vision with
+#: ``use_mean_pooling`` pool the patch tokens through their pooler LayerNorm (what their heads use).
+POOLED_TYPES = frozenset({"clip", "clip_vision_model", "beit", "data2vec-vision"})
+
+
+def _uses_cls_token(model: nn.Module, model_type: str) -> bool:
+    """CLS token for token models that have one (ViT, DINOv2, DINOv3, ...); the pooled output for
+    the types above, for models without a class token (SigLIP, Swin, ...) and for conv nets."""
+    if model_type in POOLED_TYPES:
+        return model_type.startswith("clip") is False and not getattr(model.config, "use_mean_pooling", True)
+    emb = getattr(model, "embeddings", None)
+    return emb is not None and getattr(emb, "cls_token", None) is not None
 
 
 def _open_transformers(spec: BackboneSpec, pretrained: bool) -> nn.Module:
     from transformers import AutoConfig, AutoModel
 
     rev = {"revision": spec.revision} if spec.entry.kind == "hf-hub" and spec.revision else {}
+    config = AutoConfig.from_pretrained(spec.create_name, trust_remote_code=False, **rev)
+    if getattr(config, "model_type", "") == "vit_mae":
+        config.mask_ratio = 0.0                   # MAE masks 75 % of the patches even in eval mode
     if pretrained:
-        model, info = AutoModel.from_pretrained(spec.create_name, trust_remote_code=False, output_loading_info=True, **rev)
-        missing = [k for k in info.get("missing_keys", ()) if "pooler" not in k]   # the pooler is not used
+        model, info = AutoModel.from_pretrained(spec.create_name, config=config, trust_remote_code=False,
+                                                output_loading_info=True, **rev)
+        # a pooler the checkpoint lacks: its dense layer is never used (CLS token), its LayerNorm
+        # (BEiT mean pooling) starts as the identity affine map, deterministically
+        missing = [k for k in info.get("missing_keys", ())
+                   if not (k.startswith("pooler.") and (".layernorm." in k or "dense" in k))]
         if missing or info.get("mismatched_keys"):
             raise UnsupportedModelError(spec.entry.id, f"weights do not match {type(model).__name__}: missing {sorted(missing)[:4]}, "
                                         f"mismatched {list(info.get('mismatched_keys', ()))[:2]}")
     else:
-        model = AutoModel.from_config(AutoConfig.from_pretrained(spec.create_name, trust_remote_code=False, **rev))
+        model = AutoModel.from_config(config)
+    model = model.float()                         # transformers 5 loads a checkpoint's own dtype (bf16...)
     model_type = getattr(model.config, "model_type", "")
     if hasattr(model, "vision_model"):            # image-text models (CLIP, SigLIP): the image tower only
         model = model.vision_model
-    return TransformersBackbone(model, cls_token=model_type not in NO_CLS_TOKEN)
+    return TransformersBackbone(model, cls_token=_uses_cls_token(model, model_type))
 
 
 class TransformersBackbone(nn.Module):
@@ -353,7 +378,7 @@ class TransformersBackbone(nn.Module):
         out = self.model(pixel_values=x)
         h = out.last_hidden_state
         if h.ndim == 3 and self.cls_token:
-            return h[:, 0]                         # CLS token (after the final norm)
+            return h[:, 0]                         # the class token of the last hidden state
         pooled = getattr(out, "pooler_output", None)
         if pooled is not None:
             return pooled.flatten(1)

@@ -290,8 +290,8 @@ def validate_catalog(catalog: str | Path = "default") -> list[str]:
 class Filters:
     """Which catalog entries a run considers (``rank --domain/--max-params/--license/--include-gated``).
 
-    ``domains``: keep entries tagged with any of these; ``max_params``: millions, entries without
-    a parameter count are kept (and said to be unchecked); ``licenses``: keep entries whose license
+    ``domains``: keep entries tagged with any of these; ``max_params``: millions (an entry without a
+    parameter count is set aside, since it cannot be checked); ``licenses``: keep entries whose license
     is one of these (case-insensitive); gated entries only with ``include_gated``. Entries marked
     ``loadable = false`` are always set aside, with their reason.
     """
@@ -319,7 +319,9 @@ class Filters:
             return f"not loadable: {e.load_reason}"
         if self.domains and not set(self.domains) & set(e.domains):
             return f"domain {', '.join(e.domains) or 'unknown'} (asked: {', '.join(self.domains)})"
-        if self.max_params is not None and e.params_m is not None and e.params_m > self.max_params:
+        if self.max_params is not None and e.params_m is None:
+            return "parameter count unknown: cannot be checked against --max-params"
+        if self.max_params is not None and e.params_m > self.max_params:
             return f"{e.params_m:g} M parameters > --max-params {self.max_params:g}"
         if self.licenses and e.license.lower() not in {x.lower() for x in self.licenses}:
             return f"license '{e.license or 'unknown'}' (asked: {', '.join(self.licenses)})"

@@ -343,8 +343,8 @@ def catalog_refresh(
     folder = named_catalogs().get(catalog, Path(catalog))
     if not folder.is_dir():
         _fail(typer.BadParameter(f"catalog folder '{folder}' does not exist"))
-    if not os.access(folder, os.W_OK):
-        _fail(typer.BadParameter(f"'{folder}' is not writable: copy it and pass --catalog ./my_catalog"))
+    if not dry_run and not os.access(folder, os.W_OK):
+        _fail(typer.BadParameter(f"'{folder}' is not writable: copy it and pass --catalog ./my_catalog (or use --dry-run)"))
     try:
         with err.status("asking the Hub…") as status:
             plan = plan_refresh(folder, search=search, author=author, library=library, pipeline_tag=pipeline_tag,
@@ -388,6 +388,9 @@ def catalog_refresh(
     except ProximityError as exc:
         err.print("[red]nothing written[/]")
         _fail(exc, code=1)
+    except OSError as exc:
+        err.print(f"[red]error:[/] writing failed ({exc}); the files already replaced were restored")
+        raise typer.Exit(1)
     out.print(f"[green]wrote[/] {len(written)} file(s) under {folder}" + (" and the reference folder" if plan.references else ""))
 
 

@@ -38,6 +38,9 @@ from .catalog import domain_tags, dump_entry, load_entry, parse_source, read_ent
 from .errors import CatalogError, HubUnavailableError
 
 LIBRARIES = {"timm": "timm", "transformers": "transformers"}
+#: pipeline tags of repos that are image backbones (a discovered repo with another tag is catalogued
+#: as not loadable: text models, image-to-text generators, ...)
+VISION_TAGS = frozenset({"image-feature-extraction", "image-classification", "zero-shot-image-classification"})
 
 
 @dataclass
@@ -127,7 +130,11 @@ def _update(data: dict[str, Any], hub: dict[str, Any], overwrite: bool, today: s
         changed[label] = (old, value)
         prov[label if label != "revision" else "revision"] = f"Hub model_info, refreshed {today}"
 
+    old_rev = new.get("revision", "")
     put(new, "revision", hub["revision"], "revision", curated=False)
+    if "revision" in changed and old_rev:
+        notes.append(f"reference statistics made for {old_rev[:12]} will not match {hub['revision'][:12]}: "
+                     "rebuild them (catalog reference) or fetch new ones (--references)")
     put(facts, "gated", hub["gated"], "facts.gated", curated=False)
     put(facts, "downloads", hub["downloads"], "facts.downloads", curated=False)
     put(facts, "likes", hub["likes"], "facts.likes", curated=False)
@@ -145,14 +152,17 @@ def _update(data: dict[str, Any], hub: dict[str, Any], overwrite: bool, today: s
 
 def _new_entry(repo_id: str, hub: dict[str, Any], today: str) -> dict[str, Any]:
     fmt = LIBRARIES.get(hub["library"], "")
+    why_not = "" if fmt else (f"library '{hub['library'] or 'unknown'}': proximity loads timm and transformers repos only")
+    if fmt and hub["pipeline_tag"] not in VISION_TAGS:
+        why_not = (f"pipeline tag '{hub['pipeline_tag'] or 'none'}' is not an image backbone's; check the repo and set "
+                   "loadable = true by hand if it is one")
     data: dict[str, Any] = {"source": f"hf-hub:{repo_id}", "name": repo_id, "format": fmt, "revision": hub["revision"],
                             "pretraining": {"datasets": hub["datasets"], "domains": map_domains(hub["datasets"]),
                                             "method": "unknown"},
                             "facts": {"license": hub["license"], "gated": hub["gated"], "downloads": hub["downloads"],
                                       "likes": hub["likes"]}}
-    if not fmt:
-        data["load"] = {"loadable": False, "reason": f"library '{hub['library'] or 'unknown'}': proximity loads timm and "
-                                                     "transformers repos only"}
+    if why_not:
+        data["load"] = {"loadable": False, "reason": why_not}
     data["provenance"] = {k: f"Hub model_info / model card, {today}" for k in
                           ("revision", "facts.license", "facts.gated", "facts.downloads", "facts.likes", "pretraining")}
     data["provenance"]["checked"] = today
@@ -186,6 +196,8 @@ def plan_refresh(catalog: Path, *, search: str | None = None, author: str | None
         for path in files:
             entry = load_entry(path)
             kind, rest = parse_source(entry.source)
+            if kind == "timm":
+                known.add(f"timm/{rest}")           # timm's weights live in timm/<name> on the Hub
             if kind != "hf-hub":
                 continue
             repo, _ = split_repo(rest)
@@ -237,44 +249,59 @@ def plan_refresh(catalog: Path, *, search: str | None = None, author: str | None
 
 
 def apply_refresh(plan: RefreshPlan, *, token: str | None = None) -> list[Path]:
-    """Write the plan: references downloaded first (nothing is written if one fails), then every
-    entry file to a temporary name and renamed into place. Returns the paths written."""
-    staged: list[tuple[Path, Path | None]] = []
-    written: list[Path] = []
+    """Write the plan: reference files downloaded and every entry file written to temporary names
+    first (nothing is touched if one fails), then put in place by rename; if a rename fails, the
+    files already replaced are restored. Returns the paths written."""
+    from .reference import hub_reference_path
+
     tmpdir = Path(tempfile.mkdtemp(prefix=".refresh-", dir=plan.catalog))
+    staged: list[tuple[Path | None, Path]] = []          # (new file or None = delete, target)
     try:
         if plan.references:
             from huggingface_hub import hf_hub_download
 
             from .hub import hub_errors, offline_unless_reachable
 
-            from .reference import hub_reference_path
-
             with hub_errors("catalog refresh (references)"), offline_unless_reachable():
-                for entry_id_, name in plan.references:
+                for eid, name in plan.references:
                     got = hf_hub_download(plan.reference_repo, name, repo_type="dataset",
                                           revision=plan.reference_revision or None, token=token)
-                    tmp = tmpdir / f"ref-{entry_id_}.npz"
+                    target = hub_reference_path(eid)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.parent / f".{target.name}.refresh"     # same folder: the rename is atomic
                     shutil.copyfile(got, tmp)
-                    staged.append((tmp, hub_reference_path(entry_id_)))
+                    staged.append((tmp, target))
         for c in plan.writes:
             target = plan.catalog / f"{c.id}.toml"
             if c.text == "":
-                staged.append((Path(""), target))
+                staged.append((None, target))
                 continue
             tmp = tmpdir / f"{c.id}.toml"
             tmp.write_text(c.text, encoding="utf-8")
             load_entry(tmp)                    # never write an entry that does not load back
             staged.append((tmp, target))
-        for tmp, target in staged:
-            if target is None:
-                continue
-            if tmp == Path(""):
-                target.unlink(missing_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, target) if tmp.parent == target.parent else shutil.move(str(tmp), target)
-            written.append(target)
+        done: list[tuple[Path, Path | None]] = []        # (target, backup of what it replaced)
+        try:
+            for i, (tmp, target) in enumerate(staged):
+                backup = None
+                if target.exists():
+                    backup = tmpdir / f"backup-{i}-{target.name}"
+                    shutil.copy2(target, backup)
+                if tmp is None:
+                    target.unlink()
+                else:
+                    os.replace(tmp, target)
+                done.append((target, backup))
+        except OSError:
+            for target, backup in reversed(done):          # put back what was already replaced
+                if backup is not None:
+                    os.replace(backup, target) if backup.parent == target.parent else shutil.copy2(backup, target)
+                else:
+                    target.unlink(missing_ok=True)
+            raise
+        return [t for t, _ in done]
     finally:
+        for tmp, _ in staged:
+            if tmp is not None and tmp.exists() and tmp.parent != tmpdir:
+                tmp.unlink(missing_ok=True)
         shutil.rmtree(tmpdir, ignore_errors=True)
-    return written

@@ -17,8 +17,9 @@ Each estimate comes with a 90 % interval from the coefficients' covariance (Lapl
 approximation, widened ×2 where a feature lies outside the range the model was fitted on), a
 band (low < 0.2 ≤ medium < 0.5 ≤ high, on the point estimate) and a one-line reason that names the
 evidence driving it. It is **unknown** (None, band ``unknown``) with fewer than
-:data:`MIN_IMAGES` images, fewer than 2 images per class, or when neither variant's evidence
-exists — the reason says which.
+:data:`MIN_IMAGES` images or when neither variant's evidence exists. With labels but without the
+labels variant's evidence (fewer than 2 images per class, no control) the label-free variant is
+used and the reason says why.
 
 Calibration is claimed only for what the benchmark covers: small CNN/ViT backbones and 64 px
 targets of 40–240 images (``coverage`` in the JSON). Outside it the numbers are extrapolations,
@@ -81,6 +82,7 @@ def features(ev: Mapping[str, float | None]) -> dict[str, float | None]:
     def log1p(x):
         return None if x is None or x < 0 else math.log1p(x)
 
+    ev = {k: (v if v is None or math.isfinite(v) else None) for k, v in ev.items()}   # NaN/inf = absent
     g, sd, n, k = ev.get("gain"), ev.get("gain_sd"), ev.get("n_images"), ev.get("n_classes")
     return {"gain": g,
             "gain_z": None if g is None else g / max(sd or 0.0, 0.01),
@@ -197,7 +199,7 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
             continue
         out = var.predict(feats)
         if out is None:
-            tried.append(f"{name}: no {', '.join(f for f in var.features if feats.get(f) is None)}")
+            tried.append(f"no {', '.join(f for f in var.features if feats.get(f) is None)} for the {name} model")
             continue
         p, lo, hi, contrib, outside = out
         words, seen = [], set()
@@ -209,6 +211,8 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
         reason = "; ".join(words[:2]) or "the benchmark's base rate: no signal separated negative transfer on its dev targets"
         if name == "label-free":
             reason = "label-free: " + reason
+            if n_classes >= 2 and tried:         # labels were given, but the labels variant could not run
+                reason = f"labels given, but {'; '.join(tried)} — {reason}"
         if outside:
             reason += f"; {', '.join(outside)} outside the benchmark's range: extrapolated, interval widened"
         return Risk(p, lo, hi, band(p), reason + f" (90 % interval {lo:.2f}–{hi:.2f})", name)

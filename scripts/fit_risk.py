@@ -98,17 +98,18 @@ def loto_logloss(rows: list[dict], feats: tuple[str, ...], lam: float) -> float:
     return float(np.mean(losses))
 
 
-def fit_variant(rows: list[dict], name: str) -> dict:
+def fit_variant(all_rows: list[dict], name: str) -> dict:
+    # candidates are compared on the rows where every candidate's features exist (one failed control
+    # must not rule a whole feature out); the number of rows left out is recorded
+    needed = {k for feats in CANDIDATES[name] for k in feats}
+    rows = [r for r in all_rows if all(r["f"][k] is not None for k in needed)]
+    if len({r["target"] for r in rows}) < 3:
+        raise SystemExit(f"{name}: fewer than 3 dev targets have every feature ({len(rows)} rows)")
     table = []
     for feats in CANDIDATES[name]:
-        usable = [r for r in rows if all(r["f"][k] is not None for k in feats)]
-        if len(usable) < len(rows):             # a candidate must cover every dev row to be comparable
-            table.append({"features": list(feats), "lambda": None, "loto_logloss": None,
-                          "note": f"{len(rows) - len(usable)} rows lack a feature"})
-            continue
         for lam in LAMBDAS:
             table.append({"features": list(feats), "lambda": lam, "loto_logloss": round(loto_logloss(rows, feats, lam), 5)})
-    ok = [c for c in table if c["loto_logloss"] is not None]
+    ok = table
     best = min(c["loto_logloss"] for c in ok)
     chosen = min((c for c in ok if c["loto_logloss"] <= best + TIE), key=lambda c: (len(c["features"]), -c["lambda"]))
     feats = tuple(chosen["features"])
@@ -118,7 +119,8 @@ def fit_variant(rows: list[dict], name: str) -> dict:
     return {"features": list(feats), "mean": mean.tolist(), "scale": scale.tolist(), "intercept": float(w[0]),
             "coef": w[1:].tolist(), "cov": cov.tolist(), "lambda": chosen["lambda"],
             "range": [x.min(0).tolist() if x.size else [], x.max(0).tolist() if x.size else []],
-            "n_rows": len(rows), "n_negative": int(y.sum()), "base_rate": float(y.mean()),
+            "n_rows": len(rows), "n_rows_left_out": len(all_rows) - len(rows),
+            "n_negative": int(y.sum()), "base_rate": float(y.mean()),
             "loto_logloss": chosen["loto_logloss"], "selection": table}
 
 
@@ -144,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         "fitted": date.today().isoformat(), "script": "scripts/fit_risk.py", "code_version": code,
         "pairs": {"file": str(args.pairs.relative_to(ROOT)) if args.pairs.is_relative_to(ROOT) else str(args.pairs),
                   "sha256": _sha(args.pairs)},
-        "groundtruth": {"file": "scripts/bench/results/groundtruth.jsonl", "sha256": _sha(gt), "protocol": 1},
+        "groundtruth": {"file": str(gt.relative_to(ROOT)) if gt.is_relative_to(ROOT) else str(gt), "sha256": _sha(gt),
+                        "protocol": 1},
         "dev_targets": sorted({r["target"] for r in rows}),
         "coverage": "benchmark tier 1: 9 small backbones (timm test_resnet / test_convnext / test_vit, 64 px) "
                     "pretrained on 5 synthetic and real domains; 64 px targets of 40-240 training images, 2-10 classes"}}

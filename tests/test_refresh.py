@@ -29,10 +29,11 @@ def world(hub, tmp_path, backbones):
     hub.add_repo("refresh/gated", files, gated=True, library_name="timm")
     hub.repos.pop("refresh/gone", None)
     new = {"refresh/new-timm": ("timm", ["imagenet-1k"], 300), "refresh/new-tf": ("transformers", ["rvl-cdip"], 200),
-           "refresh/new-clip": ("open_clip", [], 100), "refresh/new-unmapped": ("timm", ["somewhere/private-set"], 50)}
+           "refresh/new-clip": ("open_clip", [], 100), "refresh/new-unmapped": ("timm", ["somewhere/private-set"], 50),
+           "refresh/new-text": ("transformers", [], 40), "timm/resnet18.a1_in1k": ("timm", ["imagenet-1k"], 999)}
     for repo, (lib, ds, dl) in new.items():
         hub.add_repo(repo, files, card_data={"license": "mit", "datasets": ds}, downloads=dl, library_name=lib,
-                     tags=["refresh-demo"])
+                     tags=["refresh-demo"], pipeline_tag="text-generation" if "text" in repo else "image-feature-extraction")
     cat = tmp_path / "cat"
     cat.mkdir()
     (cat / "alpha.toml").write_text(f'source = "hf-hub:refresh/alpha"\nrevision = "{OLD}"\n\n[facts]\nlicense = "mit"\n'
@@ -83,13 +84,14 @@ def test_changed_revision_is_detected(hub, world):
                            "datasets": ["tcga"]}, downloads=11, likes=2, library_name="timm")
     res = _run("catalog", "refresh", "--catalog", world["cat"], "--dry-run")
     assert f"revision: {world['sha'][:12]} → {new_sha[:12]}" in res.output and "facts.downloads: 10 → 11" in res.output
+    assert f"reference statistics made for {world['sha'][:12]} will not match" in res.output
 
 
 def test_discovery_lists_across_pages_and_makes_entries(hub, world):
     assert hub.page_size == 2                                    # 4 matches: the client follows the Link header
     res = _run("catalog", "refresh", "--catalog", world["cat"], "--discover", "--tag", "refresh-demo", "--yes")
     assert res.exit_code == 0, res.output
-    assert res.output.count("+ new") == 4
+    assert res.output.count("+ new") == 5                        # not timm/resnet18.a1_in1k: a timm: entry has it
     tm = load_entry(world["cat"] / "refresh--new-timm.toml")
     assert tm.format == "timm" and tm.domains == ("natural",) and tm.license == "mit" and tm.downloads == 300
     assert len(tm.revision) == 40 and tm.loadable
@@ -97,6 +99,9 @@ def test_discovery_lists_across_pages_and_makes_entries(hub, world):
     clip = load_entry(world["cat"] / "refresh--new-clip.toml")
     assert not clip.loadable and "open_clip" in clip.load_reason
     assert load_entry(world["cat"] / "refresh--new-unmapped.toml").domains == ()
+    text = load_entry(world["cat"] / "refresh--new-text.toml")
+    assert not text.loadable and "text-generation" in text.load_reason
+    assert not (world["cat"] / "timm--resnet18.a1_in1k.toml").exists()
     assert proximity.validate_catalog(world["cat"]) is not None  # the written catalog validates
 
 
@@ -133,3 +138,21 @@ def test_a_token_opens_gated_repos(world, monkeypatch):
     res = _run("catalog", "refresh", "--catalog", world["cat"], "--dry-run")
     assert res.exit_code == 0, res.output
     assert "~ changed gated  revision: — →" in res.output and "no metadata without access" not in res.output
+
+
+def test_a_failed_rename_restores_what_was_replaced(world, monkeypatch):
+    import os
+    from proximity import refresh as R
+    plan = R.plan_refresh(world["cat"], discover=True, tags=["refresh-demo"], remove_gone=True)
+    before = _snapshot(world["cat"])
+    real, calls = os.replace, []
+
+    def flaky(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(src, dst)
+    monkeypatch.setattr(R.os, "replace", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        R.apply_refresh(plan)
+    assert _snapshot(world["cat"]) == before and not list(world["cat"].glob(".refresh-*"))
