@@ -218,7 +218,7 @@ def render_table(r: Ranking, console=None) -> None:
         for x in r.excluded:
             why = x["reason"]
             key = ("not loadable" if why.startswith("not loadable") else "gated (--include-gated)" if why.startswith("gated")
-                   else "outside --domain" if why.startswith("domain") else "unknown size (--max-params)" if why.startswith("parameter count")
+                   else "outside --domain" if why.startswith("domain") else "of unknown size" if why.startswith("parameter count")
                    else "over --max-params" if "--max-params" in why
                    else "other license" if why.startswith("license") else why)
             kinds[key] = kinds.get(key, 0) + 1
