@@ -28,6 +28,7 @@ import torch
 
 from . import convert as C
 from .cache import data_dir
+from .catalog import toml_value
 
 logger = logging.getLogger(__name__)
 
@@ -168,26 +169,16 @@ def _save_repo(model: torch.nn.Module, m: ZooMember, folder: Path, provenance: d
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return json.dumps(str(v), ensure_ascii=False)  # a JSON string is a valid TOML basic string
-
-
 def _write_entry(m: ZooMember, params_m: float, provenance: dict[str, str], path: Path) -> None:
     e = m.entry
-    lines = [f'source = "local-dir:../repos/{m.id}"', f"name = {_toml_value(e['name'])}", "", "[pretraining]"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in e["pretraining"].items()]
+    lines = [f'source = "local-dir:../repos/{m.id}"', f"name = {toml_value(e['name'])}", "", "[pretraining]"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in e["pretraining"].items()]
     lines += ["", "[facts]", f"params_m = {round(params_m, 2)}", "gated = false"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in e["facts"].items()]
+    lines += [f"{k} = {toml_value(v)}" for k, v in e["facts"].items()]
     if m.truncated_at:
         lines += ["", "[load]", f'truncated_at = "{m.truncated_at}"']
     prov = {**e["provenance"], **provenance}
-    lines += ["", "[provenance]"] + [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in prov.items()]
+    lines += ["", "[provenance]"] + [f"{toml_value(k)} = {toml_value(v)}" for k, v in prov.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
