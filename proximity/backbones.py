@@ -319,8 +319,10 @@ POOLED_TYPES = frozenset({"clip", "clip_vision_model", "beit", "data2vec-vision"
 def _uses_cls_token(model: nn.Module, model_type: str) -> bool:
     """CLS token for token models that have one (ViT, DINOv2, DINOv3, ...); the pooled output for
     the types above, for models without a class token (SigLIP, Swin, ...) and for conv nets."""
-    if model_type in POOLED_TYPES:
-        return model_type.startswith("clip") is False and not getattr(model.config, "use_mean_pooling", True)
+    if model_type.startswith("clip"):
+        return False
+    if model_type in POOLED_TYPES:                 # BEiT family: the class token only without mean pooling
+        return not getattr(model.config, "use_mean_pooling", True)
     emb = getattr(model, "embeddings", None)
     return emb is not None and getattr(emb, "cls_token", None) is not None
 

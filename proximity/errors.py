@@ -130,12 +130,13 @@ class GatedModelError(ProximityError, PermissionError):
 class HubUnavailableError(ProximityError, ConnectionError):
     """The Hugging Face Hub could not be reached and nothing usable is cached."""
 
-    def __init__(self, model: str, detail: str) -> None:
+    def __init__(self, model: str, detail: str, advice: str = "") -> None:
         self.model = model
-        super().__init__(
-            f"Could not fetch '{model}' from the Hugging Face Hub ({detail}). Check the network, "
-            "or run air-gapped with local backbones (`--model local-dir:PATH`)."
-        )
+        if advice:                                  # an action, not a model (e.g. catalog refresh)
+            super().__init__(f"The Hugging Face Hub could not be reached for {model} ({detail}). {advice}.")
+        else:
+            super().__init__(f"Could not fetch '{model}' from the Hugging Face Hub ({detail}). Check the network, "
+                             "or run air-gapped with local backbones (`--model local-dir:PATH`).")
 
 
 class UnsupportedModelError(ProximityError, ValueError):

@@ -182,17 +182,18 @@ def plan_refresh(catalog: Path, *, search: str | None = None, author: str | None
     from .hub import hub_errors, offline_unless_reachable, split_repo
 
     catalog = Path(catalog)
-    files = sorted(p for p in catalog.glob("*.toml") if p.name != "domains.toml")
     if not catalog.is_dir():
         raise CatalogError("is not a folder of catalog entries", path=catalog)
+    files = sorted(p for p in catalog.glob("*.toml") if p.name != "domains.toml")
     api = HfApi(token=token)
     today = date.today().isoformat()
     changes: list[Change] = []
     known: set[str] = set()
     with hub_errors("catalog refresh"), offline_unless_reachable() as reachable:
         if not reachable:
-            raise HubUnavailableError("catalog refresh", "the Hub cannot be reached (offline, or HF_ENDPOINT/proxy "
-                                      "unreachable); nothing was read or written")
+            raise HubUnavailableError("catalog refresh", "the Hub cannot be reached; nothing was read or written",
+                                      advice="Check the network, HF_ENDPOINT and proxy settings, then run it again; "
+                                             "`proximity catalog validate` checks the catalog as it is")
         for path in files:
             entry = load_entry(path)
             kind, rest = parse_source(entry.source)

@@ -30,7 +30,7 @@ def world(hub, tmp_path, backbones):
     hub.repos.pop("refresh/gone", None)
     new = {"refresh/new-timm": ("timm", ["imagenet-1k"], 300), "refresh/new-tf": ("transformers", ["rvl-cdip"], 200),
            "refresh/new-clip": ("open_clip", [], 100), "refresh/new-unmapped": ("timm", ["somewhere/private-set"], 50),
-           "refresh/new-text": ("transformers", [], 40), "timm/resnet18.a1_in1k": ("timm", ["imagenet-1k"], 999)}
+           "refresh/new-text": ("transformers", [], 40), "timm/resnet10t.c3_in1k": ("timm", ["imagenet-1k"], 999)}
     for repo, (lib, ds, dl) in new.items():
         hub.add_repo(repo, files, card_data={"license": "mit", "datasets": ds}, downloads=dl, library_name=lib,
                      tags=["refresh-demo"], pipeline_tag="text-generation" if "text" in repo else "image-feature-extraction")
@@ -40,8 +40,10 @@ def world(hub, tmp_path, backbones):
                                     '\n[provenance]\n"facts.license" = "hand-checked on the paper"\n')
     (cat / "gone.toml").write_text('source = "hf-hub:refresh/gone"\n')
     (cat / "gated.toml").write_text('source = "hf-hub:refresh/gated"\n\n[facts]\ngated = true\n')
-    (cat / "resnet.toml").write_text('source = "timm:resnet18.a1_in1k"\n')
-    return {"cat": cat, "sha": sha, "files": files}
+    (cat / "resnet.toml").write_text('source = "timm:resnet10t.c3_in1k"\n')
+    yield {"cat": cat, "sha": sha, "files": files}
+    for repo in [r for r in hub.repos if r.startswith(("refresh/", "datasets/refresh/"))] + ["timm/resnet10t.c3_in1k"]:
+        hub.repos.pop(repo, None)      # the fake Hub is shared by the session: leave it as found
 
 
 def _snapshot(folder):
@@ -91,7 +93,7 @@ def test_discovery_lists_across_pages_and_makes_entries(hub, world):
     assert hub.page_size == 2                                    # 4 matches: the client follows the Link header
     res = _run("catalog", "refresh", "--catalog", world["cat"], "--discover", "--tag", "refresh-demo", "--yes")
     assert res.exit_code == 0, res.output
-    assert res.output.count("+ new") == 5                        # not timm/resnet18.a1_in1k: a timm: entry has it
+    assert res.output.count("+ new") == 5                        # not timm/resnet10t.c3_in1k: a timm: entry has it
     tm = load_entry(world["cat"] / "refresh--new-timm.toml")
     assert tm.format == "timm" and tm.domains == ("natural",) and tm.license == "mit" and tm.downloads == 300
     assert len(tm.revision) == 40 and tm.loadable
@@ -101,8 +103,8 @@ def test_discovery_lists_across_pages_and_makes_entries(hub, world):
     assert load_entry(world["cat"] / "refresh--new-unmapped.toml").domains == ()
     text = load_entry(world["cat"] / "refresh--new-text.toml")
     assert not text.loadable and "text-generation" in text.load_reason
-    assert not (world["cat"] / "timm--resnet18.a1_in1k.toml").exists()
-    assert proximity.validate_catalog(world["cat"]) is not None  # the written catalog validates
+    assert not (world["cat"] / "timm--resnet10t.c3_in1k.toml").exists()
+    proximity.validate_catalog(world["cat"])                     # the written catalog validates (raises if not)
 
 
 def test_filters_without_discover_and_failing_hub_write_nothing(world, monkeypatch):
@@ -112,7 +114,7 @@ def test_filters_without_discover_and_failing_hub_write_nothing(world, monkeypat
     import proximity.hub as H
     monkeypatch.setattr(H, "hub_reachable", lambda *a, **k: False)
     res = _run("catalog", "refresh", "--catalog", world["cat"], "--yes")
-    assert res.exit_code == 1 and "nothing written" in res.output and "unreachable" in res.output
+    assert res.exit_code == 1 and "nothing written" in res.output and "could not be reached" in res.output
     assert _snapshot(world["cat"]) == before
 
 
@@ -128,7 +130,8 @@ def test_references_are_fetched_from_a_dataset_repo_and_used(hub, world, target_
     before = proximity.rank(target_dir, catalog=world["cat"], sample=24, control=False)
     assert next(c for c in before.ranking if c.model == "alpha").signals["frechet"].value is None
     res = _run("catalog", "refresh", "--catalog", world["cat"], "--references", "refresh/references", "--yes")
-    assert res.exit_code == 0, res.output and "↓ reference alpha" in res.output
+    assert res.exit_code == 0, res.output
+    assert "↓ reference alpha" in res.output
     after = proximity.rank(target_dir, catalog=world["cat"], sample=24, control=False)
     assert next(c for c in after.ranking if c.model == "alpha").signals["frechet"].value is not None
 

@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         per[t]["random (200 draws)"] = tuple(float(np.mean([r[i] for r in rand])) for i in range(3))
     rows = pair_rows(scored, ft, sc, {b: meta[b]["arch"] for b in backbones}, split_of)
     args.page.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(args.page.parent / "pairs.csv", rows)
+    write_csv(args.page.parent / "pairs.csv", rows)   # now already: the zoo tier below takes minutes (render rewrites it)
     jobs = [json.loads(x) for x in args.store.read_text().splitlines() if x.strip()]
     cost = {"proximity_labels_s": sum(v["labels"] for v in seconds.values()),
             "proximity_free_s": sum(v["label-free"] for v in seconds.values()),

@@ -1,7 +1,7 @@
 """The whole ground-truth benchmark end to end: pretrain → fine-tune → evaluate.
 
     python scripts/bench/run.py --quick [--out DIR]    # a tiny slice in a few minutes (CI runs it)
-    python scripts/bench/run.py [--out DIR]            # the full run (about an hour here), resumable
+    python scripts/bench/run.py [--out DIR]            # the full run (~50 min here), resumable
 
 Full run: the 9 backbones of ``pretrain.py`` into ``OUT/backbones``, every job of
 ``finetune.py`` into ``scripts/bench/results/groundtruth.jsonl`` (jobs already there are
