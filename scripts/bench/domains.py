@@ -12,6 +12,9 @@ shapes     procedural  filled shapes on a noisy background                      
 fashion    real        Fashion-MNIST train (Debian ``dataset-fashion-mnist``)       item (10)
 digits     real        scikit-learn handwritten digits (8 px, upscaled)             digit (10)
 photos     real        crops of scikit-learn / scikit-image colour photos           photo (6)
+cells      procedural  fluorescence-like nuclei on a dark background (protocol 2)   layout (4)
+lattice    procedural  periodic dot / grid / checker patterns (protocol 2)          lattice (4)
+glyphs     procedural  letters in Pillow's default font, dark on light (protocol 2) letter (6)
 =========  ==========  ===========================================================  =========
 
 ``make(name, n_per_class, seed)`` returns ``(images uint8 (N, 64, 64, 3), labels int (N,),
@@ -149,7 +152,96 @@ def photos(n: int, rng: np.random.Generator):
     return out, lab, list(src)
 
 
-DOMAINS = {"stripes": stripes, "blobs": blobs, "shapes": shapes, "fashion": fashion, "digits": digits, "photos": photos}
+def _nuclei(centres, radii, angles, rng) -> np.ndarray:
+    """Fluorescence-like image: bright smooth ellipses on a dark noisy background, one random tint."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    g = np.zeros((SIZE, SIZE))
+    for (cy, cx), (ra, rb), t in zip(centres, radii, angles):
+        u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
+        v = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
+        g = np.maximum(g, rng.uniform(0.5, 1.0) * np.exp(-((u / ra) ** 2 + (v / rb) ** 2) ** 2))
+    g = gaussian_filter(g, 0.8) + 0.04 * rng.normal(size=g.shape) + 0.05
+    tint = rng.dirichlet((0.6, 0.6, 0.6)) * 1.6
+    return _to_uint8(np.clip(g[..., None] * tint, 0, 1))
+
+
+def cells_layout(kind: str, rng: np.random.Generator, count: int | None = None) -> np.ndarray:
+    if kind == "sparse":
+        k = count or int(rng.integers(4, 9))
+        c = rng.uniform(6, SIZE - 6, (k, 2))
+    elif kind == "dense":
+        k = count or int(rng.integers(25, 40))
+        c = rng.uniform(3, SIZE - 3, (k, 2))
+    elif kind == "clustered":
+        k = count or int(rng.integers(12, 20))
+        hubs = rng.uniform(14, SIZE - 14, (int(rng.integers(2, 4)), 2))
+        c = hubs[rng.integers(0, len(hubs), k)] + rng.normal(0, 4, (k, 2))
+    else:  # elongated
+        k = count or int(rng.integers(8, 16))
+        c = rng.uniform(5, SIZE - 5, (k, 2))
+    r = rng.uniform(2.2, 3.8, (len(c), 1)) * (np.array([[2.6, 0.7]]) if kind == "elongated" else np.ones((1, 2)))
+    return _nuclei(c, r, rng.uniform(0, np.pi, len(c)), rng)
+
+
+def cells(n: int, rng: np.random.Generator):
+    names = ["sparse", "dense", "clustered", "elongated"]
+    imgs = [cells_layout(k, rng) for k in names for _ in range(n)]
+    return imgs, [c for c in range(4) for _ in range(n)], names
+
+
+def lattice_pattern(kind: str, rng: np.random.Generator, period: float | None = None) -> np.ndarray:
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    t = rng.uniform(0, np.pi)
+    u, v = xx * np.cos(t) + yy * np.sin(t), -xx * np.sin(t) + yy * np.cos(t)
+    p = period or rng.uniform(6, 14)
+    ph = rng.uniform(0, 2 * np.pi, 2)
+    su, sv = np.sin(2 * np.pi * u / p + ph[0]), np.sin(2 * np.pi * v / p + ph[1])
+    if kind == "dots":
+        g = ((su > 0.6) & (sv > 0.6)).astype(float)
+    elif kind == "hex":
+        a = [np.cos(2 * np.pi / p * (xx * np.cos(t + k * np.pi / 3) + yy * np.sin(t + k * np.pi / 3)) + ph[0])
+             for k in range(3)]
+        g = (sum(a) > 1.5).astype(float)
+    elif kind == "checker":
+        g = (su * sv > 0).astype(float)
+    else:  # grid lines
+        g = ((np.abs(su) > 0.8) | (np.abs(sv) > 0.8)).astype(float)
+    g = gaussian_filter(g, 0.6) + 0.12 * rng.normal(size=g.shape)
+    return _to_uint8(_colourise(np.clip(g, 0, 1), rng))
+
+
+def lattice(n: int, rng: np.random.Generator):
+    names = ["dots", "hex", "checker", "grid"]
+    imgs = [lattice_pattern(k, rng) for k in names for _ in range(n)]
+    return imgs, [c for c in range(4) for _ in range(n)], names
+
+
+def glyph(text: str, rng: np.random.Generator, size: tuple[int, int] = (26, 44)) -> np.ndarray:
+    """``text`` in Pillow's default (scalable) font, dark ink on a light noisy page, jittered."""
+    from PIL import ImageFont
+
+    page = np.clip(rng.uniform(0.75, 0.95) + 0.05 * rng.normal(size=(SIZE, SIZE)), 0, 1)
+    im = Image.fromarray(_to_uint8(page)).convert("L")
+    font = ImageFont.load_default(size=int(rng.integers(*size)))
+    d = ImageDraw.Draw(im)
+    x0, y0, x1, y1 = d.textbbox((0, 0), text, font=font)
+    x = rng.uniform(-x0, max(-x0 + 1, SIZE - x1))
+    y = rng.uniform(-y0, max(-y0 + 1, SIZE - y1))
+    d.text((x, y), text, font=font, fill=int(rng.integers(0, 70)))
+    im = im.rotate(rng.normal(0, 8), resample=Image.Resampling.BILINEAR, fillcolor=int(page.mean() * 255))
+    g = np.asarray(im) / 255.0
+    ink, paper = rng.uniform(0, 0.35, 3), rng.uniform(0.7, 1.0, 3)
+    return _to_uint8(ink + (paper - ink) * g[..., None])
+
+
+def glyphs(n: int, rng: np.random.Generator):
+    names = list("AKOSTX")
+    imgs = [glyph(ch, rng) for ch in names for _ in range(n)]
+    return imgs, [c for c in range(len(names)) for _ in range(n)], names
+
+
+DOMAINS = {"stripes": stripes, "blobs": blobs, "shapes": shapes, "fashion": fashion, "digits": digits, "photos": photos,
+           "cells": cells, "lattice": lattice, "glyphs": glyphs}
 
 
 def make(name: str, n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -20,6 +20,15 @@ at the targets' own **64 px** instead of its native 224–260 px (a VGG16 at 240
 about 30 img/s per VGG16 on these 2 cores (~1.5 CPU-hours for the tier), so it was run on a lent
 GPU machine (``device_zoo.sh``; each record names its device). The results page reports it apart.
 
+Protocol 2 (``--protocol 2``; targets of ``targets_v2.py``, backbones of ``pretrain.py
+--protocol 2`` in ``DIR/v2/backbones``, records in ``results/v2/groundtruth.jsonl``): the user's
+images of a target are split 70 % train / 30 % val (stratified, at least one per class in val)
+and the accuracy is measured on the target's separate held-out test set; stage 2 repeats the
+best learning rate with seeds 1–4 (the noise ceiling compares seeds 1–2 with seeds 3–4). The
+rest is as above. Five from-scratch architectures: the four families and the generalist's.
+Jobs run target by target (a target's ground truth completes before the next one starts), and
+``--shard I/N`` lets N processes share one store (jobs split by (model, target) pair).
+
 Jobs are keyed by (kind, model, target, lr, seed, protocol version); a job already in
 ``DIR/groundtruth/jobs.jsonl`` is skipped, so an interrupted run resumes.
 """
@@ -31,6 +40,7 @@ import hashlib
 import json
 import math
 import sys
+import zlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,11 +50,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import pretrain  # noqa: E402
+import targets_v2  # noqa: E402
 from targets import TARGETS, make_target  # noqa: E402
 
 PROTOCOL = 1
 LRS = (3e-4, 1e-3, 3e-3)
-SEEDS_STAGE2 = (1, 2)
+SEEDS_STAGE2 = {1: (1, 2), 2: (1, 2, 3, 4)}
+RESULTS_V2 = Path(__file__).parent / "results" / "v2"
 
 
 @dataclass(frozen=True)
@@ -59,12 +71,13 @@ class Job:
     min_epochs: int = 10
     n_per_class: int | None = None   # None = the target's own size (quick mode shrinks it)
     tier: str = "bench"              # "bench" (pretrain.py backbones) | "zoo" (the real offline zoo)
+    protocol: int = PROTOCOL
 
     def key(self) -> str:
         d = asdict(self)
         if d["tier"] == "bench":     # records written before the zoo tier existed have no "tier"
             del d["tier"]
-        return json.dumps({**d, "protocol": PROTOCOL}, sort_keys=True)
+        return json.dumps(d, sort_keys=True)
 
 
 def split(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -78,6 +91,31 @@ def split(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np
         va += idx[n_te:n_te + n_va].tolist()
         tr += idx[n_te + n_va:].tolist()
     return np.array(tr), np.array(va), np.array(te)
+
+
+def split_user(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Protocol 2: stratified 70/30 train/val indices of the user's images (≥ 1 val per class)."""
+    rng = np.random.default_rng(seed)
+    tr, va = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_va = max(1, round(0.3 * len(idx)))
+        va += idx[:n_va].tolist()
+        tr += idx[n_va:].tolist()
+    return np.array(tr), np.array(va)
+
+
+def job_data(job: "Job") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """(images, labels, train, val, test indices, n_classes) of a job's target under its protocol."""
+    if job.protocol == 2:
+        xu, yu, xt, yt, names = targets_v2.make_target(job.target, 0, job.n_per_class,
+                                                       None if job.n_per_class is None else 2 * job.n_per_class)
+        tr, va = split_user(yu)
+        te = np.arange(len(yu), len(yu) + len(yt))
+        return np.concatenate([xu, xt]), np.concatenate([yu, yt]), tr, va, te, len(names)
+    imgs, labels, names = make_target(job.target, 0, job.n_per_class)
+    tr, va, te = split(labels)
+    return imgs, labels, tr, va, te, len(names)
 
 
 def _zoo_entry(model_id: str):
@@ -132,15 +170,14 @@ def _build(job: Job, n_classes: int, out: Path) -> tuple[torch.nn.Module, list[d
 def run_job(job: Job, out: Path, device: str = "cpu") -> dict:
     """Train one job; return its record (val/test accuracy, best epoch, seconds)."""
     t0 = time.perf_counter()
-    imgs, labels, names = make_target(job.target, 0, job.n_per_class)
-    tr, va, te = split(labels)
+    imgs, labels, tr, va, te, n_classes = job_data(job)
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
     y = torch.from_numpy(labels).long()
     if job.tier == "zoo":
-        model, groups, (mean, std), digest = _build_zoo(job, len(names))
+        model, groups, (mean, std), digest = _build_zoo(job, n_classes)
         x = (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
     else:
-        model, groups = _build(job, len(names), out)
+        model, groups = _build(job, n_classes, out)
         x = (x - 0.5) / 0.5
         weights = out / "backbones" / job.model / "model.safetensors" if job.kind == "finetune" else None
         digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights else ""
@@ -178,7 +215,7 @@ def run_job(job: Job, out: Path, device: str = "cpu") -> dict:
     model.load_state_dict(best_state)
     model.cpu()
     x, y = x.cpu(), y.cpu()
-    return {**asdict(job), "protocol": PROTOCOL, "weights_sha256": digest, "torch": torch.__version__,
+    return {**asdict(job), "weights_sha256": digest, "torch": torch.__version__,
             "device": torch.cuda.get_device_name() if device.startswith("cuda") else device,
             "code_version": pretrain._code_version(), "val_acc": best, "test_acc": _accuracy(model, x[te], y[te]),
             "best_epoch": best_epoch, "n_train": len(tr), "n_test": len(te), "seconds": round(time.perf_counter() - t0, 2)}
@@ -201,16 +238,22 @@ def load_done(path: Path) -> dict[str, dict]:
     return done
 
 
-def plan_stage(models: list[tuple[str, str]], targets: list[str], done: dict, quick: bool, tier: str = "bench") -> list[Job]:
-    """Stage 1 (lr sweep, seed 0) for every pair; stage 2 (best lr, seeds 1–2) where stage 1 is complete."""
-    kw = {"epochs": 1, "patience": 1, "min_epochs": 1, "n_per_class": 6} if quick else {}
+def plan_stage(models: list[tuple[str, str]], targets: list[str], done: dict, quick: bool, tier: str = "bench",
+               protocol: int = PROTOCOL, shard: tuple[int, int] = (0, 1)) -> list[Job]:
+    """Stage 1 (lr sweep, seed 0) for every pair; stage 2 (best lr, seeds 1–2, or 1–4 under
+    protocol 2) where stage 1 is complete. Target-major order; only the pairs of ``shard``."""
+    kw: dict = {"epochs": 1, "patience": 1, "min_epochs": 1, "n_per_class": 6} if quick else {}
     if tier == "zoo":
         kw["tier"] = "zoo"
-    lrs = (1e-3,) if quick else LRS      # quick: one lr, still 3 seeds (evaluate needs them)
-    seeds2 = SEEDS_STAGE2
+    if protocol != PROTOCOL:
+        kw["protocol"] = protocol
+    lrs = (1e-3,) if quick else LRS      # quick: one lr, still all seeds (evaluate needs them)
+    seeds2 = SEEDS_STAGE2[protocol]
     jobs = []
-    for kind, model in models:
-        for target in targets:
+    for target in targets:
+        for kind, model in models:
+            if zlib.crc32(f"{kind}/{model}/{target}".encode()) % shard[1] != shard[0]:
+                continue
             stage1 = [Job(kind, model, target, lr, 0, **kw) for lr in lrs]
             jobs += [j for j in stage1 if j.key() not in done]
             if all(j.key() in done for j in stage1) and seeds2:
@@ -233,7 +276,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--deadline", type=float, default=None, help="start no new job after this many seconds")
     ap.add_argument("--tier", choices=("bench", "zoo"), default="bench",
                     help="bench: pretrain.py's backbones; zoo: the real offline zoo at 64 px")
+    ap.add_argument("--protocol", type=int, choices=(1, 2), default=1,
+                    help="2: targets_v2, OUT/v2/backbones, 4 seeds at the best lr [store: results/v2/groundtruth.jsonl]")
+    ap.add_argument("--shard", default="0/1", help="I/N: run only this process's share of the (model, target) pairs")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (e.g. 1 per process with --shard)")
     args = ap.parse_args(argv)
+    shard = tuple(int(v) for v in args.shard.split("/"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = args.out / "v2" if args.protocol == 2 else args.out
     if args.tier == "zoo":
         from proximity.catalog import load_catalog
 
@@ -241,29 +292,32 @@ def main(argv: list[str] | None = None) -> None:
         backbones = [b for b in built if args.backbones is None or b in args.backbones]
         archs = backbones                      # each zoo member is its own architecture (truncation included)
     else:
-        built = sorted(p.parent.name for p in (args.out / "backbones").glob("*/bench.json"))
+        built = sorted(p.parent.name for p in (root / "backbones").glob("*/bench.json"))
         backbones = [b for b in built if args.backbones is None or b in args.backbones]
-        archs = sorted({json.loads((args.out / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
-    targets = args.targets or [t.name for t in TARGETS]
-    store = args.store or args.out / "groundtruth" / "jobs.jsonl"
+        archs = sorted({json.loads((root / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
+    all_targets = targets_v2.TARGETS if args.protocol == 2 else TARGETS
+    targets = args.targets or [t.name for t in all_targets]
+    default_store = RESULTS_V2 / "groundtruth.jsonl" if args.protocol == 2 and not args.quick else \
+        root / "groundtruth" / "jobs.jsonl"
+    store = args.store or default_store
     store.parent.mkdir(parents=True, exist_ok=True)
+    models = [("finetune", b) for b in backbones] + [("scratch", a) for a in archs]
     n, t_start = 0, time.perf_counter()
     over = lambda: (args.max_jobs is not None and n >= args.max_jobs) or \
         (args.deadline is not None and time.perf_counter() - t_start > args.deadline)  # noqa: E731
-    while True:
-        done = load_done(store)
-        jobs = plan_stage([("finetune", b) for b in backbones] + [("scratch", a) for a in archs], targets, done, args.quick, args.tier)
-        if not jobs or over():
+    while not over():
+        # re-planned after every job: a target's stage 2 follows its stage 1 at once, and
+        # other processes' records (--shard) are seen
+        jobs = plan_stage(models, targets, load_done(store), args.quick, args.tier, args.protocol, shard)
+        if not jobs:
             break
-        for job in jobs:
-            if over():
-                break
-            rec = run_job(job, args.out, args.device)
-            with open(store, "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
-            n += 1
-            print(f"{job.kind:8s} {job.model:18s} {job.target:30s} lr {job.lr:.0e} seed {job.seed}: "
-                  f"test {rec['test_acc']:.3f} (val {rec['val_acc']:.3f}, {rec['seconds']:.1f} s)", flush=True)
+        job = jobs[0]
+        rec = run_job(job, root, args.device)
+        with open(store, "a") as fh:          # one short line per write: appends do not interleave
+            fh.write(json.dumps(rec) + "\n")
+        n += 1
+        print(f"{job.kind:8s} {job.model:20s} {job.target:30s} lr {job.lr:.0e} seed {job.seed}: "
+              f"test {rec['test_acc']:.3f} (val {rec['val_acc']:.3f}, {rec['seconds']:.1f} s)", flush=True)
     print(f"{n} job(s) run; {len(load_done(store))} in {store}")
 
 
