@@ -25,7 +25,8 @@ Protocol 2 (``--protocol 2``; targets of ``targets_v2.py``, backbones of ``pretr
 images of a target are split 70 % train / 30 % val (stratified, at least one per class in val)
 and the accuracy is measured on the target's separate held-out test set; stage 2 repeats the
 best learning rate with seeds 1–4 (the noise ceiling compares seeds 1–2 with seeds 3–4). The
-rest is as above. Five from-scratch architectures: the four families and the generalist's.
+rest is as above, except that targets whose class a mirror image changes (orientations,
+letters, digits: ``TargetV2.flip_ok``) are trained without flips. Five from-scratch architectures: the four families and the generalist's.
 Jobs run target by target (a target's ground truth completes before the next one starts), and
 ``--shard I/N`` lets N processes share one store (jobs split by (model, target) pair).
 
@@ -171,6 +172,7 @@ def run_job(job: Job, out: Path, device: str = "cpu") -> dict:
     """Train one job; return its record (val/test accuracy, best epoch, seconds)."""
     t0 = time.perf_counter()
     imgs, labels, tr, va, te, n_classes = job_data(job)
+    flips = job.protocol < 2 or next(t for t in targets_v2.TARGETS if t.name == job.target).flip_ok
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
     y = torch.from_numpy(labels).long()
     if job.tier == "zoo":
@@ -199,7 +201,7 @@ def run_job(job: Job, out: Path, device: str = "cpu") -> dict:
                 pg["lr"] = b * frac
             idx = perm[i:i + 32].to(device)
             xb = x[idx]
-            flip = (torch.rand(len(idx), generator=g) < 0.5).to(device)
+            flip = ((torch.rand(len(idx), generator=g) < 0.5) & flips).to(device)
             xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
             loss = torch.nn.functional.cross_entropy(model(xb), y[idx])
             opt.zero_grad()
