@@ -73,6 +73,8 @@ class SignalContext:
     seed: int = 0
     reference: Any = None                       # proximity.reference.ReferenceStats, when built
     reference_reason: str = ""                  # why a reference that exists could not be used
+    control_subset: np.ndarray | None = None    # indices of the images the label-free control saw
+    control_subset_features: np.ndarray | None = None   # random-weights features of those images
     memo: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,7 +134,7 @@ def signal_versions() -> dict[str, int]:
     return {name: sig.version for name, sig in SIGNALS.items()}
 
 
-from . import early_shift, estimators, frechet, prior, probe  # noqa: E402,F401  (registration)
+from . import early_shift, estimators, frechet, labelfree, prior, probe  # noqa: E402,F401  (registration)
 
 from .kernels import frechet_distance, gaussian_fit, logme  # noqa: E402  (public kernels)
 
