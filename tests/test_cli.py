@@ -174,3 +174,14 @@ def test_catalog_list_shows_per_entry_signals():
     assert "early_shift" in rows["resnet18.a1_in1k"]
     assert "early_shift" not in rows["vit_small_patch16_224.augreg_in21k_ft_in1k"]
     assert "prior" in rows["resnet18.a1_in1k"]
+
+
+def test_label_free_run_normalises_by_random_weights_on_a_small_subset(target_dir, models, fresh_cache):
+    """Label-free, the random-weights control runs on at most 64 images and feeds the relative signals."""
+    d = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 80, "--labels", "none").stdout)
+    assert d["mode"] == "label-free" and d["fit_rule"]["mode"] == "label-free"
+    for c in d["ranking"]:
+        assert c["signals"]["rankme_rel"]["value"] > 0 and c["signals"]["rankme_rel"]["reason"] == "on 64 images"
+        assert c["signals"]["probe"]["value"] is None
+    off = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 80, "--labels", "none", "--no-control").stdout)
+    assert all(c["signals"]["rankme_rel"]["value"] is None for c in off["ranking"])
