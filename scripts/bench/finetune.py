@@ -287,30 +287,35 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     root = args.out / "v2" if args.protocol == 2 else args.out
-    if args.tier == "zoo":
-        from proximity.catalog import load_catalog
 
-        built = sorted(e.id for e in load_catalog("zoo"))
-        backbones = [b for b in built if args.backbones is None or b in args.backbones]
-        archs = backbones                      # each zoo member is its own architecture (truncation included)
-    else:
-        built = sorted(p.parent.name for p in (root / "backbones").glob("*/bench.json"))
-        backbones = [b for b in built if args.backbones is None or b in args.backbones]
-        archs = sorted({json.loads((root / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
+    def candidates() -> list[tuple[str, str]]:
+        """(kind, model) of every job family; re-read before each job, so backbones that another
+        process finishes pretraining while this one runs join the plan."""
+        if args.tier == "zoo":
+            from proximity.catalog import load_catalog
+
+            built = sorted(e.id for e in load_catalog("zoo"))
+            backbones = [b for b in built if args.backbones is None or b in args.backbones]
+            archs = backbones                      # each zoo member is its own architecture (truncation included)
+        else:
+            built = sorted(p.parent.name for p in (root / "backbones").glob("*/bench.json"))
+            backbones = [b for b in built if args.backbones is None or b in args.backbones]
+            archs = sorted({json.loads((root / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
+        return [("finetune", b) for b in backbones] + [("scratch", a) for a in archs]
+
     all_targets = targets_v2.TARGETS if args.protocol == 2 else TARGETS
     targets = args.targets or [t.name for t in all_targets]
     default_store = RESULTS_V2 / "groundtruth.jsonl" if args.protocol == 2 and not args.quick else \
         root / "groundtruth" / "jobs.jsonl"
     store = args.store or default_store
     store.parent.mkdir(parents=True, exist_ok=True)
-    models = [("finetune", b) for b in backbones] + [("scratch", a) for a in archs]
     n, t_start = 0, time.perf_counter()
     over = lambda: (args.max_jobs is not None and n >= args.max_jobs) or \
         (args.deadline is not None and time.perf_counter() - t_start > args.deadline)  # noqa: E731
     while not over():
         # re-planned after every job: a target's stage 2 follows its stage 1 at once, and
         # other processes' records (--shard) are seen
-        jobs = plan_stage(models, targets, load_done(store), args.quick, args.tier, args.protocol, shard)
+        jobs = plan_stage(candidates(), targets, load_done(store), args.quick, args.tier, args.protocol, shard)
         if not jobs:
             break
         job = jobs[0]
