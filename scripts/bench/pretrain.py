@@ -23,6 +23,10 @@ misses, ``bench.json`` says so and the results page lists it). Every backbone al
 **generic accuracy** — a linear probe on frozen features over one fixed evaluation set drawn
 from all eight domains (the ImageNet top-1 of this world: the generalist should lead it) — and
 its parameter count, the two static priors of protocol 2.
+
+``convnext-lattice`` was planned and dropped: test_convnext reached 0.46 held-out on lattices
+(twice the epochs included), far below the bar, so a ConvNeXt on blobs took its place before
+any ground truth of it was used (lattices stay covered by efficientnet-lattice).
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ V2_DOMAINS = ("stripes", "blobs", "shapes", "fashion", "photos", "cells", "latti
 PLANS_V2 = tuple(Plan(f"{arch.split('_')[-1]}-{dom}", arch, dom, epochs=SCHEDULES[arch][0], lr=SCHEDULES[arch][1])
                  for arch, doms in (
                      ("test_resnet", ("stripes", "blobs", "shapes", "fashion", "photos", "cells")),
-                     ("test_convnext", ("stripes", "shapes", "fashion", "lattice")),
+                     ("test_convnext", ("stripes", "shapes", "fashion", "blobs")),
                      ("test_vit", ("photos", "glyphs", "blobs")),
                      ("test_efficientnet", ("glyphs", "lattice", "cells")))
                  for dom in doms) + (Plan("generalist-all", "wide_resnet", "all", n_per_class=250,
