@@ -120,3 +120,27 @@ def test_probe_in_row_space_equals_the_full_fit():
     splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(x, y))
     scores, _ = probe_scores(x, y, splits)
     assert scores.shape == (3,) and (scores > 0.5).all()
+
+
+def test_probe_loo_is_exactly_leave_one_out_refitting():
+    """The closed-form leave-one-out decision values equal refitting ridge without each image."""
+    from sklearn.linear_model import Ridge
+
+    from proximity.signals.probe_loo import loo_predictions, probe_loo
+
+    rng = np.random.default_rng(0)
+    y = np.arange(30) % 3
+    x = rng.normal(size=(30, 12)) + 0.8 * rng.normal(size=(3, 12))[y]
+    lam = 2.5
+    fast = loo_predictions(x, y, lam)
+    t = np.eye(3)[y]
+    for i in range(30):
+        rest = np.arange(30) != i
+        ref = Ridge(alpha=lam).fit(x[rest], t[rest]).predict(x[i:i + 1])[0]
+        np.testing.assert_allclose(fast[i], ref, rtol=1e-8, atol=1e-10)
+    acc, sd, chosen = probe_loo(x, y)
+    assert 0.6 < acc <= 1.0 and 0 <= sd < 0.2 and chosen > 0
+    # d > n (the row space route) and labels that carry nothing
+    xw = rng.normal(size=(20, 200))
+    yw = np.arange(20) % 2
+    assert probe_loo(xw, yw)[0] <= 0.8

@@ -134,7 +134,7 @@ def signal_versions() -> dict[str, int]:
     return {name: sig.version for name, sig in SIGNALS.items()}
 
 
-from . import early_shift, estimators, frechet, labelfree, prior, probe  # noqa: E402,F401  (registration)
+from . import early_shift, estimators, frechet, labelfree, prior, probe, probe_loo  # noqa: E402,F401  (registration)
 
 from .kernels import frechet_distance, gaussian_fit, logme  # noqa: E402  (public kernels)
 

@@ -257,8 +257,9 @@ def candidates() -> dict[str, list[dict]]:
     ``{"learned": terms}`` for a pairwise model trained on the other dev targets."""
     single = lambda n: {"name": n, "kind": "single", "terms": [[n, 1.0]]}  # noqa: E731
     zmean = lambda *ns: {"name": "z-mean(" + ", ".join(ns) + ")", "kind": "z-mean", "terms": [[n, 1.0] for n in ns]}  # noqa: E731
-    labels = [single(n) for n in ("probe", "logme", "sfda", "nleep", "knn", "hscore", "transrate", "etran_lda", "ncti_ncc")]
-    labels += [zmean("probe", "logme"), zmean("logme", "sfda"), zmean("probe", "logme", "sfda", "knn"),
+    labels = [single(n) for n in ("probe", "probe_loo", "logme", "sfda", "nleep", "knn", "hscore", "transrate",
+                                  "etran_lda", "ncti_ncc")]
+    labels += [zmean("probe", "logme"), zmean("probe_loo", "logme"), zmean("logme", "sfda"), zmean("probe", "logme", "sfda", "knn"),
                zmean("logme", "gain"), zmean("probe", "logme", "prior"),
                {"name": "rank-mean(probe, logme, sfda, knn, nleep)", "kind": "rank-mean",
                 "terms": [[n, 1.0] for n in ("probe", "logme", "sfda", "knn", "nleep")]},
