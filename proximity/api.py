@@ -170,9 +170,11 @@ def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate]
     n_classes = smp.n_classes if smp.labels is not None else 0
     smallest = int(np.bincount(np.unique(smp.labels, return_inverse=True)[1]).min()) if n_classes >= 2 else None
     rule, fits = fit_scores([s[2] for s in scored], mode, smallest_class=smallest)  # type: ignore[arg-type]
+    probes = [s[2]["probe"].value for s in scored if s[2].get("probe") is not None and s[2]["probe"].value is not None]
+    context = {"best_probe": max(probes) if probes else None}   # the run-level evidence the risk may use
     candidates = []
     for (index, entry, signals, timings, cached, k), (fit, basis) in zip(scored, fits):
-        r = risk_mod.estimate(signals, len(smp.images), n_classes, n_folds=k)
+        r = risk_mod.estimate(signals, len(smp.images), n_classes, n_folds=k, context=context)
         candidates.append((sort_key(fit, signals, index), Candidate(
             rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=r.value, risk_band=r.band,
             risk_reason=r.reason, signals=signals, timings=timings, cached=cached,

@@ -71,11 +71,18 @@ def _v(signals: Mapping[str, SignalValue], name: str) -> tuple[float | None, flo
     return (None, None) if s is None or s.value is None else (s.value, s.sd)
 
 
-def evidence(signals: Mapping[str, SignalValue], n_images: int, n_classes: int) -> dict[str, float | None]:
-    """The raw quantities the risk model reads (also what ``scripts/fit_risk.py`` reads from a row)."""
+def evidence(signals: Mapping[str, SignalValue], n_images: int, n_classes: int,
+             context: Mapping[str, float | None] | None = None) -> dict[str, float | None]:
+    """The raw quantities the risk model reads (also what ``scripts/fit_risk.py`` reads from a
+    row). ``context`` holds run-level figures: ``best_probe``, the best probe of the run."""
     gain, gain_sd = _v(signals, "gain")
-    return {"gain": gain, "gain_sd": gain_sd, "probe": _v(signals, "probe")[0], "early_shift": _v(signals, "early_shift")[0],
-            "frechet": _v(signals, "frechet")[0], "n_images": float(n_images), "n_classes": float(n_classes)}
+    probe = _v(signals, "probe")[0]
+    best = (context or {}).get("best_probe")
+    return {"gain": gain, "gain_sd": gain_sd, "probe": probe, "early_shift": _v(signals, "early_shift")[0],
+            "frechet": _v(signals, "frechet")[0], "n_images": float(n_images), "n_classes": float(n_classes),
+            "logme": _v(signals, "logme")[0], "rankme_rel": _v(signals, "rankme_rel")[0],
+            "cluster_rel": _v(signals, "cluster_rel")[0], "params_log10": _v(signals, "params")[0],
+            "probe_gap": None if probe is None or best is None else probe - best}
 
 
 def features(ev: Mapping[str, float | None]) -> dict[str, float | None]:
@@ -85,12 +92,21 @@ def features(ev: Mapping[str, float | None]) -> dict[str, float | None]:
 
     ev = {k: (v if v is None or math.isfinite(v) else None) for k, v in ev.items()}   # NaN/inf = absent
     g, sd, n, k = ev.get("gain"), ev.get("gain_sd"), ev.get("n_images"), ev.get("n_classes")
+    per_class = None if not n or not k else math.log(n / k)
+    rel = ev.get("rankme_rel")
+    pl = ev.get("params_log10")
     return {"gain": g,
             "gain_z": None if g is None else g / max(sd or 0.0, 0.01),
             "log_shift": log1p(ev.get("early_shift")),
             "log_frechet": log1p(ev.get("frechet")),
             "log_n": None if not n else math.log(n),
-            "log_per_class": None if not n or not k else math.log(n / k)}
+            "log_per_class": per_class,
+            "gain_x_per_class": None if g is None or per_class is None else g * per_class,
+            "probe_gap": ev.get("probe_gap"),
+            "logme": ev.get("logme"),
+            "log_rankme_rel": None if rel is None or rel <= 0 else math.log(rel),
+            "cluster_rel": ev.get("cluster_rel"),
+            "log_params_per_image": None if pl is None or not n else pl * math.log(10) + math.log(1e6 / n)}
 
 
 @dataclass(frozen=True)
@@ -151,7 +167,9 @@ def model_path() -> Path:
 
 #: The signals each risk feature is computed from (their versions are checked against the model's).
 FEATURE_SIGNALS = {"gain": ("probe", "control", "gain"), "gain_z": ("probe", "control", "gain"),
-                   "log_shift": ("early_shift",), "log_frechet": ("frechet",), "log_n": (), "log_per_class": ()}
+                   "log_shift": ("early_shift",), "log_frechet": ("frechet",), "log_n": (), "log_per_class": (),
+                   "gain_x_per_class": ("probe", "control", "gain"), "probe_gap": ("probe",), "logme": ("logme",),
+                   "log_rankme_rel": ("rankme_rel",), "cluster_rel": ("cluster_rel",), "log_params_per_image": ("params",)}
 
 
 def stale_versions(doc: Mapping[str, Any]) -> dict[str, tuple[int | None, int | None]]:
@@ -190,6 +208,14 @@ _WORDS = {
                                  f"(Fréchet {ev['frechet']:.2f})",
     "log_n": lambda ev, c: f"{int(ev['n_images'])} images",
     "log_per_class": lambda ev, c: f"{ev['n_images'] / ev['n_classes']:.0f} images per class",
+    "gain_x_per_class": lambda ev, c: _gain_words(ev) + f" with {ev['n_images'] / ev['n_classes']:.0f} images per class",
+    "probe_gap": lambda ev, c: ("the best probe of the run" if ev["probe_gap"] >= 0 else
+                                f"probe {abs(ev['probe_gap']) * 100:.1f} points below the run's best"),
+    "logme": lambda ev, c: f"LogME {ev['logme']:.2f}",
+    "log_rankme_rel": lambda ev, c: f"features span {ev['rankme_rel']:.2f}× the directions of random weights",
+    "cluster_rel": lambda ev, c: f"clusters {'sharper' if ev['cluster_rel'] >= 0 else 'blurrier'} than random weights' "
+                                 f"({ev['cluster_rel']:+.2f} silhouette)",
+    "log_params_per_image": lambda ev, c: f"{10 ** ev['params_log10']:.2g} M parameters for {int(ev['n_images'])} images",
 }
 
 
@@ -203,7 +229,8 @@ def _closeness(shift: float) -> str:
 
 
 def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, *,
-             model: RiskModel | None | str = "shipped", n_folds: int | None = None) -> Risk:
+             model: RiskModel | None | str = "shipped", n_folds: int | None = None,
+             context: Mapping[str, float | None] | None = None) -> Risk:
     """The risk of one candidate (module docstring). ``model=None`` forces the v0 rule."""
     m = load_model() if model == "shipped" else model
     if m is None:
@@ -211,7 +238,7 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
         return Risk(value, None, None, band(value), reason, "v0")
     if n_images < MIN_IMAGES:
         return Risk(None, None, None, "unknown", f"unknown: {n_images} images are too few to say (need ≥ {MIN_IMAGES})", "unknown")
-    ev = evidence(signals, n_images, n_classes)
+    ev = evidence(signals, n_images, n_classes, context)
     feats = features(ev)
     tried = []
     for name in ("labels", "label-free"):

@@ -10,6 +10,13 @@ all dev rows. Logistic regression on standardised features by Newton's method, t
 unpenalised; the coefficient covariance is the inverse of the penalised Hessian (what the
 90 % intervals of :mod:`proximity.risk` use). Deterministic: the same rows give the same file.
 
+Protocol 2 (``--protocol 2``, the v2 pairs of ``scripts/bench/evaluate_v2.py``): richer
+candidates — the gain with its spread, images per class and their interaction, the candidate's
+probe relative to the run's best (``probe_gap``), LogME, the random-weights-relative label-free
+signals, parameters per image — and the coefficient covariance from a bootstrap over dev
+*targets* (``--bootstrap``; refits on resampled targets) instead of the Laplace approximation,
+so the 90 % intervals carry the between-target variation.
+
 Refit after a new ground truth: ``python scripts/bench/evaluate.py && python scripts/fit_risk.py
 && python scripts/bench/evaluate.py`` (the second evaluation reports the new model on test).
 """
@@ -35,6 +42,13 @@ CANDIDATES = {
                ("gain", "log_shift", "log_per_class"), ("gain", "gain_z")],
     "label-free": [(), ("log_shift",), ("log_frechet",), ("log_shift", "log_frechet"), ("log_shift", "log_n")],
 }
+CANDIDATES_V2 = {
+    "labels": [("gain",), ("gain_z",), ("gain", "log_per_class"), ("gain", "log_per_class", "gain_x_per_class"),
+               ("gain", "probe_gap"), ("gain_z", "probe_gap"), ("gain", "probe_gap", "log_per_class"),
+               ("gain", "logme"), ("gain", "log_rankme_rel"), ("gain", "probe_gap", "log_params_per_image")],
+    "label-free": [(), ("log_rankme_rel",), ("cluster_rel",), ("log_rankme_rel", "cluster_rel"), ("log_shift",),
+                   ("log_rankme_rel", "log_params_per_image"), ("log_rankme_rel", "log_per_class")],
+}
 LAMBDAS = (0.3, 1.0, 3.0)       # L2 strength on the standardised coefficients
 TIE = 0.005                     # log-loss difference treated as a tie (then: fewer features, stronger penalty)
 
@@ -50,6 +64,42 @@ def read_rows(path: Path) -> list[dict]:
                   "n_images": num(r["n"]), "n_classes": num(r["classes"])}
             rows.append({"target": r["target"], "split": r["split"], "y": int(r["negative"]), "f": features(ev)})
     return rows
+
+
+def read_rows_v2(path: Path) -> list[dict]:
+    """Rows of evaluate_v2's pairs.csv, with the run-level ``probe_gap`` computed per target."""
+    def num(v):
+        return None if v in ("", "None", None) else float(v)
+    raw = list(csv.DictReader(open(path, newline="")))
+    best: dict = {}
+    for r in raw:
+        if num(r.get("probe")) is not None:
+            best[r["target"]] = max(best.get(r["target"], -1.0), num(r["probe"]))
+    rows = []
+    for r in raw:
+        probe = num(r.get("probe"))
+        ev = {"gain": num(r.get("gain")), "gain_sd": num(r.get("gain.sd")), "probe": probe,
+              "early_shift": num(r.get("early_shift")), "frechet": num(r.get("frechet")),
+              "n_images": num(r["n_images"]), "n_classes": num(r["n_classes"]), "logme": num(r.get("logme")),
+              "rankme_rel": num(r.get("rankme_rel")), "cluster_rel": num(r.get("cluster_rel")),
+              "params_log10": num(r.get("params")),
+              "probe_gap": None if probe is None or r["target"] not in best else probe - best[r["target"]]}
+        rows.append({"target": r["target"], "split": r["split"], "y": int(r["negative"]), "f": features(ev)})
+    return rows
+
+
+def bootstrap_cov(rows: list[dict], feats: tuple[str, ...], lam: float, mean, scale, n: int, seed: int = 0) -> np.ndarray:
+    """Covariance of (intercept, coef) over refits on dev targets resampled with replacement."""
+    targets = sorted({r["target"] for r in rows})
+    by = {t: [r for r in rows if r["target"] == t] for t in targets}
+    rng = np.random.default_rng(seed)
+    ws = []
+    for _ in range(n):
+        pick = [r for t in rng.choice(targets, len(targets)) for r in by[t]]
+        x, y = _matrix(pick, feats)
+        if 0 < y.sum() < len(y):
+            ws.append(fit((x - mean) / scale, y, lam)[0])
+    return np.cov(np.array(ws), rowvar=False).reshape(len(feats) + 1, len(feats) + 1)
 
 
 def fit(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
@@ -98,15 +148,16 @@ def loto_logloss(rows: list[dict], feats: tuple[str, ...], lam: float) -> float:
     return float(np.mean(losses))
 
 
-def fit_variant(all_rows: list[dict], name: str) -> dict:
+def fit_variant(all_rows: list[dict], name: str, candidates: dict | None = None, bootstrap: int = 0) -> dict:
     # candidates are compared on the rows where every candidate's features exist (one failed control
     # must not rule a whole feature out); the number of rows left out is recorded
-    needed = {k for feats in CANDIDATES[name] for k in feats}
+    candidates = candidates or CANDIDATES
+    needed = {k for feats in candidates[name] for k in feats}
     rows = [r for r in all_rows if all(r["f"][k] is not None for k in needed)]
     if len({r["target"] for r in rows}) < 3:
         raise SystemExit(f"{name}: fewer than 3 dev targets have every feature ({len(rows)} rows)")
     table = []
-    for feats in CANDIDATES[name]:
+    for feats in candidates[name]:
         for lam in LAMBDAS:
             table.append({"features": list(feats), "lambda": lam, "loto_logloss": round(loto_logloss(rows, feats, lam), 5)})
     ok = table
@@ -116,6 +167,8 @@ def fit_variant(all_rows: list[dict], name: str) -> dict:
     x, y = _matrix(rows, feats)
     mean, scale = _standardise(x)
     w, cov = fit((x - mean) / scale, y, chosen["lambda"])
+    if bootstrap:
+        cov = bootstrap_cov(rows, feats, chosen["lambda"], mean, scale, bootstrap)
     return {"features": list(feats), "mean": mean.tolist(), "scale": scale.tolist(), "intercept": float(w[0]),
             "coef": w[1:].tolist(), "cov": cov.tolist(), "lambda": chosen["lambda"],
             "range": [x.min(0).tolist() if x.size else [], x.max(0).tolist() if x.size else []],
@@ -132,11 +185,20 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", type=Path, default=ROOT / "scripts" / "bench" / "results" / "pairs.csv")
     ap.add_argument("--out", type=Path, default=ROOT / "catalog" / "risk_model.json")
+    ap.add_argument("--protocol", type=int, choices=(1, 2), default=1,
+                    help="2: the v2 pairs (default scripts/bench/results/v2/pairs.csv) and candidates")
+    ap.add_argument("--bootstrap", type=int, default=None,
+                    help="coefficient covariance from this many target-bootstrap refits [protocol 2: 200]")
     args = ap.parse_args(argv)
-    rows = [r for r in read_rows(args.pairs) if r["split"] == "dev"]
+    if args.protocol == 2 and args.pairs == ROOT / "scripts" / "bench" / "results" / "pairs.csv":
+        args.pairs = ROOT / "scripts" / "bench" / "results" / "v2" / "pairs.csv"
+    boot = args.bootstrap if args.bootstrap is not None else (200 if args.protocol == 2 else 0)
+    reader = read_rows_v2 if args.protocol == 2 else read_rows
+    rows = [r for r in reader(args.pairs) if r["split"] == "dev"]
     if len({r["target"] for r in rows}) < 3:
         raise SystemExit(f"{args.pairs}: fewer than 3 dev targets — run scripts/bench/evaluate.py on the full ground truth first")
-    variants = {name: fit_variant(rows, name) for name in CANDIDATES}
+    cands = CANDIDATES_V2 if args.protocol == 2 else CANDIDATES
+    variants = {name: fit_variant(rows, name, cands, boot) for name in cands}
     try:
         code = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
@@ -152,9 +214,13 @@ def main(argv: list[str] | None = None) -> None:
         "pairs": {"file": str(args.pairs.relative_to(ROOT)) if args.pairs.is_relative_to(ROOT) else str(args.pairs),
                   "sha256": _sha(args.pairs)},
         "groundtruth": {"file": str(gt.relative_to(ROOT)) if gt.is_relative_to(ROOT) else str(gt), "sha256": _sha(gt),
-                        "protocol": 1},
+                        "protocol": args.protocol},
+        "covariance": f"bootstrap over dev targets ({boot} refits)" if boot else "Laplace (inverse penalised Hessian)",
         "dev_targets": sorted({r["target"] for r in rows}),
-        "coverage": "benchmark tier 1: 9 small backbones (timm test_resnet / test_convnext / test_vit, 64 px) "
+        "coverage": "benchmark v2: 17 small backbones (timm test_resnet / test_convnext / test_vit / test_efficientnet "
+                    "and a 1.5x-wide ResNet generalist, 64 px) pretrained on 8 synthetic and real domains; 64 px targets "
+                    "of 24-400 user images, 2-10 classes" if args.protocol == 2 else
+                    "benchmark tier 1: 9 small backbones (timm test_resnet / test_convnext / test_vit, 64 px) "
                     "pretrained on 5 synthetic and real domains; 64 px targets of 40-240 training images, 2-10 classes"}}
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     for name, v in variants.items():

@@ -109,3 +109,44 @@ def test_a_risk_model_fitted_on_other_signal_versions_is_not_used(tmp_path, capl
     path = tmp_path / "risk.json"
     path.write_text(json.dumps(doc))
     assert load_model(str(path)) is None and "other signal versions" in caplog.text
+
+
+def test_fit_risk_protocol_2_learns_from_gain_and_reports_bootstrap_intervals(tmp_path):
+    """fit_risk.py --protocol 2 on synthetic v2 pairs where fine-tuning loses exactly when the
+    probe trails random weights: the chosen labels model uses the gain and separates the pairs."""
+    import csv
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import fit_risk
+
+    from proximity.risk import RiskModel, estimate
+    from proximity.signals import SignalValue
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for t in range(6):
+        for b in range(8):
+            gain = rng.normal(0.05, 0.15)
+            rows.append({"target": f"t{t}", "split": "dev" if t < 5 else "test", "backbone": f"b{b}", "n_images": 120,
+                         "n_classes": 4, "negative": int(gain + rng.normal(0, 0.03) < 0), "gain": gain, "gain.sd": 0.05,
+                         "probe": 0.6 + gain, "logme": rng.normal(), "rankme_rel": rng.uniform(0.5, 2),
+                         "cluster_rel": rng.normal(0, 0.1), "params": -0.5, "early_shift": rng.uniform(0, 1),
+                         "frechet": ""})
+    pairs = tmp_path / "pairs.csv"
+    with open(pairs, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "risk.json"
+    fit_risk.main(["--protocol", "2", "--pairs", str(pairs), "--out", str(out), "--bootstrap", "30"])
+    doc = json.loads(out.read_text())
+    lab = doc["variants"]["labels"]
+    assert "gain" in lab["features"][0] or "gain" in "".join(lab["features"])
+    assert doc["provenance"]["covariance"].startswith("bootstrap") and doc["provenance"]["signal_versions"]
+    model = RiskModel.from_dict(doc, out)
+    sig = lambda g: {"gain": SignalValue(g, 0.05), "probe": SignalValue(0.6 + g, 0.05)}  # noqa: E731
+    low, high = estimate(sig(0.3), 120, 4, model=model), estimate(sig(-0.3), 120, 4, model=model)
+    assert low.value < 0.2 < 0.8 < high.value and low.low <= low.value <= low.high

@@ -399,19 +399,27 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
 
 
 def pair_rows(tlist, data, gt, metas, scored) -> list[dict]:
+    """One row per (target, backbone): every signal (value and sd), the risks as the shipped risk
+    model gives them *now* (recomputed from the stored signals, so a refitted model is judged
+    without re-running proximity), accuracies and the negative-transfer label."""
+    from proximity.risk import estimate
+
     rows = []
     for t in tlist:
         sig, acc = data[t.name]
-        lab = {c["model"]: c for c in scored[t.name]["labels"]["ranking"]}
-        free = {c["model"]: c for c in scored[t.name]["label-free"]["ranking"]}
+        lab, free = _signals(scored[t.name], "labels"), _signals(scored[t.name], "label-free")
         sample = scored[t.name]["labels"]["sample"]
+        probes = [s["probe"].value for s in lab.values() if "probe" in s and s["probe"].value is not None]
+        context = {"best_probe": max(probes) if probes else None}
         for b, s in sig.items():
             arch = metas[b]["arch"]
             sc = gt["scratch"][(arch, t.name)]["mean"]
+            r_lab = estimate(lab.get(b, {}), sample["n_images"], sample["n_classes"], context=context)
+            r_free = estimate(free.get(b, {}), sample["n_images"], 0)
             row = {"target": t.name, "split": t.split, "group": t.group, "backbone": b, "arch": arch,
                    "n_images": sample["n_images"], "n_classes": sample["n_classes"],
                    "finetuned": acc[b], "scratch": sc, "negative": int(acc[b] < sc),
-                   "risk": lab.get(b, {}).get("risk"), "risk_label_free": free.get(b, {}).get("risk")}
+                   "risk": r_lab.value, "risk_label_free": r_free.value}
             for k, v in s.items():
                 row[k] = v.value
                 row[f"{k}.sd"] = v.sd
