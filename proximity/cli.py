@@ -84,7 +84,7 @@ def rank_cmd(
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the evidence cache."),
     folds: int = typer.Option(5, "--folds", min=2, help="k of the stratified k-fold probe."),
     fmt: Fmt = typer.Option(Fmt.table, "--format", "-f", help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result to this file instead of stdout."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result to this file instead of stdout (checked before the run, replaced atomically)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no warnings."),
     domain: Optional[List[str]] = typer.Option(None, "--domain", "-d", help="Only catalog entries with this domain tag (repeatable; `proximity catalog domains` lists them)."),
     max_params: Optional[float] = typer.Option(None, "--max-params", help="Only catalog entries with at most this many parameters (millions)."),
@@ -100,6 +100,13 @@ def rank_cmd(
     if model and (domain or max_params is not None or license or include_gated):
         _fail(typer.BadParameter("--domain, --max-params, --license and --include-gated select catalog entries; "
                                  "they do not apply to --model candidates"))
+    if output is not None:
+        from .fileio import check_output_path
+
+        try:
+            check_output_path(output)       # before any work: a result is never computed to be lost
+        except ProximityError as exc:
+            _fail(exc)
     progress = None if quiet or not err.is_terminal else _Progress()
     if not quiet:
         err.print(f"[dim]Ranking {'the --model candidates' if model else 'catalog ' + ', '.join(catalog or ['default'])} on up to "
@@ -121,22 +128,35 @@ def rank_cmd(
 
 
 def _emit(result, fmt: Fmt, output: Optional[Path]) -> None:
+    """Print the result, or write it to ``output`` atomically; when that write fails the previous
+    file stays as it was and the result goes to stdout instead (exit 1), so nothing is lost."""
+    import io
+
+    from .fileio import write_output
     from .report import render_table
 
+    if fmt is Fmt.table and not output:
+        render_table(result, Console())
+        return
     if fmt is Fmt.table:
-        if output:
-            with open(output, "w", encoding="utf-8") as fh:
-                render_table(result, Console(file=fh, width=160))
-        else:
-            render_table(result, Console())
+        buf = io.StringIO()
+        render_table(result, Console(file=buf, width=160))
+        text = buf.getvalue()
     else:
         text = result.to_json() if fmt is Fmt.json else result.to_csv()
-        if output:
-            output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        else:
-            sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    if output:
-        err.print(f"wrote {output}")
+    text = text if text.endswith("\n") else text + "\n"
+    if not output:
+        sys.stdout.write(text)
+        return
+    try:
+        write_output(output, text)
+    except OSError as exc:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        err.print(f"[red]error:[/] could not write {escape(str(output))} ({escape(exc.strerror or str(exc))}); "
+                  "the result was printed on stdout instead; any previous file is unchanged.", highlight=False)
+        raise typer.Exit(1)
+    err.print(f"wrote {escape(str(output))}", highlight=False)
 
 
 class _nullcontext:
@@ -426,6 +446,10 @@ def catalog_reference(
 
     _setup_logging(False)
     try:
+        if output is not None:
+            from .fileio import check_output_path
+
+            check_output_path(output)           # before the forward pass
         entry = adhoc_entry(model) if model.split(":", 1)[0] in SOURCES else load_catalog(catalog).get(model)
         spec = resolve_spec(entry)
         path = build_reference(spec, images, sample=sample, top_k=top_k, seed=seed, output=output,
