@@ -7,13 +7,15 @@ import time
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
+from . import cache
 from . import signals as sig
 from .backbones import resolve_device, resolve_spec
-from .catalog import CatalogEntry, Filters, adhoc_entry, load_catalog
+from .catalog import CatalogEntry, adhoc_entry, load_catalog
 from .data import Intensity, Sample, load_sample
 from .errors import (GatedModelError, HubUnavailableError, InvalidParameterError, ModelNotFoundError, NoCandidatesError,
                      ProximityError, UnsupportedModelError)
 from .evidence import collect_evidence
+from .filters import Filters
 from .ranking import fit_score, sort_key
 from .reference import find_reference
 from .report import Candidate, Failure, Ranking, SampleSummary
@@ -109,7 +111,7 @@ def rank(
     use_cache : read and write the on-disk evidence cache.
     folds : k of the stratified k-fold probe.
     domain, max_params, license, include_gated : which catalog entries to consider (see
-        :class:`~proximity.catalog.Filters`; not applied to ``models``). Entries set aside are
+        :class:`~proximity.filters.Filters`; not applied to ``models``). Entries set aside are
         listed in ``Ranking.excluded`` with the reason, as are entries marked not loadable.
     progress : optional callback ``(task, done, total)``.
 
@@ -129,6 +131,7 @@ def rank(
     filters = Filters(domains=as_tuple(domain), max_params=max_params, licenses=as_tuple(license), include_gated=include_gated)
     filters.validate()
     dev = resolve_device(device)
+    cache.new_run()
     failed: list[Failure] = []
     excluded: list[dict[str, str]] = []
     entries = _entries(models, catalog, failed, filters, excluded)  # catalog and --model errors before any decoding
