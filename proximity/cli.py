@@ -505,7 +505,10 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 
 
 def main() -> None:
-    app()
+    """The console entry point (see :mod:`proximity.__main__`: Ctrl-C exits 130 with one line)."""
+    from .__main__ import main as _main
+
+    _main()
 
 
 if __name__ == "__main__":
