@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -93,7 +94,7 @@ def has_reference(entry: CatalogEntry) -> bool:
             with np.load(path, allow_pickle=False) as z:
                 if json.loads(str(z["provenance"])).get("source") == entry.source:
                     return True
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             continue
     return False
 
@@ -141,7 +142,7 @@ def load_reference(path: Path) -> ReferenceStats:
                 layer_means=tuple(z[f"lm_{i}"] for i in range(len(names))),
                 layer_vars=tuple(z[f"lv_{i}"] for i in range(len(names))),
                 provenance=json.loads(str(z["provenance"])), path=Path(path))
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ReferenceError(f"cannot read reference statistics '{path}': {exc}. Rebuild them with "
                              "`proximity catalog reference`.") from None
 
