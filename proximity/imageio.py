@@ -7,9 +7,9 @@
   (Pillow's ``OSError``/``SyntaxError``/``ValueError``, the ``TypeError`` and ``struct.error`` of
   malformed TIFF tags, ``DecompressionBombError``, ...) becomes that file's reason to be skipped;
   only errors that are not about one file (``MemoryError``, ``KeyboardInterrupt``) propagate.
-  Python warnings raised while decoding (Pillow's "Corrupt EXIF data", ``DecompressionBombWarning``)
-  and what libtiff prints on the process's stderr are collected and returned as notes, so that the
-  caller reports them as one line naming the file.
+  Python warnings raised while decoding (Pillow's "Corrupt EXIF data", ``DecompressionBombWarning``),
+  what Pillow logs, and what libtiff prints on the process's stderr are collected and returned as
+  notes, so that the caller reports them as one line naming the file.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def read_image(path: Path, max_side: int = 1024) -> tuple[np.ndarray | None, str
     caught: list[warnings.WarningMessage] = []
     native: list[str] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _pillow_log(native):
             warnings.simplefilter("always")
             with _native_stderr(native, enabled=_head(path, 4) in _TIFF_MAGIC):
                 image = decode_image(path, max_side)
@@ -193,12 +193,36 @@ def _reason(exc: BaseException, native: list[str]) -> str:
     else:                                   # TypeError, struct.error, IndexError, ... from malformed tags
         reason = f"cannot decode: malformed file ({exc.__class__.__name__}: {text})"
     if native:
-        reason += f" [libtiff: {native[0]}]"
+        reason += f" [{native[0]}]"
     return reason[:400]
 
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+class _Collect(logging.Handler):
+    def __init__(self, notes: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.notes = notes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.notes.append("Pillow: " + _one_line(record.getMessage()))
+
+
+@contextmanager
+def _pillow_log(notes: list[str]) -> Iterator[None]:
+    """Collect what Pillow logs (e.g. TiffImagePlugin's "More samples per pixel than can be decoded")
+    into ``notes`` instead of letting it reach the user's log handlers without the file's name."""
+    log = logging.getLogger("PIL")
+    handler, propagate = _Collect(notes), log.propagate
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
 
 
 @contextmanager
@@ -232,6 +256,6 @@ def _native_stderr(notes: list[str], *, enabled: bool = True) -> Iterator[None]:
                 if "\x1b" in line or "\r" in line:
                     passthrough.append(line)
                 elif line.strip():
-                    notes.append(_one_line(line))
+                    notes.append("libtiff: " + _one_line(line))
             if passthrough:
                 os.write(2, "".join(passthrough).encode())

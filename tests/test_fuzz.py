@@ -3,6 +3,7 @@
 The long run for releases is ``python scripts/fuzz_loader.py --n 50000``.
 """
 
+import logging
 import struct
 import sys
 from pathlib import Path
@@ -27,10 +28,12 @@ def small_bomb_limit(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1 << 20)
 
 
-def test_mutated_files_never_make_the_loader_raise_or_write_to_stderr(tmp_path, capfd, small_bomb_limit):
+def test_mutated_files_never_make_the_loader_raise_or_write_to_stderr(tmp_path, capfd, small_bomb_limit, monkeypatch):
+    root = logging.getLogger()                                # a log handler on stderr, as the CLI has
+    monkeypatch.setattr(root, "handlers", [logging.StreamHandler(sys.stderr)])
     rep = fuzz_loader.run(N_CASES, seed=0, workdir=tmp_path)
     assert rep.raised == [], rep.raised[:5]
-    assert capfd.readouterr().err == ""                       # libtiff's messages became notes
+    assert capfd.readouterr().err == ""                       # Pillow's logs and libtiff's messages became notes
     assert rep.n == N_CASES and rep.decoded > 100 and rep.skipped > 100 and rep.with_notes > 0
     assert rep.ops["tiff-type"] > 100                          # the mutation that once crashed the loader
     assert any(r.startswith("malformed file (TypeError") for r in rep.reasons)
