@@ -9,15 +9,17 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
+from . import cache
 from . import signals as sig
 from .backbones import resolve_device, resolve_spec
-from .catalog import CatalogEntry, Filters, adhoc_entry, load_catalog
+from .catalog import CatalogEntry, adhoc_entry, load_catalog
 from .data import Intensity, Sample, load_sample
 from .errors import (GatedModelError, HubUnavailableError, InvalidParameterError, ModelNotFoundError, NoCandidatesError,
                      ProximityError, UnsupportedModelError)
 from .evidence import collect_evidence
-from .signals.labelfree import CONTROL_SUBSET
+from .filters import Filters
 from .ranking import fit_scores, sort_key
+from .signals.labelfree import CONTROL_SUBSET
 from .reference import find_reference
 from .report import Candidate, Failure, Ranking, SampleSummary
 from . import risk as risk_mod
@@ -112,7 +114,7 @@ def rank(
     use_cache : read and write the on-disk evidence cache.
     folds : k of the stratified k-fold probe.
     domain, max_params, license, include_gated : which catalog entries to consider (see
-        :class:`~proximity.catalog.Filters`; not applied to ``models``). Entries set aside are
+        :class:`~proximity.filters.Filters`; not applied to ``models``). Entries set aside are
         listed in ``Ranking.excluded`` with the reason, as are entries marked not loadable.
     progress : optional callback ``(task, done, total)``.
 
@@ -132,6 +134,7 @@ def rank(
     filters = Filters(domains=as_tuple(domain), max_params=max_params, licenses=as_tuple(license), include_gated=include_gated)
     filters.validate()
     dev = resolve_device(device)
+    cache.new_run()
     failed: list[Failure] = []
     excluded: list[dict[str, str]] = []
     entries = _entries(models, catalog, failed, filters, excluded)  # catalog and --model errors before any decoding

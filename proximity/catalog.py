@@ -40,6 +40,8 @@ packaged into the wheel) and ``zoo`` (built by ``proximity zoo build`` in the us
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -171,9 +173,7 @@ def entry_from_mapping(data: Mapping[str, Any], *, entry_id: str, path: Path | N
         raise CatalogError(f"must be one of {', '.join(METHODS)}", path=path, field="pretraining.method")
     if values.get("format", "") not in FORMATS:
         raise CatalogError("must be 'timm' or 'transformers' (or left out)", path=path, field="format")
-    for key in ("mean", "std"):
-        if key in values and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values[key]):
-            raise CatalogError("must be a list of numbers", path=path, field=f"input.{key}")
+    _check_ranges(values, path)
     if values.get("loadable", True) is False and not values.get("load_reason"):
         raise CatalogError("an entry with loadable = false must say why (load.reason)", path=path, field="load.reason")
     prov = data.get("provenance", {})
@@ -185,13 +185,57 @@ def entry_from_mapping(data: Mapping[str, Any], *, entry_id: str, path: Path | N
     return CatalogEntry(id=entry_id, provenance=dict(prov), path=path, **values)
 
 
+def _check_ranges(values: Mapping[str, Any], path: Path | None) -> None:
+    """Physical ranges, checked like user input: sizes and channels ≥ 1, finite mean, std > 0,
+    mean/std of one length (= channels when given), params ≥ 0, top-1 in [0, 100], counts ≥ 0."""
+    def bad(key: str, expected: str, got: object) -> CatalogError:
+        return CatalogError(f"must be {expected}, got {got!r}", path=path, field=key)
+
+    for attr, key in (("input_size", "input.size"), ("channels", "input.channels")):
+        if attr in values and values[attr] < 1:
+            raise bad(key, "an integer ≥ 1", values[attr])
+    for attr, key in (("downloads", "facts.downloads"), ("likes", "facts.likes")):
+        if attr in values and values[attr] < 0:
+            raise bad(key, "an integer ≥ 0", values[attr])
+    if "params_m" in values and not (math.isfinite(values["params_m"]) and values["params_m"] >= 0):
+        raise bad("facts.params_m", "a finite number ≥ 0 (millions of parameters)", values["params_m"])
+    top1 = values.get("imagenet_top1")
+    if top1 is not None and not (math.isfinite(top1) and 0 <= top1 <= 100):
+        raise bad("facts.imagenet_top1", "a percentage in [0, 100]", top1)
+    mean, std, channels = values.get("mean"), values.get("std"), values.get("channels")
+    for name, vec in (("mean", mean), ("std", std)):
+        if vec is None:
+            continue
+        if not vec or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in vec):
+            raise bad(f"input.{name}", "a non-empty list of finite numbers", list(vec))
+        if channels is not None and len(vec) != channels:
+            raise bad(f"input.{name}", f"one value per channel ({channels})", list(vec))
+    if std is not None and not all(v > 0 for v in std):
+        raise bad("input.std", "positive (it divides the pixel values)", list(std))
+    if mean is not None and std is not None and len(mean) != len(std):
+        raise CatalogError(f"mean has {len(mean)} values but std has {len(std)}: give one per channel",
+                           path=path, field="input.std")
+
+
 def load_entry(path: Path) -> CatalogEntry:
-    """Read and validate one TOML entry file."""
+    """Read and validate one TOML entry file; a file that cannot be read is a CatalogError naming it."""
+    path = Path(path)
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"is not valid TOML: {exc}", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                           "save it as UTF-8", path=path) from None
+    except IsADirectoryError:
+        raise CatalogError("is a folder, not a TOML file: rename or remove it", path=path) from None
+    except FileNotFoundError:
+        what = (f"is a symbolic link to '{os.readlink(path)}', which does not exist" if path.is_symlink()
+                else "does not exist")
+        raise CatalogError(f"{what}: fix or remove it", path=path) from None
+    except OSError as exc:
+        raise CatalogError(f"cannot be read ({exc.strerror or exc})", path=path) from None
     return entry_from_mapping(data, entry_id=path.stem, path=path)
 
 
@@ -273,6 +317,9 @@ def validate_catalog(catalog: str | Path = "default") -> list[str]:
     known_domains, known_datasets = set(tags.get("domains", {})), set(tags.get("datasets", {}))
     warnings = []
     for e in cat:
+        if e.kind == "local-dir" and not Path(e.locator).is_dir():
+            raise CatalogError(f"the local-dir folder '{e.locator}' does not exist: fix the path, or build it "
+                               "(`proximity zoo build` for the zoo)", path=e.path, field="source")
         bad = [d for d in e.domains if d not in known_domains]
         if bad:
             raise CatalogError(f"unknown domain tag(s) {bad}; known: {', '.join(sorted(known_domains))}",
@@ -284,50 +331,6 @@ def validate_catalog(catalog: str | Path = "default") -> list[str]:
             if getattr(e, fact) not in (None, "") and not any(k.endswith(fact) for k in e.provenance):
                 warnings.append(f"{e.id}: fact '{fact}' has no provenance")
     return warnings
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which catalog entries a run considers (``rank --domain/--max-params/--license/--include-gated``).
-
-    ``domains``: keep entries tagged with any of these; ``max_params``: millions (an entry without a
-    parameter count is set aside, since it cannot be checked); ``licenses``: keep entries whose license
-    is one of these (case-insensitive); gated entries only with ``include_gated``. Entries marked
-    ``loadable = false`` are always set aside, with their reason.
-    """
-
-    domains: tuple[str, ...] = ()
-    max_params: float | None = None
-    licenses: tuple[str, ...] = ()
-    include_gated: bool = False
-
-    def validate(self) -> None:
-        known = set(domain_tags().get("domains", {}))
-        bad = [d for d in self.domains if d not in known]
-        if bad:
-            from .errors import InvalidParameterError
-
-            raise InvalidParameterError("domain", "rank", f"one of {', '.join(sorted(known))}", bad[0])
-        if self.max_params is not None and not self.max_params > 0:
-            from .errors import InvalidParameterError
-
-            raise InvalidParameterError("max_params", "rank", "a positive number of millions", self.max_params)
-
-    def why_excluded(self, e: CatalogEntry) -> str | None:
-        """None when ``e`` is kept, else the reason it is set aside."""
-        if not e.loadable:
-            return f"not loadable: {e.load_reason}"
-        if self.domains and not set(self.domains) & set(e.domains):
-            return f"domain {', '.join(e.domains) or 'unknown'} (asked: {', '.join(self.domains)})"
-        if self.max_params is not None and e.params_m is None:
-            return "parameter count unknown: cannot be checked against --max-params"
-        if self.max_params is not None and e.params_m > self.max_params:
-            return f"{e.params_m:g} M parameters > --max-params {self.max_params:g}"
-        if self.licenses and e.license.lower() not in {x.lower() for x in self.licenses}:
-            return f"license '{e.license or 'unknown'}' (asked: {', '.join(self.licenses)})"
-        if e.gated and not self.include_gated:
-            return "gated on the Hub (--include-gated, with an HF_TOKEN that has access)"
-        return None
 
 
 def toml_value(v: Any) -> str:
@@ -370,3 +373,6 @@ def adhoc_entry(model: str) -> CatalogEntry:
     if kind == "local-dir":
         source = f"local-dir:{Path(rest).expanduser().resolve()}"
     return CatalogEntry(id=model, source=source)
+
+
+from .filters import Filters  # noqa: E402,F401  (re-exported: it lived here before)

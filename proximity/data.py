@@ -17,7 +17,6 @@ own preprocessing (:mod:`proximity.preprocess`).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -26,25 +25,21 @@ from pathlib import Path
 from typing import Callable, Iterator, Literal, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps
 
 from .errors import EmptySampleError, InvalidParameterError, LabelsError
+from .imageio import IMAGE_EXTENSIONS, SkippedFile, decode_image, discover_images, find_images, read_image
+from .labels import labels_for
+
+__all__ = ["IMAGE_EXTENSIONS", "Intensity", "LabelsArg", "Sample", "SkippedFile", "decode_image", "find_images",
+           "load_sample", "sample_from_arrays", "to_float"]
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 Intensity = Literal["auto", "percentile", "full-range"]
 LabelsArg = Literal["auto", "folders", "none"]
 PERCENTILE_WINDOW = (0.5, 99.5)
-_PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError)
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A file that could not be used, with the reason (shown in every report)."""
-
-    path: str
-    reason: str
+#: Files decoded with warnings are named one line each, up to this many per sample; then one summary line.
+MAX_FILE_WARNINGS = 20
 
 
 @dataclass
@@ -131,125 +126,6 @@ def to_float(img: np.ndarray, intensity: Intensity = "auto") -> np.ndarray:
     return np.clip((x - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0).astype(np.float32, copy=False)
 
 
-def _png_16bit_colour(path: Path) -> bool:
-    """True for a 16-bit RGB/RGBA PNG (IHDR bit depth 16, colour type 2 or 6)."""
-    with open(path, "rb") as fh:
-        head = fh.read(26)
-    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 6)
-
-
-def decode_image(path: Path, max_side: int = 1024) -> np.ndarray:
-    """Decode one file to a compact native array (see :class:`Sample`). Raises OSError/ValueError.
-
-    Pillow reads 16-bit *colour* PNGs at 8 bits (their high bytes); proximity warns when it
-    meets one (16-bit greyscale PNG and TIFF keep their 16 bits).
-    """
-    if path.suffix.lower() == ".png" and _png_16bit_colour(path):
-        logger.warning("%s is a 16-bit colour PNG: Pillow decodes it at 8 bits per channel.", path)
-    with Image.open(path) as im:
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        mode = im.mode
-        if mode == "P":
-            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        elif mode in ("1",):
-            im = im.convert("L")
-        elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-            im = im.convert("RGB")
-        elif mode == "PA":
-            im = im.convert("RGBA")
-        if max(im.size) > max_side and im.mode in ("L", "LA", "RGB", "RGBA"):
-            im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-        arr = np.asarray(im)
-    if arr.dtype not in (np.uint8, np.uint16, np.float32):
-        if np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 65535:
-            arr = arr.astype(np.uint16)
-        else:
-            arr = arr.astype(np.float32)
-    if max(arr.shape[:2]) > max_side:  # 16-bit / float: resize in float, keep dtype
-        arr = _resize_native(arr, max_side)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    return np.ascontiguousarray(arr)
-
-
-def _resize_native(arr: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = arr.shape[:2]
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    chans = [arr] if arr.ndim == 2 else [arr[:, :, c] for c in range(arr.shape[2])]
-    out = [np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)) for c in chans]
-    res = out[0] if arr.ndim == 2 else np.stack(out, axis=2)
-    if arr.dtype == np.uint16:
-        res = np.clip(np.rint(res), 0, 65535).astype(np.uint16)
-    return res.astype(arr.dtype, copy=False)
-
-
-def find_images(root: Path) -> list[Path]:
-    """All image files under ``root`` (recursive, hidden files and folders skipped), sorted."""
-    return sorted(
-        p for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
-
-
-def _labels_from(root: Path, files: list[Path], labels: str | Path) -> tuple[list[str] | None, str, str, list[SkippedFile], list[Path]]:
-    """Return (label per file or None, source, note, skipped, files kept)."""
-    rel = [f.relative_to(root) for f in files]
-    if isinstance(labels, Path) or str(labels).lower().endswith(".csv"):
-        return _labels_from_manifest(root, files, Path(labels))
-    if labels == "none":
-        return None, "none", "labels disabled (--labels none)", [], files
-    at_root = [r for r in rel if len(r.parts) == 1]
-    if labels == "folders" and at_root:
-        raise LabelsError(
-            f"--labels folders needs every image inside a first-level sub-folder of '{root}', "
-            f"but {len(at_root)} lie directly in it (e.g. '{at_root[0]}'). Move them into class "
-            "folders, give a CSV manifest (--labels FILE.csv), or use --labels none.",
-            source="folders",
-        )
-    if labels not in ("auto", "folders"):
-        raise InvalidParameterError("labels", "rank", "'auto', 'folders', 'none' or a path to a .csv file", labels)
-    if at_root:
-        note = f"{len(at_root)} image(s) lie directly in the folder, so no labels were inferred"
-        if len(at_root) < len(rel):
-            logger.warning("Running label-free: %s (e.g. '%s') next to sub-folders. Move them into class folders, "
-                           "or pass --labels none to silence this.", note, at_root[0])
-        return None, "none", note, [], files
-    return [r.parts[0] for r in rel], "folders", "labels from first-level sub-folders", [], files
-
-
-def _labels_from_manifest(root: Path, files: list[Path], manifest: Path):
-    if not manifest.is_file():
-        raise LabelsError(f"Label manifest '{manifest}' does not exist. Give a CSV file with columns path,label.", source=str(manifest))
-    with open(manifest, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        cols = [c.strip().lower() for c in (reader.fieldnames or [])]
-        if "path" not in cols or "label" not in cols:
-            raise LabelsError(
-                f"Label manifest '{manifest}' must have a header with columns 'path' and 'label'; "
-                f"found {reader.fieldnames}.", source=str(manifest))
-        rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in reader]
-    found = {f.resolve(): f for f in files}
-    kept, labels, skipped = [], [], []
-    for r in rows:
-        p = Path(r["path"])
-        cand = [p] if p.is_absolute() else [root / p, manifest.parent / p]
-        hit = next((c.resolve() for c in cand if c.resolve() in found), None)
-        if hit is None:
-            skipped.append(SkippedFile(r["path"], "listed in the manifest but not found under the image folder"))
-        elif not r["label"]:
-            skipped.append(SkippedFile(r["path"], "empty label in the manifest"))
-        else:
-            kept.append(found[hit])
-            labels.append(r["label"])
-    note = f"labels from manifest {manifest.name}"
-    if len(found) > len(kept):
-        note += f"; {len(found) - len(kept)} image(s) not in the manifest were left out"
-    return labels, f"manifest:{manifest}", note, skipped, kept
-
-
 def _quotas(counts: dict[str, int], n: int) -> dict[str, int]:
     """Largest-remainder allocation of ``n`` over classes, proportional, ≥ 1 each when possible."""
     total = sum(counts.values())
@@ -311,32 +187,39 @@ def load_sample(
         raise InvalidParameterError("intensity", "load_sample", "one of 'auto', 'percentile', 'full-range'", intensity)
     if not root.is_dir():
         raise EmptySampleError(root, detail=f"'{root}' is not a folder." if not root.exists() else f"'{root}' is a file; give the folder that contains the images.")
-    files = find_images(root)
+    files, unusable = discover_images(root)
+    for u in unusable:
+        logger.warning("Skipping %s: %s", root / u.path, u.reason)
     if not files:
-        raise EmptySampleError(root)
-    names, source, note, skipped, files = _labels_from(root, files, labels)
+        raise EmptySampleError(root, n_skipped=len(unusable))
+    names, source, note, skipped, files = labels_for(root, files, labels)
+    skipped = unusable + skipped
     groups: dict[str, list[int]] = {}
     for i in range(len(files)):
         groups.setdefault(names[i] if names is not None else "", []).append(i)
     quotas = _quotas({k: len(v) for k, v in groups.items()}, sample or len(files))
     rng = np.random.default_rng(seed)
     chosen: list[tuple[int, np.ndarray]] = []
-    target, done = sum(quotas.values()), 0
+    target, done, noted = sum(quotas.values()), 0, []
     for key in sorted(groups):
         order = rng.permutation(groups[key])
         got = 0
         for i in order:
             if got >= quotas[key]:
                 break
-            try:
-                chosen.append((int(i), decode_image(files[i], max_side)))
+            image, reason, notes = read_image(files[i], max_side)   # never raises for a bad file
+            if image is not None:
+                chosen.append((int(i), image))
                 got += 1
-            except _PIL_ERRORS as exc:
-                skipped.append(SkippedFile(files[i].relative_to(root).as_posix(), f"cannot decode: {exc}"))
-                logger.warning("Skipping %s: %s", files[i], exc)
+            else:
+                skipped.append(SkippedFile(files[i].relative_to(root).as_posix(), reason))
+                logger.warning("Skipping %s: %s", files[i], reason)
+            if notes and image is not None:
+                noted.append((files[i], notes))
             done += 1
             if progress is not None:
                 progress(min(done, target), target)
+    _warn_notes(noted)
     if not chosen:
         raise EmptySampleError(root, n_skipped=len(skipped))
     chosen.sort(key=lambda t: files[t[0]].relative_to(root).as_posix())
@@ -354,6 +237,16 @@ def load_sample(
         n_found=len(files),
         intensity=intensity,
     )
+
+
+def _warn_notes(noted: list[tuple[Path, list[str]]]) -> None:
+    """One line per file decoded with warnings (Pillow's, libtiff's), at most MAX_FILE_WARNINGS."""
+    for path, notes in noted[:MAX_FILE_WARNINGS]:
+        distinct = list(dict.fromkeys(notes))
+        more = f" (and {len(distinct) - 2} more)" if len(distinct) > 2 else ""
+        logger.warning("%s was decoded with warnings: %s%s", path, "; ".join(n[:160] for n in distinct[:2]), more)
+    if len(noted) > MAX_FILE_WARNINGS:
+        logger.warning("%d more files were decoded with warnings (not listed).", len(noted) - MAX_FILE_WARNINGS)
 
 
 def sample_from_arrays(

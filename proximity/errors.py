@@ -185,3 +185,15 @@ class NoCandidatesError(ProximityError, ValueError):
         eg = f" (e.g. '{excluded[0]['model']}': {excluded[0]['reason']})" if excluded else ""
         super().__init__(f"No catalog entry is left to rank: {len(excluded)} set aside{eg}. Loosen --domain, "
                          "--max-params or --license, or add --include-gated; `proximity catalog list` shows the entries.")
+
+
+class NotWritableError(ProximityError, OSError):
+    """A file or folder proximity has to write cannot be written (a missing folder, a folder where a
+    file should be, a read-only or full file system); ``path`` and ``problem`` say which and why."""
+
+    def __init__(self, path: Path | str, problem: str, fix: str) -> None:
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"cannot write '{path}': {problem}. {fix}.")
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror)
+        return str(self.args[0])

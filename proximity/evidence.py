@@ -107,7 +107,7 @@ def collect_evidence(
         hit = cache.load_arrays(key)
         try:
             ev = Evidence.from_arrays(hit) if hit is not None else None
-        except KeyError:  # an older or foreign file under this key: recompute
+        except (KeyError, ValueError, TypeError, IndexError):  # a file of another layout under this key: recompute
             ev = None
         if ev is not None:
             if ev.n == sample.n:
@@ -126,7 +126,7 @@ def collect_evidence(
         raise
     ev.seconds = time.perf_counter() - start
     if use_cache:
-        cache.save_arrays(key, ev.to_arrays())
+        cache.save_arrays(key, ev.to_arrays())   # never raises: an unwritable cache is one warning
     return ev
 
 

@@ -18,7 +18,9 @@ without being told; a catalog entry may also point at a file with ``reference = 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import zipfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -29,7 +31,8 @@ import numpy as np
 from .backbones import BackboneSpec
 from .cache import data_dir
 from .catalog import CatalogEntry
-from .errors import InvalidParameterError, ProximityError
+from .errors import InvalidParameterError, NotWritableError, ProximityError
+from .fileio import atomic_write
 
 
 class ReferenceError(ProximityError, ValueError):
@@ -91,7 +94,7 @@ def has_reference(entry: CatalogEntry) -> bool:
             with np.load(path, allow_pickle=False) as z:
                 if json.loads(str(z["provenance"])).get("source") == entry.source:
                     return True
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             continue
     return False
 
@@ -139,7 +142,7 @@ def load_reference(path: Path) -> ReferenceStats:
                 layer_means=tuple(z[f"lm_{i}"] for i in range(len(names))),
                 layer_vars=tuple(z[f"lv_{i}"] for i in range(len(names))),
                 provenance=json.loads(str(z["provenance"])), path=Path(path))
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ReferenceError(f"cannot read reference statistics '{path}': {exc}. Rebuild them with "
                              "`proximity catalog reference`.") from None
 
@@ -163,7 +166,8 @@ def build_reference(spec: BackboneSpec, images: str | Path, *, sample: int = 200
     d = w.size
     residual = float(max(w.sum() - w[order].sum(), 0.0) / (d - k)) if d > k else 0.0
     out = Path(output) if output else reference_path(spec)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.name.endswith(".npz"):          # as np.savez names it
+        out = out.with_name(out.name + ".npz")
     prov = {"source": spec.entry.source, "revision": spec.revision, "preprocess": spec.preprocess.describe(),
             "truncated_at": spec.truncated_at, "images": str(Path(images).resolve()), "n_images": smp.n,
             "n_skipped": len(smp.skipped), "sample_fingerprint": smp.fingerprint, "top_k": k,
@@ -175,5 +179,12 @@ def build_reference(spec: BackboneSpec, images: str | Path, *, sample: int = 200
     for i in range(len(ev.layer_names)):
         m, var = ev.layer_moments(i)
         arrays[f"lm_{i}"], arrays[f"lv_{i}"] = m, var
-    np.savez(out, **arrays)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(out, buf.getvalue())
+    except OSError as exc:
+        raise NotWritableError(out, exc.strerror or str(exc), "Free some space, or give --output a writable "
+                               "place (or set PROXIMITY_DATA_DIR)") from exc
     return out

@@ -29,6 +29,8 @@ import torch
 from . import convert as C
 from .cache import data_dir
 from .catalog import toml_value
+from .errors import NotWritableError
+from .fileio import atomic_write, follow_umask, probe_writable
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,9 @@ MEMBERS: tuple[ZooMember, ...] = (
 )
 
 
+_WRITE_FIX = "Free some space there, or set PROXIMITY_DATA_DIR to a writable folder"
+
+
 def zoo_dir() -> Path:
     return data_dir() / "zoo"
 
@@ -169,7 +174,7 @@ def _save_repo(model: torch.nn.Module, m: ZooMember, folder: Path, provenance: d
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 
-def _write_entry(m: ZooMember, params_m: float, provenance: dict[str, str], path: Path) -> None:
+def _entry_text(m: ZooMember, params_m: float, provenance: dict[str, str]) -> str:
     e = m.entry
     lines = [f'source = "local-dir:../repos/{m.id}"', f"name = {toml_value(e['name'])}", "", "[pretraining]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in e["pretraining"].items()]
@@ -179,7 +184,7 @@ def _write_entry(m: ZooMember, params_m: float, provenance: dict[str, str], path
         lines += ["", "[load]", f'truncated_at = "{m.truncated_at}"']
     prov = {**e["provenance"], **provenance}
     lines += ["", "[provenance]"] + [f"{toml_value(k)} = {toml_value(v)}" for k, v in prov.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
 
 
 def _photos() -> list[np.ndarray]:
@@ -201,8 +206,14 @@ def build_zoo(*, force: bool = False, only: list[str] | None = None,
 
         raise InvalidParameterError("only", "build_zoo", f"zoo ids among {', '.join(m.id for m in MEMBERS)}", unknown)
     root = zoo_dir()
-    (root / "repos").mkdir(parents=True, exist_ok=True)
-    (root / "catalog").mkdir(parents=True, exist_ok=True)
+    try:
+        (root / "repos").mkdir(parents=True, exist_ok=True)
+        (root / "catalog").mkdir(parents=True, exist_ok=True)
+        problem = probe_writable(root / "repos") or probe_writable(root / "catalog")
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    if problem:
+        raise NotWritableError(root, problem, _WRITE_FIX)
     photos, results = None, []
     for m in MEMBERS:
         if only and m.id not in only:
@@ -217,13 +228,11 @@ def _build_one(m: ZooMember, root: Path, force: bool, photos: Callable[[], list[
     path = _locate(m)
     if path is None:
         return BuildResult(m.id, "missing", f"package '{m.package}' is not installed: pip install 'proximity[zoo]'")
-    digest = _sha256(path)
     repo, entry = root / "repos" / m.id, root / "catalog" / f"{m.id}.toml"
-    cfg_file = repo / "config.json"
-    if not force and cfg_file.is_file() and entry.is_file():
-        if json.loads(cfg_file.read_text()).get("proximity", {}).get("weights_sha256") == digest:
-            return BuildResult(m.id, "up-to-date", str(repo))
     try:
+        digest = _sha256(path)
+        if not force and entry.is_file() and _built_from(repo) == digest:
+            return BuildResult(m.id, "up-to-date", str(repo))
         model = m.build(path)
         check = m.check(model, path, photos())
     except Exception as exc:  # one failing member never stops the others
@@ -234,12 +243,43 @@ def _build_one(m: ZooMember, root: Path, force: bool, photos: Callable[[], list[
     version = importlib.metadata.version(m.package)
     prov = {"weights": f"{m.package}=={version} {path.name} (sha256 {digest[:16]}…)",
             "conversion_check": check.detail, "converted": date.today().isoformat()}
-    tmp = repo.with_name(repo.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    _save_repo(model, m, tmp, {"weights_sha256": digest, "source_package": f"{m.package}=={version}",
-                               "conversion_check": check.detail})
-    shutil.rmtree(repo, ignore_errors=True)
-    tmp.rename(repo)
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    _write_entry(m, params, {**prov, "facts.params_m": "counted from the converted weights"}, entry)
+    _install(root, repo, entry, lambda tmp: _save_repo(model, m, tmp, {
+        "weights_sha256": digest, "source_package": f"{m.package}=={version}", "conversion_check": check.detail}),
+        _entry_text(m, params, {**prov, "facts.params_m": "counted from the converted weights"}))
     return BuildResult(m.id, "built", check.detail)
+
+
+def _built_from(repo: Path) -> str | None:
+    """The weights digest recorded in a built repo, None when absent or unreadable (then it is rebuilt)."""
+    try:
+        return json.loads((repo / "config.json").read_text()).get("proximity", {}).get("weights_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _install(root: Path, repo: Path, entry: Path, write_repo: Callable[[Path], None], entry_text: str) -> None:
+    """Write the repo to ``<id>.tmp``, swap it in, then write the entry atomically. A write that fails
+    (full or read-only disk) leaves the previous repo and entry in place and no ``.tmp`` folder behind,
+    and raises NotWritableError."""
+    tmp, old = repo.with_name(repo.name + ".tmp"), repo.with_name(repo.name + ".old")
+    swapped = False
+    try:
+        for leftover in (tmp, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+        write_repo(tmp)
+        follow_umask(tmp)
+        if repo.exists():
+            repo.rename(old)
+        tmp.rename(repo)
+        swapped = True
+        atomic_write(entry, entry_text)
+    except OSError as exc:
+        if swapped:                                  # the entry could not follow: drop the new repo
+            shutil.rmtree(repo, ignore_errors=True)
+        if old.exists() and not repo.exists():
+            old.rename(repo)                         # put the previous build back
+        raise NotWritableError(root, exc.strerror or str(exc), _WRITE_FIX) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
