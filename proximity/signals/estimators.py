@@ -10,20 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SignalUnavailable
-from . import SignalContext, register_signal
+from . import SignalContext, register_signal, require_labels
 from . import literature as L
 
 
 def _labelled(ctx: SignalContext) -> tuple[np.ndarray, np.ndarray]:
-    y = ctx.labels
-    if y is None:
-        raise SignalUnavailable("no labels (give class sub-folders or --labels FILE.csv)")
-    classes, counts = np.unique(y, return_counts=True)
-    if len(classes) < 2:
-        raise SignalUnavailable("only one class in the sample: the estimator needs at least two")
-    if counts.min() < 2:
-        raise SignalUnavailable(f"a class has only {counts.min()} image(s): the estimator needs ≥ 2 per class")
-    return ctx.evidence.features.astype(np.float64), y
+    require_labels(ctx, "the estimator")
+    return ctx.evidence.features.astype(np.float64), ctx.labels
 
 
 def _ncti(ctx: SignalContext) -> tuple[float, float, float]:

@@ -23,21 +23,15 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
 from ..errors import SignalUnavailable
-from . import SignalContext, register_signal
+from . import SignalContext, register_signal, require_labels
 
 
 def _splits(ctx: SignalContext) -> list[tuple[np.ndarray, np.ndarray]]:
     if "splits" in ctx.memo:
         return ctx.memo["splits"]
+    counts = require_labels(ctx, "the probe")
     y = ctx.labels
-    if y is None:
-        raise SignalUnavailable("no labels (give class sub-folders or --labels FILE.csv)")
-    classes, counts = np.unique(y, return_counts=True)
-    if len(classes) < 2:
-        raise SignalUnavailable("only one class in the sample: a probe needs at least two")
     k = int(min(ctx.folds, counts.min()))
-    if k < 2:
-        raise SignalUnavailable(f"a class has only {counts.min()} image(s): the probe needs ≥ 2 per class")
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed)
     ctx.memo["splits"] = list(skf.split(np.zeros(len(y)), y))
     return ctx.memo["splits"]

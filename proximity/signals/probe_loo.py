@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import SignalUnavailable
-from . import SignalContext, register_signal
+from . import SignalContext, register_signal, require_labels
 
 GRID = np.logspace(-4, 2, 13)
 
@@ -73,11 +72,7 @@ def probe_loo(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 @register_signal("probe_loo", higher_is_better=True, needs=("labels",),
                  description="leave-one-out ridge probe, balanced accuracy (penalty chosen by the same LOO)")
 def probe_loo_signal(ctx: SignalContext):
+    require_labels(ctx, "the probe")
     y = ctx.labels
-    if y is None:
-        raise SignalUnavailable("no labels (give class sub-folders or --labels FILE.csv)")
-    classes, counts = np.unique(y, return_counts=True)
-    if len(classes) < 2 or counts.min() < 2:
-        raise SignalUnavailable("needs at least two classes with ≥ 2 images each")
     acc, sd, lam = probe_loo(ctx.evidence.features, y)
     return acc, sd, f"leave-one-out over {len(y)} images, λ = {lam:.3g}"
