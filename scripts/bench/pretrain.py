@@ -26,7 +26,10 @@ its parameter count, the two static priors of protocol 2.
 
 ``convnext-lattice`` was planned and dropped: test_convnext reached 0.46 held-out on lattices
 (twice the epochs included), far below the bar, so a ConvNeXt on blobs took its place before
-any ground truth of it was used (lattices stay covered by efficientnet-lattice).
+any ground truth of it was used. ``efficientnet-lattice`` reached 0.50 as well: the lattice
+domain (dots / hexagonal / checker / grid at random period and rotation) is too hard for these
+small networks in their budget, so an EfficientNet on fashion took its place too; lattices stay
+in the generalist's union and in two targets (then "near" only the generalist's data).
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ PLANS_V2 = tuple(Plan(f"{arch.split('_')[-1]}-{dom}", arch, dom, epochs=SCHEDULE
                      ("test_resnet", ("stripes", "blobs", "shapes", "fashion", "photos", "cells")),
                      ("test_convnext", ("stripes", "shapes", "fashion", "blobs")),
                      ("test_vit", ("photos", "glyphs", "blobs")),
-                     ("test_efficientnet", ("glyphs", "lattice", "cells")))
+                     ("test_efficientnet", ("glyphs", "fashion", "cells")))
                  for dom in doms) + (Plan("generalist-all", "wide_resnet", "all", n_per_class=250,
                                           epochs=SCHEDULES["wide_resnet"][0], lr=SCHEDULES["wide_resnet"][1]),)
 QUICK_V2 = tuple(Plan(p.id, p.arch, p.domain, n_per_class=12 if p.domain == "all" else 24, epochs=1, lr=p.lr)
