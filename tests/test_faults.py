@@ -332,9 +332,15 @@ if sys.argv[1] == "work":                      # a rank that is busy until inter
         sys.stderr.write("working\\n"); sys.stderr.flush(); time.sleep(120)
     fake.rank = rank
     sys.modules["proximity.api"] = fake
+else:                                          # "ready" once main() has started importing the CLI
+    class Announce:                            # (inside its try: no race with a loaded machine)
+        def find_spec(self, name, path=None, target=None):
+            if name == "proximity.cli":
+                sys.stderr.write("ready\\n"); sys.stderr.flush(); time.sleep(0.5)
+            return None
+    sys.meta_path.insert(0, Announce())
 from proximity.__main__ import main
 sys.argv = ["proximity", "rank", sys.argv[2], "--model", "timm:x", "--quiet"]
-sys.stderr.write("ready\\n"); sys.stderr.flush()
 main()
 """
 
