@@ -55,7 +55,9 @@ PROTOCOL_NAME = "protocol 2 (v2.0)"
 def ground_truth(store: Path, seeds: tuple[int, ...] = SEEDS) -> dict[str, dict]:
     """``{"finetune"|"scratch": {(model, target): {"lr", "seeds": {seed: acc}, "mean"}}}`` for
     pairs with every seed of ``seeds`` at their chosen learning rate."""
-    recs = [json.loads(x) for x in store.read_text().splitlines() if x.strip()] if store.is_file() else []
+    from finetune import read_records
+
+    recs = read_records(store)
     by: dict = {}
     for r in recs:
         if r.get("protocol") == 2:

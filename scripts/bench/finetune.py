@@ -229,15 +229,24 @@ def _accuracy(model, x, y) -> float:
     return float((torch.cat([model(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)]) == y).float().mean())
 
 
-def load_done(path: Path) -> dict[str, dict]:
+def read_records(path: Path) -> list[dict]:
+    """The store's records; a last line cut short by a killed process is ignored (its job reruns)."""
     if not path.is_file():
-        return {}
-    done = {}
-    for line in path.read_text().splitlines():
+        return []
+    recs = []
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
         if line.strip():
-            rec = json.loads(line)
-            done[Job(**{k: rec[k] for k in Job.__dataclass_fields__ if k in rec}).key()] = rec
-    return done
+            try:
+                recs.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i != len(lines) - 1:
+                    raise
+    return recs
+
+
+def load_done(path: Path) -> dict[str, dict]:
+    return {Job(**{k: rec[k] for k in Job.__dataclass_fields__ if k in rec}).key(): rec for rec in read_records(path)}
 
 
 def plan_stage(models: list[tuple[str, str]], targets: list[str], done: dict, quick: bool, tier: str = "bench",
