@@ -17,14 +17,22 @@ TIMM_TINY = {   # timm module -> (architecture, small model_args)
 TRANSFORMERS_TINY = ("vit", "dinov2", "beit", "clip", "siglip", "dinov3_vit")
 
 
+def _timm_module(arch: str) -> str:
+    """The timm module that defines ``arch``, through timm's public listing API."""
+    import timm
+
+    found = [m for m in timm.list_modules() if arch in timm.list_models(module=m)]
+    assert len(found) == 1, f"{arch}: defined in {found}"
+    return found[0]
+
+
 def catalog_families() -> set[str]:
-    from timm.models._registry import _model_to_module
     out = set()
     for e in load_catalog("default"):
         if not e.loadable:
             continue
         if e.kind == "timm":
-            out.add(_model_to_module[e.locator.split(".")[0]])
+            out.add(_timm_module(e.locator.split(".")[0]))
         else:
             assert e.family, f"{e.id}: a loadable hf-hub entry must name its family ([load] family)"
             out.add(e.family)

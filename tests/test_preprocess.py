@@ -1,3 +1,4 @@
+import json
 import numpy as np
 import pytest
 import torch
@@ -37,8 +38,14 @@ def test_channel_mismatch_is_an_error_that_names_the_numbers():
         Preprocess.from_data_config(CFG)([np.zeros((8, 8, 6), np.float32)])
 
 
-def test_describe_is_stable():
-    assert Preprocess.from_data_config(CFG).describe() == Preprocess.from_data_config(dict(CFG)).describe()
+def test_describe_names_every_ingredient_of_the_preprocessing():
+    """Equal configurations describe alike; changing any ingredient changes the description (it
+    keys the evidence cache, so a change must never reuse another preprocessing's evidence)."""
+    base = Preprocess.from_data_config(CFG).describe()
+    assert Preprocess.from_data_config(json.loads(json.dumps(CFG))).describe() == base
+    for key, value in (("input_size", (3, 24, 24)), ("mean", (0.1, 0.2, 0.3)), ("std", (0.9, 0.9, 0.9)),
+                       ("interpolation", "nearest"), ("crop_pct", 0.5)):
+        assert Preprocess.from_data_config({**CFG, key: value}).describe() != base, key
 
 
 def test_matching_channel_counts_pass_unchanged():
