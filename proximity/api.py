@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
+import numpy as np
+
 from . import cache
 from . import signals as sig
 from .backbones import resolve_device, resolve_spec
@@ -16,7 +18,8 @@ from .errors import (GatedModelError, HubUnavailableError, InvalidParameterError
                      ProximityError, UnsupportedModelError)
 from .evidence import collect_evidence
 from .filters import Filters
-from .ranking import fit_score, sort_key
+from .ranking import fit_scores, sort_key
+from .signals.labelfree import CONTROL_SUBSET
 from .reference import find_reference
 from .report import Candidate, Failure, Ranking, SampleSummary
 from . import risk as risk_mod
@@ -148,7 +151,7 @@ def rank(
     scored = []
     for index, entry in enumerate(entries):
         out = _score_one(entry, smp, dev=dev, batch_size=batch_size, seed=seed, folds=folds,
-                         control=control and usable_labels, use_cache=use_cache, progress=progress)
+                         control=control, use_cache=use_cache, progress=progress)
         if isinstance(out, Failure):
             failed.append(out)
         else:
@@ -159,25 +162,28 @@ def rank(
                 "device": str(dev), "batch_size": batch_size, "control": control, "folds": folds,
                 "domain": list(filters.domains), "max_params": max_params, "license": list(filters.licenses),
                 "include_gated": include_gated}
-    return Ranking(sample=_summary(smp), ranking=_order(scored, mode, smp), failed=failed, mode=mode, settings=settings,
-                   excluded=excluded)
+    ranked, rule = _order(scored, mode, smp)
+    return Ranking(sample=_summary(smp), ranking=ranked, failed=failed, mode=mode, settings=settings,
+                   excluded=excluded, fit_rule=rule)
 
 
-def _order(scored: list[tuple], mode: str, smp: Sample) -> list[Candidate]:
-    """Fit, risk and rank for every scored entry, best first (rules in ranking.py and risk.py)."""
-    candidates = []
+def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate], dict]:
+    """Fit, risk and rank for every scored entry, best first (rules in ranking.py and risk.py);
+    also the rule that ran."""
     n_classes = smp.n_classes if smp.labels is not None else 0
-    for index, entry, signals, timings, cached, k in scored:
-        fit = fit_score(signals, mode)
+    smallest = int(np.bincount(np.unique(smp.labels, return_inverse=True)[1]).min()) if n_classes >= 2 else None
+    rule, fits = fit_scores([s[2] for s in scored], mode, smallest_class=smallest)  # type: ignore[arg-type]
+    candidates = []
+    for (index, entry, signals, timings, cached, k), (fit, basis) in zip(scored, fits):
         r = risk_mod.estimate(signals, len(smp.images), n_classes, n_folds=k)
         candidates.append((sort_key(fit, signals, index), Candidate(
             rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=r.value, risk_band=r.band,
             risk_reason=r.reason, signals=signals, timings=timings, cached=cached,
-            risk_interval=None if r.low is None else (r.low, r.high))))
+            risk_interval=None if r.low is None else (r.low, r.high), fit_basis=basis)))
     ranked = [c for _, c in sorted(candidates, key=lambda t: t[0])]
     for i, c in enumerate(ranked, 1):
         c.rank = i
-    return ranked
+    return ranked, {"mode": mode, **rule.to_dict()}
 
 
 def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: int, folds: int, control: bool,
@@ -195,14 +201,24 @@ def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: 
         logger.debug("traceback", exc_info=True)
         return Failure(entry.id, _stage(exc, stage), _one_line(exc))
     ctl, ctl_reason, ctl_s = None, "random-weights control skipped (--no-control)" if not control else "", 0.0
-    if smp.labels is None or smp.n_classes < 2:
-        ctl_reason = "no labels with ≥ 2 classes: the control probe cannot run"
-    elif control:
+    labelled = smp.labels is not None and smp.n_classes >= 2
+    sub_idx = np.sort(np.random.default_rng(seed).permutation(smp.n)[:CONTROL_SUBSET])
+    ctl_sub, ctl_cached = None, True
+    if control:
+        # with labels: the full control (the probe needs it); label-free: the same random
+        # weights on a fixed subset of at most CONTROL_SUBSET images (the normalisation of the
+        # label-free signals needs no more)
+        sub = smp if labelled else Sample(root=smp.root, paths=[smp.paths[i] for i in sub_idx],
+                                          images=[smp.images[i] for i in sub_idx], labels=None, class_names=[],
+                                          intensity=smp.intensity)
         try:
             cb = (lambda d, t: progress(f"{entry.id} (control)", d, t)) if progress else None
-            ctl = collect_evidence(spec, smp, pretrained=False, device=dev, batch_size=batch_size, seed=seed,
+            got = collect_evidence(spec, sub, pretrained=False, device=dev, batch_size=batch_size, seed=seed,
                                    use_cache=use_cache, progress=cb)
-            ctl_s = ctl.seconds
+            ctl_s, ctl_cached = got.seconds, got.cached
+            ctl, ctl_sub = (got, got.features[sub_idx]) if labelled else (None, got.features)
+            if not labelled:
+                ctl_reason = "no labels with ≥ 2 classes: the control probe cannot run"
         except Exception as exc:
             ctl_reason = f"random-weights control failed: {_one_line(exc)}"
             logger.warning("%s: %s", entry.id, ctl_reason)
@@ -214,7 +230,9 @@ def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: 
         ref_reason = str(exc)
     ctx = sig.SignalContext(evidence=ev, entry=entry, labels=smp.labels, control=ctl, reference=ref,
                             reference_reason=ref_reason,
-                            control_reason=ctl_reason or "control unavailable", folds=folds, seed=seed)
+                            control_reason=ctl_reason or "control unavailable", folds=folds, seed=seed,
+                            control_subset=sub_idx if ctl_sub is not None else None,
+                            control_subset_features=ctl_sub)
     t0 = time.perf_counter()
     try:
         signals = sig.compute_signals(ctx)
@@ -223,7 +241,7 @@ def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: 
         return Failure(entry.id, "signal", _one_line(exc))
     timings = {"evidence_s": ev.seconds, "control_s": ctl_s, "signals_s": time.perf_counter() - t0}
     k = len(ctx.memo.get("splits", ())) or None  # the folds the probe really used
-    return signals, timings, ev.cached and (ctl is None or ctl.cached), k
+    return signals, timings, ev.cached and ctl_cached, k
 
 
 def _one_line(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from .signals import SignalValue
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Stage = Literal["fetch", "load", "forward", "signal"]
 
 
@@ -68,11 +68,12 @@ class Candidate:
     timings: dict[str, float] = field(default_factory=dict)
     cached: bool = False
     risk_interval: tuple[float, float] | None = None     # 90 % interval of the calibrated risk
+    fit_basis: list[str] = field(default_factory=list)   # the signals this candidate's fit used
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "model": self.model, "domain": self.domain, "fit": self.fit,
                 "risk": self.risk, "risk_interval": None if self.risk_interval is None else list(self.risk_interval),
-                "risk_band": self.risk_band, "risk_reason": self.risk_reason,
+                "risk_band": self.risk_band, "risk_reason": self.risk_reason, "fit_basis": list(self.fit_basis),
                 "signals": {k: v.to_dict() for k, v in self.signals.items()},
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cached": self.cached}
 
@@ -99,6 +100,7 @@ class Ranking:
     mode: str
     settings: dict[str, Any] = field(default_factory=dict)
     excluded: list[dict[str, str]] = field(default_factory=list)
+    fit_rule: dict[str, Any] = field(default_factory=dict)   # the rule that produced the fits
 
     @property
     def best(self) -> Candidate | None:
@@ -115,7 +117,8 @@ class Ranking:
 
         return {"schema_version": SCHEMA_VERSION, "proximity_version": __version__, "mode": self.mode,
                 "sample": self.sample.to_dict(), "ranking": [c.to_dict() for c in self.ranking],
-                "failed": [f.to_dict() for f in self.failed], "excluded": self.excluded, "settings": self.settings}
+                "failed": [f.to_dict() for f in self.failed], "excluded": self.excluded, "settings": self.settings,
+                "fit_rule": self.fit_rule}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)

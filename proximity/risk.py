@@ -32,6 +32,7 @@ and the reason says so when a feature leaves the fitted range.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -148,13 +149,36 @@ def model_path() -> Path:
     return catalog_root() / "risk_model.json"
 
 
+#: The signals each risk feature is computed from (their versions are checked against the model's).
+FEATURE_SIGNALS = {"gain": ("probe", "control", "gain"), "gain_z": ("probe", "control", "gain"),
+                   "log_shift": ("early_shift",), "log_frechet": ("frechet",), "log_n": (), "log_per_class": ()}
+
+
+def stale_versions(doc: Mapping[str, Any]) -> dict[str, tuple[int | None, int | None]]:
+    """``{signal: (fitted on, in the code)}`` for every signal a variant uses whose version differs."""
+    from .signals import signal_versions
+
+    code = signal_versions()
+    fitted = doc.get("provenance", {}).get("signal_versions", {})
+    used = {s for v in doc.get("variants", {}).values() for f in v["features"] for s in FEATURE_SIGNALS.get(f, (f,))}
+    return {s: (fitted.get(s), code.get(s)) for s in sorted(used) if fitted.get(s) != code.get(s)}
+
+
 @lru_cache(maxsize=4)
 def load_model(path: str | None = None) -> RiskModel | None:
-    """The shipped risk model (None, with v0 used instead, when the file is absent)."""
+    """The shipped risk model (None, with v0 used instead, when the file is absent, or — with a
+    warning — when it was fitted on other versions of its signals: refit with scripts/fit_risk.py)."""
     p = Path(path) if path else model_path()
     if not p.is_file():
         return None
-    return RiskModel.from_dict(json.loads(p.read_text()), p)
+    doc = json.loads(p.read_text())
+    stale = stale_versions(doc)
+    if stale:
+        logging.getLogger(__name__).warning(
+            "The shipped risk model was fitted on other signal versions (%s: fitted on, code); the uncalibrated "
+            "v0 risk is used — refit it with scripts/fit_risk.py.", stale)
+        return None
+    return RiskModel.from_dict(doc, p)
 
 
 _WORDS = {

@@ -142,7 +142,12 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, subprocess.CalledProcessError):
         code = "unknown"
     gt = args.pairs.parent / "groundtruth.jsonl"
+    from proximity.risk import FEATURE_SIGNALS
+    from proximity.signals import signal_versions
+
+    used = {s for v in variants.values() for f in v["features"] for s in FEATURE_SIGNALS.get(f, (f,))}
     doc = {"schema": 1, "variants": variants, "provenance": {
+        "signal_versions": {s: signal_versions()[s] for s in sorted(used)},
         "fitted": date.today().isoformat(), "script": "scripts/fit_risk.py", "code_version": code,
         "pairs": {"file": str(args.pairs.relative_to(ROOT)) if args.pairs.is_relative_to(ROOT) else str(args.pairs),
                   "sha256": _sha(args.pairs)},

@@ -118,3 +118,66 @@ def test_quick_pipeline_end_to_end(tmp_path, capsys):
     assert "== done" in out
     pytest.importorskip("matplotlib")
     assert (tmp_path / "results" / "tau.png").stat().st_size > 1000
+
+
+# --- protocol 2 (benchmark v2) ------------------------------------------------------------------
+
+def test_v2_split_was_written_first_and_matches_the_code():
+    """The committed split (results/v2/split.json) is the code's split; the issue's counts hold."""
+    import targets_v2
+
+    doc = json.loads((BENCH / "results" / "v2" / "split.json").read_text())
+    assert {t["name"]: t["split"] for t in doc["targets"]} == {t.name: t.split for t in targets_v2.TARGETS}
+    splits = [t.split for t in targets_v2.TARGETS]
+    assert len(splits) >= 24 and splits.count("dev") >= 12 and splits.count("test") >= 12
+    assert sum(t.n_per_class <= 10 for t in targets_v2.TARGETS) >= 6
+    assert sum(t.group == "none" or "near none" in t.relation for t in targets_v2.TARGETS) >= 6
+
+
+def test_v2_plans_cover_four_families_eight_domains_and_a_generalist():
+    archs = {p.arch for p in pretrain.PLANS_V2}
+    assert len(pretrain.PLANS_V2) >= 14 and {"test_resnet", "test_convnext", "test_vit", "test_efficientnet"} <= archs
+    assert len({p.domain for p in pretrain.PLANS_V2} - {"all"}) >= 7
+    assert [p.domain for p in pretrain.PLANS_V2 if p.arch == "wide_resnet"] == ["all"]
+
+
+def test_v2_ground_truth_chooses_the_lr_on_seed_0_and_averages_seeds_1_to_4(tmp_path):
+    import evaluate_v2
+
+    recs = [{"kind": "finetune", "model": "m", "target": "t", "lr": lr, "seed": 0, "val_acc": v, "test_acc": 0.0,
+             "protocol": 2} for lr, v in ((1e-3, 0.5), (3e-3, 0.7))]
+    recs += [{"kind": "finetune", "model": "m", "target": "t", "lr": 3e-3, "seed": s, "val_acc": 0, "test_acc": a,
+              "protocol": 2} for s, a in zip((1, 2, 3, 4), (0.6, 0.8, 0.7, 0.9))]
+    store = tmp_path / "gt.jsonl"
+    store.write_text("\n".join(json.dumps(r) for r in recs))
+    gt = evaluate_v2.ground_truth(store)
+    assert gt["finetune"][("m", "t")]["lr"] == 3e-3 and gt["finetune"][("m", "t")]["mean"] == pytest.approx(0.75)
+    store.write_text("\n".join(json.dumps(r) for r in recs[:-1]))      # seed 4 missing: not complete
+    assert evaluate_v2.ground_truth(store)["finetune"] == {}
+    m = evaluate_v2.metrics({"a": 3, "b": 2, "c": 1}, {"a": 0.9, "b": 0.8, "c": 0.5})
+    assert m == {"tau": pytest.approx(1.0), "regret": 0.0, "top1": 1.0, "top3": 1.0}
+    assert evaluate_v2.metrics({"a": 1, "b": 2, "c": 3}, {"a": 0.9, "b": 0.8, "c": 0.5})["regret"] == pytest.approx(40.0)
+
+
+def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
+    """`run.py --protocol 2 --quick`: pretrain → fine-tune (4 seeds) → evaluate_v2 with the fit
+    selection, summary.json in the issue's schema."""
+    import run
+    run.main(["--protocol", "2", "--quick", "--out", str(tmp_path)])
+    res = tmp_path / "v2" / "results"
+    summary = json.loads((res / "summary.json").read_text())
+    for split in ("dev", "test"):
+        d = summary["splits"][split]
+        assert d["n_targets"] == 2 and "noise_ceiling" in d
+        r = d["rankers"]
+        assert {"proximity (labels)", "proximity (label-free)", "logme", "sfda", "random"} <= set(r)
+        assert r["logme"]["kind"] == "signal" and r["logme"]["labels"] and not r["rankme"]["labels"]
+        assert set(r["proximity (labels)"]) >= {"kind", "labels", "tau", "ci", "regret_pts", "top1"}
+        for risk in d["risk"].values():          # quick samples are tiny: the risk may be "unknown" (absent)
+            assert set(risk) >= {"auroc", "brier", "base_brier", "ece", "pairs"}
+    rule = json.loads((res / "fit_rule.json").read_text())
+    assert set(rule["rules"]) == {"labels", "label-free"} and len(rule["selection"]["labels"]) <= 20
+    assert rule["dev_targets"] == ["cells-counts", "fashion-small"]        # test targets never read
+    jobs = (tmp_path / "v2" / "groundtruth" / "jobs.jsonl").read_text().splitlines()
+    assert len(jobs) == 4 * (4 + 4) * 5           # targets × (backbones + scratch archs) × (1 lr + 4 seeds)
+    assert "| proximity (labels) |" in (res / "RESULTS.md").read_text()

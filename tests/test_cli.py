@@ -25,12 +25,15 @@ def test_rank_json_contract(target_dir, models, fresh_cache):
     res = _run("rank", target_dir, *models, "--format", "json", "--sample", 40)
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
-    assert d["schema_version"] == 1 and d["proximity_version"] == proximity.__version__
+    assert d["schema_version"] == 2 and d["proximity_version"] == proximity.__version__
+    assert d["fit_rule"]["mode"] == "labels" and d["fit_rule"]["name"] and d["fit_rule"]["terms"]
     assert set(d["sample"]) >= {"n_images", "n_skipped", "skipped", "labels", "n_classes"}
     assert d["sample"]["n_images"] == 40 and d["sample"]["n_classes"] == 4
     assert [c["rank"] for c in d["ranking"]] == [1, 2]
     for c in d["ranking"]:
-        assert set(c) >= {"rank", "model", "domain", "fit", "risk", "risk_interval", "risk_band", "risk_reason", "signals"}
+        assert set(c) >= {"rank", "model", "domain", "fit", "risk", "risk_interval", "risk_band", "risk_reason", "signals",
+                          "fit_basis"}
+        assert c["fit_basis"] and set(c["fit_basis"]) <= set(c["signals"])
         assert c["risk_band"] in ("low", "medium", "high", "unknown") and 0 <= c["risk"] <= 1
         lo, hi = c["risk_interval"]                       # the calibrated model's 90 % interval
         assert 0 <= lo <= c["risk"] <= hi <= 1 and "90 % interval" in c["risk_reason"]
@@ -59,7 +62,7 @@ def test_cached_rerun_is_reported(target_dir, models, fresh_cache):
     third = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 16, "--no-cache").stdout)
     assert not third["ranking"][0]["cached"]
     _run("rank", target_dir, *models, "-f", "json", "-n", 200, "--no-control")   # every image, labelled
-    free = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 200, "--labels", "none").stdout)
+    free = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 200, "--labels", "none", "--no-control").stdout)
     assert all(c["cached"] for c in free["ranking"])       # same images: evidence does not depend on labels
 
 
@@ -171,3 +174,14 @@ def test_catalog_list_shows_per_entry_signals():
     assert "early_shift" in rows["resnet18.a1_in1k"]
     assert "early_shift" not in rows["vit_small_patch16_224.augreg_in21k_ft_in1k"]
     assert "prior" in rows["resnet18.a1_in1k"]
+
+
+def test_label_free_run_normalises_by_random_weights_on_a_small_subset(target_dir, models, fresh_cache):
+    """Label-free, the random-weights control runs on at most 64 images and feeds the relative signals."""
+    d = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 80, "--labels", "none").stdout)
+    assert d["mode"] == "label-free" and d["fit_rule"]["mode"] == "label-free"
+    for c in d["ranking"]:
+        assert c["signals"]["rankme_rel"]["value"] > 0 and c["signals"]["rankme_rel"]["reason"] == "on 64 images"
+        assert c["signals"]["probe"]["value"] is None
+    off = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 80, "--labels", "none", "--no-control").stdout)
+    assert all(c["signals"]["rankme_rel"]["value"] is None for c in off["ranking"])

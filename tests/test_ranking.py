@@ -1,9 +1,13 @@
+import json
 import math
+
+import numpy as np
 
 import pytest
 
 from proximity.ranking import fit_score, sort_key
 from proximity.risk import band, risk_v0
+from proximity.signals import SignalValue
 from proximity.signals import SignalValue as V
 
 ABSENT = V(None, None, False, "no batch-norm layers")
@@ -40,3 +44,54 @@ def test_risk_v0_known_values_and_bands():
     r, why = risk_v0({"gain": V(None, reason="no labels"), "early_shift": ABSENT}, 5)
     assert r is None and band(r) == "unknown" and why.startswith("unknown: no labels")
     assert [band(x) for x in (0.0, 0.19, 0.2, 0.49, 0.5, 1.0)] == ["low", "low", "medium", "medium", "high", "high"]
+
+
+# --- shipped fit rules -----------------------------------------------------------------------
+
+from proximity.ranking import FitRule, fit_scores, load_rules  # noqa: E402
+from proximity.signals import signal_versions  # noqa: E402
+
+
+def _sv(**values):
+    return {k: SignalValue(v, None, k not in ("early_shift", "ncti_vc")) for k, v in values.items()}
+
+
+def test_z_mean_rule_normalises_within_the_run_and_respects_direction():
+    rule = FitRule("z", "z-mean", (("logme", 1.0), ("early_shift", 1.0)))
+    sets = [_sv(logme=1.0, early_shift=0.1), _sv(logme=0.0, early_shift=0.3), _sv(logme=0.5, early_shift=0.2)]
+    fits = [f for f, _ in rule.scores(sets)]
+    # logme higher and early_shift lower are both better: the first is best on both
+    assert fits[0] > fits[2] > fits[1]
+    assert fits[0] == pytest.approx(np.sqrt(1.5))          # z = +√1.5 on both terms
+    # a candidate without one signal uses the other, and says so
+    sets.append(_sv(logme=1.0))
+    (fit, basis) = rule.scores(sets)[-1]
+    assert basis == ["logme"] and fit is not None
+    assert rule.scores([{}])[0] == (None, [])
+
+
+def test_rank_mean_single_and_small_sample_switch():
+    sets = [_sv(probe=0.9, logme=0.1), _sv(probe=0.5, logme=0.3), _sv(probe=0.7, logme=0.2)]
+    assert [f for f, _ in FitRule("r", "rank-mean", (("probe", 1.0),)).scores(sets)] == [1.0, 0.0, 0.5]
+    assert [f for f, _ in FitRule("s", "single", (("probe", 1.0),)).scores(sets)] == [0.9, 0.5, 0.7]
+    rule = FitRule("big", "single", (("probe", 1.0),), small=FitRule("small", "single", (("logme", 1.0),)),
+                   small_below=5)
+    assert fit_scores(sets, "labels", smallest_class=3, rules={"labels": rule})[0].name == "small"
+    assert fit_scores(sets, "labels", smallest_class=8, rules={"labels": rule})[0].name == "big"
+
+
+def test_a_rule_fitted_on_other_signal_versions_is_not_used(tmp_path, caplog):
+    versions = signal_versions()
+    good = FitRule("good", "single", (("logme", 1.0),), versions={"logme": versions["logme"]})
+    stale = FitRule("stale", "single", (("logme", 1.0),), versions={"logme": versions["logme"] + 1})
+    for rule, expected in ((good, "good"), (stale, "v0: probe")):
+        path = tmp_path / "rule.json"
+        path.write_text(json.dumps({"rules": {"labels": rule.to_dict()}}))
+        assert load_rules(path)["labels"].name == expected
+    assert "other signal versions" in caplog.text
+
+
+def test_the_shipped_rules_match_the_code():
+    """Fails when a signal's definition (its version) changed after the shipped rule was chosen."""
+    for mode, rule in load_rules().items():
+        assert all(signal_versions()[n] == v for n, v in rule.versions.items()), mode

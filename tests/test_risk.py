@@ -87,3 +87,25 @@ def test_fit_script_recovers_the_sign_and_is_deterministic(tmp_path):
     assert lab["features"][0] in ("gain", "gain_z") and lab["coef"][0] < 0      # more gain, less risk
     m = R.RiskModel.from_dict(a)
     assert R.estimate({"gain": V(0.3, 0.03)}, 150, 4, model=m).value < R.estimate({"gain": V(-0.1, 0.03)}, 150, 4, model=m).value
+
+
+def test_the_shipped_risk_model_was_fitted_on_the_codes_signal_versions():
+    """Fails when a signal the risk model uses changed its definition (version) after the fit:
+    refit with scripts/fit_risk.py."""
+    import json
+
+    from proximity.risk import model_path, stale_versions
+
+    assert stale_versions(json.loads(model_path().read_text())) == {}
+
+
+def test_a_risk_model_fitted_on_other_signal_versions_is_not_used(tmp_path, caplog):
+    import json
+
+    from proximity.risk import load_model, model_path
+
+    doc = json.loads(model_path().read_text())
+    doc["provenance"]["signal_versions"]["gain"] = 99
+    path = tmp_path / "risk.json"
+    path.write_text(json.dumps(doc))
+    assert load_model(str(path)) is None and "other signal versions" in caplog.text

@@ -20,7 +20,17 @@ logme          True               LogME, log maximum evidence of a linear model
 frechet        False              Fréchet distance of pooled features to the reference
                                   Gaussian, divided by tr(Σ_ref) (label-free)
 prior          True               static "fame" prior: ImageNet-1k top-1 from the catalog
+sfda, nleep,   True               the literature's estimators (``signals.literature``):
+hscore,                           SFDA, N-LEEP, regularised H-score, TransRate, ETran's
+transrate,                        classification score; ETran's energy is label-free;
+etran_lda,                        NCTI's three components (``ncti_vc``: lower is better)
+etran_energy,
+ncti_*
 =============  =================  ===================================================
+
+Every signal carries a ``version`` (:func:`signal_versions`): bumped whenever its definition
+changes, recorded by the fitted rules and the risk model, and checked against the code by the
+tests, so a shipped rule is never applied to a signal it was not fitted on.
 """
 
 from __future__ import annotations
@@ -63,6 +73,8 @@ class SignalContext:
     seed: int = 0
     reference: Any = None                       # proximity.reference.ReferenceStats, when built
     reference_reason: str = ""                  # why a reference that exists could not be used
+    control_subset: np.ndarray | None = None    # indices of the images the label-free control saw
+    control_subset_features: np.ndarray | None = None   # random-weights features of those images
     memo: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,13 +85,15 @@ class Signal:
     higher_is_better: bool
     needs: tuple[str, ...]
     description: str
+    version: int = 1
 
 
 SIGNALS: dict[str, Signal] = {}
 logger = logging.getLogger(__name__)
 
 
-def register_signal(name: str, *, higher_is_better: bool, needs: tuple[str, ...] = (), description: str = ""):
+def register_signal(name: str, *, higher_is_better: bool, needs: tuple[str, ...] = (), description: str = "",
+                    version: int = 1):
     """Decorator: register ``func(ctx) -> (value, sd, detail)`` as signal ``name``."""
     def deco(func: Callable[[SignalContext], tuple[float, float | None, str]]):
         def wrapped(ctx: SignalContext) -> SignalValue:
@@ -90,7 +104,8 @@ def register_signal(name: str, *, higher_is_better: bool, needs: tuple[str, ...]
             return SignalValue(float(value), None if sd is None else float(sd), higher_is_better, detail)
         if name in SIGNALS:
             raise ValueError(f"signal '{name}' is already registered")
-        SIGNALS[name] = Signal(name, wrapped, higher_is_better, needs, description or (func.__doc__ or "").strip().split("\n")[0])
+        SIGNALS[name] = Signal(name, wrapped, higher_is_better, needs,
+                               description or (func.__doc__ or "").strip().split("\n")[0], version)
         return func
     return deco
 
@@ -114,9 +129,14 @@ def compute_signals(ctx: SignalContext, names: list[str] | None = None) -> dict[
     return out
 
 
-from . import early_shift, frechet, prior, probe  # noqa: E402,F401  (registration)
+def signal_versions() -> dict[str, int]:
+    """``{name: version}`` of every registered signal."""
+    return {name: sig.version for name, sig in SIGNALS.items()}
+
+
+from . import early_shift, estimators, frechet, labelfree, prior, probe  # noqa: E402,F401  (registration)
 
 from .kernels import frechet_distance, gaussian_fit, logme  # noqa: E402  (public kernels)
 
-__all__ = ["SIGNALS", "Signal", "SignalContext", "SignalValue", "compute_signals", "register_signal",
+__all__ = ["SIGNALS", "Signal", "SignalContext", "SignalValue", "compute_signals", "register_signal", "signal_versions",
            "frechet_distance", "gaussian_fit", "logme"]

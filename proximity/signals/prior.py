@@ -21,3 +21,17 @@ def prior(ctx: SignalContext) -> tuple[float, float | None, str]:
                                 + (" (ad-hoc --model: no catalog facts)" if ctx.entry.path is None else ""))
     src = ctx.entry.provenance.get("facts.imagenet_top1", "catalog")
     return float(top1), None, f"ImageNet-1k top-1 from {src}"
+
+
+@register_signal("params", higher_is_better=True, needs=("facts",),
+                 description="static prior: log10 of the parameter count (millions) from the catalog")
+def params(ctx: SignalContext) -> tuple[float, float | None, str]:
+    """Static prior: model size. A baseline in the literature (bigger models transfer better
+    within one pool), and a fact the fit may use where the candidate has it."""
+    import math
+
+    p = ctx.entry.params_m
+    if p is None or not p > 0:
+        raise SignalUnavailable("no parameter count recorded for this backbone"
+                                + (" (ad-hoc --model: no catalog facts)" if ctx.entry.path is None else ""))
+    return math.log10(p), None, f"{p:g} M parameters"

@@ -133,7 +133,7 @@ def gain(ctx: SignalContext):
     return float(d.mean()), float(d.std(ddof=1)), f"pretrained − random probe over {len(d)} paired folds"
 
 
-@register_signal("logme", higher_is_better=True, needs=("labels",),
+@register_signal("logme", higher_is_better=True, needs=("labels",), version=2,
                  description="LogME: log maximum evidence of a Bayesian linear model on the features")
 def logme_signal(ctx: SignalContext):
     """LogME (You et al., 2021) of the frozen features for the labels (fully converged)."""

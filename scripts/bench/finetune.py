@@ -25,7 +25,8 @@ Protocol 2 (``--protocol 2``; targets of ``targets_v2.py``, backbones of ``pretr
 images of a target are split 70 % train / 30 % val (stratified, at least one per class in val)
 and the accuracy is measured on the target's separate held-out test set; stage 2 repeats the
 best learning rate with seeds 1–4 (the noise ceiling compares seeds 1–2 with seeds 3–4). The
-rest is as above. Five from-scratch architectures: the four families and the generalist's.
+rest is as above, except that targets whose class a mirror image changes (orientations,
+letters, digits: ``TargetV2.flip_ok``) are trained without flips. Five from-scratch architectures: the four families and the generalist's.
 Jobs run target by target (a target's ground truth completes before the next one starts), and
 ``--shard I/N`` lets N processes share one store (jobs split by (model, target) pair).
 
@@ -171,6 +172,7 @@ def run_job(job: Job, out: Path, device: str = "cpu") -> dict:
     """Train one job; return its record (val/test accuracy, best epoch, seconds)."""
     t0 = time.perf_counter()
     imgs, labels, tr, va, te, n_classes = job_data(job)
+    flips = job.protocol < 2 or next(t for t in targets_v2.TARGETS if t.name == job.target).flip_ok
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
     y = torch.from_numpy(labels).long()
     if job.tier == "zoo":
@@ -199,7 +201,7 @@ def run_job(job: Job, out: Path, device: str = "cpu") -> dict:
                 pg["lr"] = b * frac
             idx = perm[i:i + 32].to(device)
             xb = x[idx]
-            flip = (torch.rand(len(idx), generator=g) < 0.5).to(device)
+            flip = ((torch.rand(len(idx), generator=g) < 0.5) & flips).to(device)
             xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
             loss = torch.nn.functional.cross_entropy(model(xb), y[idx])
             opt.zero_grad()
@@ -285,30 +287,35 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     root = args.out / "v2" if args.protocol == 2 else args.out
-    if args.tier == "zoo":
-        from proximity.catalog import load_catalog
 
-        built = sorted(e.id for e in load_catalog("zoo"))
-        backbones = [b for b in built if args.backbones is None or b in args.backbones]
-        archs = backbones                      # each zoo member is its own architecture (truncation included)
-    else:
-        built = sorted(p.parent.name for p in (root / "backbones").glob("*/bench.json"))
-        backbones = [b for b in built if args.backbones is None or b in args.backbones]
-        archs = sorted({json.loads((root / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
+    def candidates() -> list[tuple[str, str]]:
+        """(kind, model) of every job family; re-read before each job, so backbones that another
+        process finishes pretraining while this one runs join the plan."""
+        if args.tier == "zoo":
+            from proximity.catalog import load_catalog
+
+            built = sorted(e.id for e in load_catalog("zoo"))
+            backbones = [b for b in built if args.backbones is None or b in args.backbones]
+            archs = backbones                      # each zoo member is its own architecture (truncation included)
+        else:
+            built = sorted(p.parent.name for p in (root / "backbones").glob("*/bench.json"))
+            backbones = [b for b in built if args.backbones is None or b in args.backbones]
+            archs = sorted({json.loads((root / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
+        return [("finetune", b) for b in backbones] + [("scratch", a) for a in archs]
+
     all_targets = targets_v2.TARGETS if args.protocol == 2 else TARGETS
     targets = args.targets or [t.name for t in all_targets]
     default_store = RESULTS_V2 / "groundtruth.jsonl" if args.protocol == 2 and not args.quick else \
         root / "groundtruth" / "jobs.jsonl"
     store = args.store or default_store
     store.parent.mkdir(parents=True, exist_ok=True)
-    models = [("finetune", b) for b in backbones] + [("scratch", a) for a in archs]
     n, t_start = 0, time.perf_counter()
     over = lambda: (args.max_jobs is not None and n >= args.max_jobs) or \
         (args.deadline is not None and time.perf_counter() - t_start > args.deadline)  # noqa: E731
     while not over():
         # re-planned after every job: a target's stage 2 follows its stage 1 at once, and
         # other processes' records (--shard) are seen
-        jobs = plan_stage(models, targets, load_done(store), args.quick, args.tier, args.protocol, shard)
+        jobs = plan_stage(candidates(), targets, load_done(store), args.quick, args.tier, args.protocol, shard)
         if not jobs:
             break
         job = jobs[0]

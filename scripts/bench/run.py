@@ -2,6 +2,7 @@
 
     python scripts/bench/run.py --quick [--out DIR]    # a tiny slice in a few minutes (CI runs it)
     python scripts/bench/run.py [--out DIR]            # the full run (~50 min here), resumable
+    python scripts/bench/run.py --protocol 2 [--quick]  # benchmark v2 (evaluate_v2.py; ≤ 8 CPU-hours)
 
 Full run: the 9 backbones of ``pretrain.py`` into ``OUT/backbones``, every job of
 ``finetune.py`` into ``scripts/bench/results/groundtruth.jsonl`` (jobs already there are
@@ -23,11 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import evaluate  # noqa: E402
+import evaluate_v2  # noqa: E402
 import finetune  # noqa: E402
 import pretrain  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 QUICK_TARGETS = ("stripes-new-angles", "shapes-new")   # one dev, one test
+QUICK_TARGETS_V2 = ("cells-counts", "shapes-small", "fashion-small", "faces")   # two dev, two test
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,8 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="a tiny slice of every stage (minutes)")
     ap.add_argument("--out", type=Path, default=None,
                     help="backbones (and, with --quick, results) [default: data dir/bench or bench-quick]")
+    ap.add_argument("--protocol", type=int, choices=(1, 2), default=1)
     args = ap.parse_args(argv)
     out = args.out or data_dir() / ("bench-quick" if args.quick else "bench")
+    if args.protocol == 2:
+        return _v2(out, args.quick)
     store = out / "groundtruth" / "jobs.jsonl" if args.quick else RESULTS / "groundtruth.jsonl"
     page = out / "results" / "RESULTS.md" if args.quick else RESULTS / "RESULTS.md"
     quick = ["--quick"] if args.quick else []
@@ -51,6 +57,24 @@ def main(argv: list[str] | None = None) -> None:
         print(f"== {name} ({time.perf_counter() - t0:.0f} s)", flush=True)
         stage(stage_args)
     print(f"== done in {time.perf_counter() - t0:.0f} s: {page}")
+
+
+def _v2(out: Path, quick: bool) -> None:
+    """Protocol 2: pretrain (17 backbones) → fine-tune (28 targets, 4 seeds) → evaluate_v2 with
+    the fit selection on dev. ``quick``: 4 backbones, 4 targets, everything under ``out``."""
+    q = ["--quick"] if quick else []
+    store = out / "v2" / "groundtruth" / "jobs.jsonl" if quick else evaluate_v2.RESULTS / "groundtruth.jsonl"
+    results = out / "v2" / "results" if quick else evaluate_v2.RESULTS
+    t0 = time.perf_counter()
+    for name, stage, stage_args in (
+            ("pretrain", pretrain.main, [*q, "--protocol", "2", "--out", str(out)]),
+            ("finetune", finetune.main, [*q, "--protocol", "2", "--out", str(out), "--store", str(store),
+                                         *(["--targets", *QUICK_TARGETS_V2] if quick else [])]),
+            ("evaluate", evaluate_v2.main, [*q, "--select", "--out", str(out), "--store", str(store),
+                                            "--results", str(results)])):
+        print(f"== {name} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        stage(stage_args)
+    print(f"== done in {time.perf_counter() - t0:.0f} s: {results / 'RESULTS.md'}")
 
 
 if __name__ == "__main__":

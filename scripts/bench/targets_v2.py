@@ -44,6 +44,11 @@ class TargetV2:
     build: Callable[[int, np.random.Generator], tuple[list, list, list]]
     n_test: int = N_TEST
 
+    @property
+    def flip_ok(self) -> bool:
+        """Whether a horizontal flip keeps the class (not for orientations, letters, digits)."""
+        return not self.name.startswith(("stripes", "glyphs", "documents", "digits"))
+
 
 def _crops(images: dict[str, np.ndarray], lo: int, hi_frac: float, grey: bool = False):
     """Random square crops (side in [lo, hi_frac·min(h, w)]) of each named image → 64 px."""

@@ -1,0 +1,553 @@
+"""Benchmark v2 (protocol 2): ground truth, noise ceiling, every ranker, the fit chosen on dev.
+
+    python scripts/bench/evaluate_v2.py [--out DIR] [--store FILE] [--results DIR] [--select] [--quick]
+
+1. **Ground truth** (``results/v2/groundtruth.jsonl``, ``finetune.py --protocol 2``): per
+   (backbone, target) the learning rate chosen by seed 0's validation accuracy; the accuracy is
+   the mean test accuracy of seeds 1–4 at that rate (seed 0 chose it, so it is left out); the
+   same per from-scratch architecture. A pair is *negative transfer* when its fine-tuned mean is
+   below the from-scratch mean of the same architecture.
+2. **Noise ceiling** per target: weighted τ between the backbone orders by the mean of seeds
+   1–2 and by the mean of seeds 3–4 — the best a ranker can expect.
+3. **Scoring, as a user does**: each complete target's user images (class folders of PNGs) go
+   through ``proximity.rank`` with a catalog of the benchmark backbones (``local-dir`` sources,
+   their reference statistics, and two facts: parameter count and the *generic accuracy* as the
+   ``imagenet_top1`` of this world), once with labels and once label-free. Each result is kept in
+   ``OUT/v2/scores/<target>.json`` and reused.
+4. **Rankers**: every registered signal alone, ETran's and NCTI's set-level combinations, the
+   static priors (generic accuracy, parameter count, and — a baseline no user has — each
+   backbone's mean fine-tuned accuracy on the *other* targets), random, and proximity's fit as
+   the shipped rule computes it (``proximity.ranking.fit_scores``: the same code as the CLI).
+5. **Fit selection** (``--select``): the documented candidates of ``CANDIDATES`` are scored on
+   the dev targets by leave-one-target-out (a learned rule is trained on the other dev targets);
+   the best mean weighted τ wins (ties: lower regret), per mode; the rule, the whole selection
+   table and the signal versions go to ``catalog/fit_rule.json``. Test targets are never read
+   by the selection.
+6. **Results**: ``RESULTS.md`` and ``summary.json`` (schema in the module ``summarise``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy.stats import weightedtau
+
+sys.path.insert(0, str(Path(__file__).parent))
+import pretrain  # noqa: E402
+import targets_v2  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "v2"
+SEEDS = (1, 2, 3, 4)
+FAMILY = {"test_resnet": "BN conv (ResNet)", "test_convnext": "LN conv (ConvNeXt)", "test_vit": "ViT",
+          "test_efficientnet": "MBConv (EfficientNet)", "wide_resnet": "generalist"}
+PROTOCOL_NAME = "protocol 2 (v2.0)"
+
+
+# --- ground truth -------------------------------------------------------------------------------
+
+def ground_truth(store: Path, seeds: tuple[int, ...] = SEEDS) -> dict[str, dict]:
+    """``{"finetune"|"scratch": {(model, target): {"lr", "seeds": {seed: acc}, "mean"}}}`` for
+    pairs with every seed of ``seeds`` at their chosen learning rate."""
+    recs = [json.loads(x) for x in store.read_text().splitlines() if x.strip()] if store.is_file() else []
+    by: dict = {}
+    for r in recs:
+        if r.get("protocol") == 2:
+            by.setdefault((r["kind"], r["model"], r["target"]), []).append(r)
+    out: dict = {"finetune": {}, "scratch": {}}
+    for (kind, model, target), rs in by.items():
+        stage1 = [r for r in rs if r["seed"] == 0]
+        if not stage1:
+            continue
+        lr = max(stage1, key=lambda r: (r["val_acc"], -r["lr"]))["lr"]
+        accs = {r["seed"]: r["test_acc"] for r in rs if r["lr"] == lr and r["seed"] in seeds}
+        if len(accs) == len(seeds):
+            out[kind][(model, target)] = {"lr": lr, "seeds": accs, "mean": float(np.mean(list(accs.values())))}
+    return out
+
+
+def noise_ceiling(gt: dict, target: str, backbones: list[str]) -> float | None:
+    """Weighted τ between the orders by the mean of the first and of the second half of the seeds."""
+    half = len(SEEDS) // 2
+    a = [np.mean([gt["finetune"][(b, target)]["seeds"][s] for s in SEEDS[:half]]) for b in backbones]
+    c = [np.mean([gt["finetune"][(b, target)]["seeds"][s] for s in SEEDS[half:]]) for b in backbones]
+    return float(weightedtau(a, c).statistic) if len(backbones) >= 3 else None
+
+
+# --- scoring through proximity -------------------------------------------------------------------
+
+def bench_catalog(root: Path, folder: Path, backbones: list[str]) -> Path:
+    """A catalog folder of the benchmark backbones, each with its reference statistics and two facts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for b in backbones:
+        src = (root / "backbones" / b).resolve()
+        meta = json.loads((src / "bench.json").read_text())
+        facts = ""
+        if "params_m" in meta:
+            facts = (f"\n[facts]\nparams_m = {meta['params_m']:.6f}\nimagenet_top1 = {100 * meta['generic_accuracy']:.4f}\n"
+                     f"\n[provenance]\n\"facts.imagenet_top1\" = \"benchmark generic accuracy (pretrain.generic_accuracy), "
+                     f"standing in for ImageNet top-1\"\n\"facts.params_m\" = \"counted by pretrain.py\"\n")
+        (folder / f"{b}.toml").write_text(f'source = "local-dir:{src}"\nreference = "{src / "reference.npz"}"\n{facts}')
+    return folder
+
+
+def write_user_images(target: str, folder: Path, n_per_class: int | None = None) -> Path:
+    xu, yu, _, _, names = targets_v2.make_target(target, 0, n_per_class, 0)
+    for i, (img, lab) in enumerate(zip(xu, yu)):
+        d = folder / names[lab]
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(d / f"{i:05d}.png")
+    return folder
+
+
+def score_target(target: str, root: Path, catalog: Path, n_per_class: int | None = None) -> dict:
+    """``{"labels": ranking dict, "label-free": ranking dict, "seconds": {...}}``, from
+    ``root/scores/<target>.json`` when it was scored with the same backbones before."""
+    import tempfile
+
+    import proximity
+
+    path = root / "scores" / f"{target}.json"
+    wanted = sorted(p.stem for p in catalog.glob("*.toml"))
+    if path.is_file():
+        done = json.loads(path.read_text())
+        if done.get("backbones") == wanted:
+            return done
+    out: dict = {"backbones": wanted, "seconds": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_user_images(target, Path(tmp) / target, n_per_class)
+        for mode, labels in (("labels", "auto"), ("label-free", "none")):
+            t0 = time.perf_counter()
+            r = proximity.rank(folder, catalog=catalog, sample=None, labels=labels, batch_size=64)
+            out["seconds"][mode] = round(time.perf_counter() - t0, 2)
+            out[mode] = r.to_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out))
+    return out
+
+
+# --- rankers -------------------------------------------------------------------------------------
+
+def _signals(scored: dict, mode: str) -> dict[str, dict]:
+    """{model: {signal: SignalValue}} of one run."""
+    from proximity.signals import SignalValue
+
+    return {c["model"]: {k: SignalValue(v["value"], v["sd"], v["higher_is_better"], v["reason"])
+                         for k, v in c["signals"].items()} for c in scored[mode]["ranking"]}
+
+
+LABEL_FREE = ("early_shift", "frechet", "rankme", "alpha_req", "cluster", "rankme_rel", "cluster_rel", "etran_energy",
+              "prior", "params")
+
+
+def merged_signals(scored: dict) -> dict[str, dict]:
+    """Each backbone's signals: label-free ones from the label-free run (what a user without labels
+    gets), the others from the run with labels."""
+    free, lab = _signals(scored, "label-free"), _signals(scored, "labels")
+    return {m: {**{k: v for k, v in lab.get(m, {}).items() if k not in LABEL_FREE},
+                **{k: v for k, v in free[m].items() if k in LABEL_FREE}} for m in free}
+
+
+def _minmax(d: dict) -> dict:
+    v = np.array(list(d.values()), float)
+    lo, hi = np.nanmin(v), np.nanmax(v)
+    return {k: (x - lo) / (hi - lo) if hi > lo else 0.0 for k, x in d.items()}
+
+
+def combination_rankers(sig: dict[str, dict]) -> dict[str, dict]:
+    """ETran (0.15·minmax(energy) + 0.85·minmax(LDA score)) and NCTI (minmax(ncc) + minmax(seli) −
+    minmax(vc)), as their authors combine them across the candidate models."""
+    def col(name):
+        return {m: s[name].value for m, s in sig.items() if name in s and s[name].value is not None}
+
+    out = {}
+    e, l_ = col("etran_energy"), col("etran_lda")
+    if e and l_ and set(e) == set(l_):
+        e, l_ = _minmax(e), _minmax(l_)
+        out["etran"] = {m: 0.15 * e[m] + 0.85 * l_[m] for m in e}
+    a, b, c = col("ncti_ncc"), col("ncti_seli"), col("ncti_vc")
+    if a and set(a) == set(b) == set(c):
+        a, b, c = _minmax(a), _minmax(b), _minmax(c)
+        out["ncti"] = {m: a[m] + b[m] - c[m] for m in a}
+    return out
+
+
+def signal_rankers(sig: dict[str, dict]) -> dict[str, dict]:
+    from proximity.signals import SIGNALS
+
+    names = sorted({k for s in sig.values() for k in s})
+    out = {}
+    for n in names:
+        sign = -1.0 if n in SIGNALS and not SIGNALS[n].higher_is_better else 1.0
+        out[n] = {m: sign * s[n].value for m, s in sig.items() if n in s and s[n].value is not None}
+    return out
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+def metrics(score: dict, acc: dict) -> dict | None:
+    names = [m for m in acc if score.get(m) is not None]
+    if len(names) < 3:
+        return None
+    s, a = np.array([score[m] for m in names]), np.array([acc[m] for m in names])
+    order = np.argsort(-s, kind="stable")
+    best = max(acc.values())
+    return {"tau": float(weightedtau(s, a).statistic), "regret": 100 * float(best - a[order[0]]),
+            "top1": float(a[order[0]] == best), "top3": float(best in a[order[:3]])}
+
+
+def boot(values: list[float], seed: int = 0, n: int = 2000) -> tuple[float, float, float]:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, (n, v.size))].mean(1)
+    return float(v.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+# --- fit candidates and selection ----------------------------------------------------------------
+
+def _z(col: dict) -> dict:
+    v = np.array(list(col.values()), float)
+    sd = v.std()
+    return {k: (x - v.mean()) / sd if sd > 0 else 0.0 for k, x in col.items()}
+
+
+def rule_scores(rule, sig: dict[str, dict]) -> dict:
+    """A FitRule applied exactly as the CLI applies it."""
+    models = list(sig)
+    fits = rule.scores([sig[m] for m in models])
+    return {m: f for m, (f, _) in zip(models, fits) if f is not None}
+
+
+def pairwise_weights(train: list[tuple[dict, dict]], terms: tuple[str, ...]) -> dict[str, float]:
+    """A learned pairwise ranking model: logistic regression (no intercept, C = 1) on the
+    differences of within-target z-scored, sign-adjusted signals, one row per ordered pair of
+    backbones with different accuracy; its coefficients are the weights of a z-mean rule."""
+    from sklearn.linear_model import LogisticRegression
+
+    from proximity.signals import SIGNALS
+
+    xs, ys = [], []
+    for sig, acc in train:
+        models = [m for m in acc if m in sig]
+        z = {}
+        for t in terms:
+            sign = -1.0 if t in SIGNALS and not SIGNALS[t].higher_is_better else 1.0
+            col = {m: sign * sig[m][t].value for m in models if t in sig[m] and sig[m][t].value is not None}
+            zz = _z(col) if len(col) >= 2 else {}
+            z[t] = {m: zz.get(m, 0.0) for m in models}
+        for i in models:
+            for j in models:
+                if i != j and acc[i] != acc[j]:
+                    xs.append([z[t][i] - z[t][j] for t in terms])
+                    ys.append(int(acc[i] > acc[j]))
+    clf = LogisticRegression(C=1.0, fit_intercept=False, max_iter=2000).fit(np.array(xs), np.array(ys))
+    return {t: float(w) for t, w in zip(terms, clf.coef_[0])}
+
+
+def candidates() -> dict[str, list[dict]]:
+    """The documented candidates per mode (at most 20 each): dicts of FitRule fields, or
+    ``{"learned": terms}`` for a pairwise model trained on the other dev targets."""
+    single = lambda n: {"name": n, "kind": "single", "terms": [[n, 1.0]]}  # noqa: E731
+    zmean = lambda *ns: {"name": "z-mean(" + ", ".join(ns) + ")", "kind": "z-mean", "terms": [[n, 1.0] for n in ns]}  # noqa: E731
+    labels = [single(n) for n in ("probe", "logme", "sfda", "nleep", "knn", "hscore", "transrate", "etran_lda", "ncti_ncc")]
+    labels += [zmean("probe", "logme"), zmean("logme", "sfda"), zmean("probe", "logme", "sfda", "knn"),
+               zmean("logme", "gain"), zmean("probe", "logme", "prior"),
+               {"name": "rank-mean(probe, logme, sfda, knn, nleep)", "kind": "rank-mean",
+                "terms": [[n, 1.0] for n in ("probe", "logme", "sfda", "knn", "nleep")]},
+               {"name": "small-n switch: logme below 10 per class, else probe", "kind": "single", "terms": [["probe", 1.0]],
+                "small": single("logme"), "small_below": 10},
+               {"name": "pairwise(probe, logme, sfda, knn, gain)", "learned": ["probe", "logme", "sfda", "knn", "gain"]},
+               {"name": "pairwise(probe, logme, sfda, knn, gain, prior, params)",
+                "learned": ["probe", "logme", "sfda", "knn", "gain", "prior", "params"]}]
+    free = [single(n) for n in ("early_shift", "frechet", "rankme", "rankme_rel", "cluster", "cluster_rel", "alpha_req",
+                                "etran_energy", "prior", "params")]
+    free += [zmean("rankme_rel", "cluster_rel"), zmean("cluster_rel", "prior"), zmean("rankme_rel", "prior"),
+             zmean("early_shift", "cluster_rel"), zmean("cluster", "prior"),
+             {"name": "pairwise(label-free signals)", "learned": ["early_shift", "rankme_rel", "cluster_rel", "alpha_req",
+                                                                 "etran_energy"]},
+             {"name": "pairwise(label-free signals, prior, params)",
+              "learned": ["early_shift", "rankme_rel", "cluster_rel", "alpha_req", "etran_energy", "prior", "params"]}]
+    return {"labels": labels, "label-free": free}
+
+
+def _as_rule(cand: dict, train: list[tuple[dict, dict]]):
+    from proximity.ranking import FitRule
+
+    if "learned" in cand:
+        w = pairwise_weights(train, tuple(cand["learned"]))
+        return FitRule(cand["name"], "z-mean", tuple(w.items()))
+    return FitRule.from_dict(cand)
+
+
+def select(data: dict[str, tuple[dict, dict]], dev: list[str], smallest: dict[str, int]) -> dict:
+    """Leave-one-target-out over the dev targets for every candidate of each mode; returns the
+    selection table and the chosen rule per mode (trained on all dev targets when learned)."""
+    from proximity.signals import signal_versions
+
+    out = {}
+    for mode, cands in candidates().items():
+        table = []
+        for cand in cands:
+            taus, regrets = [], []
+            for held in dev:
+                rule = _as_rule(cand, [data[t] for t in dev if t != held])
+                sig, acc = data[held]
+                if rule.small is not None:
+                    rule = rule.for_sample(smallest[held])
+                m = metrics(rule_scores(rule, sig), acc)
+                taus.append(None if m is None else m["tau"])
+                regrets.append(None if m is None else m["regret"])
+            ok = [t for t in taus if t is not None]
+            table.append({"name": cand["name"], "loto_tau": float(np.mean(ok)) if ok else None,
+                          "loto_regret": float(np.mean([r for r in regrets if r is not None])) if ok else None,
+                          "targets": len(ok)})
+        scored = [r for r in table if r["loto_tau"] is not None and r["targets"] == len(dev)]
+        best = max(scored, key=lambda r: (round(r["loto_tau"], 6), -r["loto_regret"]))
+        cand = next(c for c in cands if c["name"] == best["name"])
+        rule = _as_rule(cand, [data[t] for t in dev])
+        versions = signal_versions()
+        rule_d = rule.to_dict() | {"versions": {n: versions[n] for n in rule.signals()}}
+        out[mode] = {"rule": rule_d, "table": table}
+    return out
+
+
+def smallest_class(scored: dict) -> int:
+    return int(min(scored["labels"]["sample"]["classes"].values()))
+
+
+# --- the whole evaluation ------------------------------------------------------------------------
+
+def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: bool) -> dict:
+    from proximity.ranking import FitRule, load_rules
+
+    gt = ground_truth(store)
+    metas = {p.parent.name: json.loads(p.read_text()) for p in sorted((root / "backbones").glob("*/bench.json"))}
+    backbones = sorted(metas)
+    archs = sorted({m["arch"] for m in metas.values()})
+    tlist = [t for t in targets_v2.TARGETS
+             if all((b, t.name) in gt["finetune"] for b in backbones) and all((a, t.name) in gt["scratch"] for a in archs)]
+    if not tlist:
+        raise SystemExit(f"no target has complete protocol-2 ground truth in {store}")
+    catalog = bench_catalog(root, root / "bench-catalog", backbones)
+    n_pc = 6 if quick else None
+    data, scored, ceilings = {}, {}, {}
+    for t in tlist:
+        print(f"scoring {t.name} ({t.split})", flush=True)
+        scored[t.name] = score_target(t.name, root, catalog, n_pc)
+        sig = merged_signals(scored[t.name])
+        acc = {b: gt["finetune"][(b, t.name)]["mean"] for b in backbones}
+        data[t.name] = (sig, acc)
+        ceilings[t.name] = noise_ceiling(gt, t.name, backbones)
+    dev = [t.name for t in tlist if t.split == "dev"]
+    if do_select:
+        chosen = select(data, dev, {t: smallest_class(scored[t]) for t in dev})
+        doc = {"schema": 1, "protocol": PROTOCOL_NAME, "date": str(date.today()), "code_version": pretrain._code_version(),
+               "dev_targets": dev, "ground_truth": str(store.name),
+               "rules": {mode: c["rule"] for mode, c in chosen.items()},
+               "selection": {mode: c["table"] for mode, c in chosen.items()},
+               "how": "scripts/bench/evaluate_v2.py --select: leave-one-target-out on the dev targets; "
+                      "best mean weighted tau, ties by lower regret"}
+        rule_file = (results / "fit_rule.json") if quick else Path(__file__).parents[2] / "catalog" / "fit_rule.json"
+        rule_file.write_text(json.dumps(doc, indent=1) + "\n")
+        rules = {m: FitRule.from_dict(d) for m, d in doc["rules"].items()}
+    else:
+        rules = load_rules()
+    per: dict = {}
+    prior_ft = {b: {t: gt["finetune"][(b, t)]["mean"] for t in data} for b in backbones}
+    for t in tlist:
+        sig, acc = data[t.name]
+        rk = {**signal_rankers(sig), **combination_rankers(sig)}
+        for mode in ("labels", "label-free"):
+            rule = rules[mode]
+            if mode == "labels" and rule.small is not None:
+                rule = rule.for_sample(smallest_class(scored[t.name]))
+            if rule.kind == "v0-shift":
+                from proximity.ranking import fit_score
+                rk[f"proximity ({mode})"] = {m: fit_score(s, "label-free") for m, s in sig.items()}
+            else:
+                rk[f"proximity ({mode})"] = rule_scores(rule, sig)
+        rk["prior: mean fine-tuned accuracy on the other targets"] = {
+            b: np.mean([v for k, v in prior_ft[b].items() if k != t.name]) for b in backbones} if len(data) > 1 else {}
+        rng = np.random.default_rng(0)
+        per[t.name] = {name: metrics(s, acc) for name, s in rk.items()}
+        draws = [metrics(dict(zip(backbones, rng.permutation(len(backbones)))), acc) for _ in range(200)]
+        per[t.name]["random"] = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
+        fams: dict = {}
+        for b in backbones:
+            fams.setdefault(FAMILY.get(metas[b]["arch"], metas[b]["arch"]), []).append(b)
+        per[t.name]["_families"] = {
+            f: {name: metrics({m: s[m] for m in members if m in s}, {m: acc[m] for m in members})
+                for name, s in rk.items() if name.startswith("proximity")}
+            for f, members in fams.items() if len(members) >= 3}
+    rows = pair_rows(tlist, data, gt, metas, scored)
+    state = {"targets": [t.name for t in tlist], "split": {t.name: t.split for t in tlist},
+             "group": {t.name: t.group for t in tlist}, "per": per, "ceilings": ceilings, "rows": rows,
+             "backbones": {b: {k: metas[b].get(k) for k in ("arch", "domain", "val_accuracy", "generic_accuracy",
+                                                             "params_m", "meets_min_accuracy")} for b in backbones},
+             "rules": {m: r.to_dict() for m, r in rules.items()},
+             "seconds": {t: scored[t]["seconds"] for t in scored}}
+    return state
+
+
+def pair_rows(tlist, data, gt, metas, scored) -> list[dict]:
+    rows = []
+    for t in tlist:
+        sig, acc = data[t.name]
+        lab = {c["model"]: c for c in scored[t.name]["labels"]["ranking"]}
+        free = {c["model"]: c for c in scored[t.name]["label-free"]["ranking"]}
+        sample = scored[t.name]["labels"]["sample"]
+        for b, s in sig.items():
+            arch = metas[b]["arch"]
+            sc = gt["scratch"][(arch, t.name)]["mean"]
+            row = {"target": t.name, "split": t.split, "group": t.group, "backbone": b, "arch": arch,
+                   "n_images": sample["n_images"], "n_classes": sample["n_classes"],
+                   "finetuned": acc[b], "scratch": sc, "negative": int(acc[b] < sc),
+                   "risk": lab.get(b, {}).get("risk"), "risk_label_free": free.get(b, {}).get("risk")}
+            for k, v in s.items():
+                row[k] = v.value
+                row[f"{k}.sd"] = v.sd
+            rows.append(row)
+    return rows
+
+
+def summarise(state: dict) -> dict:
+    """``summary.json``: per split the rankers' mean weighted τ with a 95 % bootstrap interval over
+    targets, regret (accuracy points), top-1 rate, the noise ceiling; by family and by relation;
+    the risk's AUROC, Brier (and the base rate's), ECE over 10 equal-width bins."""
+    from proximity.signals import SIGNALS
+
+    out: dict = {"protocol": PROTOCOL_NAME, "splits": {}}
+    for split in ("dev", "test"):
+        ts = [t for t in state["targets"] if state["split"][t] == split]
+        if not ts:
+            continue
+        names = sorted({n for t in ts for n in state["per"][t] if not n.startswith("_")})
+        rankers = {}
+        for n in names:
+            ms = [state["per"][t].get(n) for t in ts]
+            ms = [m for m in ms if m]
+            if not ms:
+                continue
+            tau, lo, hi = boot([m["tau"] for m in ms])
+            kind = "proximity" if n.startswith("proximity") else "random" if n == "random" else \
+                "prior" if n.startswith("prior") or n in ("params",) else "signal"
+            labels = n == "proximity (labels)" or (n in SIGNALS and "labels" in SIGNALS[n].needs) or n in ("etran", "ncti")
+            rankers[n] = {"kind": kind, "labels": bool(labels), "tau": tau, "ci": [lo, hi],
+                          "regret_pts": float(np.mean([m["regret"] for m in ms])),
+                          "top1": float(np.mean([m["top1"] for m in ms])), "top3": float(np.mean([m["top3"] for m in ms])),
+                          "n_targets": len(ms)}
+        ceil = [state["ceilings"][t] for t in ts if state["ceilings"][t] is not None]
+        by_family: dict = {}
+        for t in ts:
+            for fam, d in state["per"][t].get("_families", {}).items():
+                for n, m in d.items():
+                    if m:
+                        by_family.setdefault(fam, {}).setdefault(n, []).append(m["tau"])
+        by_relation: dict = {}
+        for t in ts:
+            for n in ("proximity (labels)", "proximity (label-free)"):
+                m = state["per"][t].get(n)
+                if m:
+                    by_relation.setdefault(state["group"][t], {}).setdefault(n, []).append(m["tau"])
+        out["splits"][split] = {
+            "n_targets": len(ts), "noise_ceiling": float(np.mean(ceil)) if ceil else None, "rankers": rankers,
+            "by_family": {f: {n: {"tau": boot(v)[0], "ci": list(boot(v)[1:]), "n_targets": len(v)} for n, v in d.items()}
+                          for f, d in by_family.items()},
+            "by_relation": {g: {n: {"tau": boot(v)[0], "ci": list(boot(v)[1:]), "n_targets": len(v)} for n, v in d.items()}
+                            for g, d in by_relation.items()},
+            "risk": risk_summary([r for r in state["rows"] if r["split"] == split])}
+    return out
+
+
+def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    return float(sum(abs(p[idx == b].mean() - y[idx == b].mean()) * (idx == b).mean() for b in range(bins) if (idx == b).any()))
+
+
+def risk_summary(rows: list[dict]) -> dict:
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    out = {}
+    for key, name in (("risk", "labels"), ("risk_label_free", "label-free")):
+        rs = [r for r in rows if r.get(key) is not None]
+        if not rs:
+            continue
+        p, y = np.array([r[key] for r in rs], float), np.array([r["negative"] for r in rs])
+        base = y.mean()
+        out[name] = {"auroc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None,
+                     "brier": float(brier_score_loss(y, p)), "base_brier": float(np.mean((base - y) ** 2)),
+                     "ece": ece(p, y), "pairs": len(rs), "negative": int(y.sum())}
+    return out
+
+
+def write_page(state: dict, summary: dict, page: Path) -> None:
+    lines = [f"# Benchmark v2 — {PROTOCOL_NAME}", "",
+             f"Generated by `python scripts/bench/evaluate_v2.py` from `groundtruth.jsonl`. Targets with complete "
+             f"ground truth: {len(state['targets'])}. Every ranker sees only the target's user images; τ is "
+             "`scipy.stats.weightedtau(score, fine-tuned accuracy)` averaged over targets with a 95 % bootstrap "
+             "interval; regret in accuracy points; the noise ceiling is the τ between seed halves (1–2 vs 3–4).", ""]
+    for split, d in summary["splits"].items():
+        lines += [f"## {split} targets ({d['n_targets']}) — noise ceiling {d['noise_ceiling']:.2f}" if d["noise_ceiling"]
+                  is not None else f"## {split} targets ({d['n_targets']})", "",
+                  "| ranker | kind | labels | weighted τ (95 % CI) | top-1 regret | top-1 | top-3 |", "|---|---|---|---|---|---|---|"]
+        for n, r in sorted(d["rankers"].items(), key=lambda kv: -kv[1]["tau"] if np.isfinite(kv[1]["tau"]) else 9):
+            lines.append(f"| {n} | {r['kind']} | {'yes' if r['labels'] else 'no'} | {r['tau']:.2f} ({r['ci'][0]:.2f}, "
+                         f"{r['ci'][1]:.2f}) | {r['regret_pts']:.1f} | {r['top1']:.2f} | {r['top3']:.2f} |")
+        lines += [""]
+        for what in ("by_family", "by_relation"):
+            if d[what]:
+                lines += [f"**{what.replace('_', ' ')}** (weighted τ, targets):", ""]
+                for g, v in d[what].items():
+                    lines.append(f"- {g}: " + "; ".join(f"{n} {x['tau']:.2f} ({x['n_targets']})" for n, x in v.items()))
+                lines += [""]
+        for mode, r in d["risk"].items():
+            lines.append(f"- risk ({mode}): AUROC {r['auroc'] if r['auroc'] is None else round(r['auroc'], 3)}, Brier "
+                         f"{r['brier']:.3f} vs base rate {r['base_brier']:.3f}, ECE {r['ece']:.3f}, "
+                         f"{r['negative']}/{r['pairs']} negative pairs")
+        lines += [""]
+    lines += ["## Backbones", "", "| backbone | arch | source | held-out source acc. | generic acc. | params (M) |",
+              "|---|---|---|---|---|---|"]
+    for b, m in state["backbones"].items():
+        lines.append(f"| {b} | {m['arch']} | {m['domain']} | {m['val_accuracy']:.3f} | "
+                     f"{(m['generic_accuracy'] or float('nan')):.3f} | {(m['params_m'] or float('nan')):.2f} |")
+    lines += ["", "Fit rules that ran: " + "; ".join(f"{k}: {v['name']}" for k, v in state["rules"].items()), ""]
+    page.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from proximity.cache import data_dir
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=data_dir() / "bench")
+    ap.add_argument("--store", type=Path, default=RESULTS / "groundtruth.jsonl")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--select", action="store_true", help="choose the fit rules on dev and write catalog/fit_rule.json")
+    ap.add_argument("--quick", action="store_true", help="tiny targets (CI); never writes into the committed results")
+    args = ap.parse_args(argv)
+    args.results.mkdir(parents=True, exist_ok=True)
+    state = evaluate(args.out / "v2", args.store, args.results, do_select=args.select, quick=args.quick)
+    summary = summarise(state)
+    (args.results / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (args.results / "state.json").write_text(json.dumps(state, default=float) + "\n")
+    import csv
+
+    with open(args.results / "pairs.csv", "w", newline="") as fh:
+        keys = sorted({k for r in state["rows"] for k in r}, key=lambda k: (k not in state["rows"][0], k))
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(state["rows"])
+    write_page(state, summary, args.results / "RESULTS.md")
+    print(f"wrote {args.results / 'RESULTS.md'} and summary.json")
+
+
+if __name__ == "__main__":
+    main()
