@@ -28,6 +28,9 @@ os.environ.update({
     "PROXIMITY_CACHE_DIR": str(_TMP / "cache"),
     "PROXIMITY_DATA_DIR": str(_TMP / "data"),
     "TOKENIZERS_PARALLELISM": "false",
+    # Rich reads the width from COLUMNS (else from the terminal the tests run in): pinned, so that no
+    # test depends on the caller's terminal; tests of other widths pass env={"COLUMNS": …} to the runner
+    "COLUMNS": "80",
 })
 os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.pop("HF_TOKEN", None)
