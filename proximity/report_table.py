@@ -121,19 +121,30 @@ def render_table(r: Ranking, console: Console | None = None) -> str:
                 console.print(table)
                 break
         else:
-            layout = "blocks"
+            layout, signals = "blocks", _layouts(r)[1][1]
             _blocks(r, console)
     _notes(r, console)
     if r.ranking:
-        rule = r.fit_rule.get("name")
         shown = "" if layout == "full" else (f" Narrow terminal ({console.width} columns): fewer columns; "
                                              "a wider terminal, --format json or --format html show every signal.")
-        console.print("[dim]probe/gain: balanced accuracy (%) ± sd over folds; logme: higher is better; shift: "
-                      "early_shift, fd: frechet / tr(Σ_ref) (lower = closer to the pretraining domain); "
-                      + (f"fit: rule '{escape(rule)}'; " if rule else "")
-                      + "risk: P(fine-tuning ends below training from scratch) with its 90 % interval, calibrated on the "
-                      "benchmark's targets only (README). --format json for every signal with its reason." + shown + "[/]")
+        console.print(f"[dim]{escape(_legend(r, signals))}{shown}[/]", highlight=False)
     return layout
+
+
+#: What each column means (the legend names only the columns shown).
+MEANING = {"probe": "balanced accuracy (%) ± sd over folds", "gain": "probe − random-weights control, points ± sd",
+           "knn": "cosine 5-NN balanced accuracy (%)", "control": "the probe on random weights (%)",
+           "logme": "LogME, higher is better",
+           "early_shift": "early_shift, early-layer statistics against the pretraining data's, lower = closer",
+           "frechet": "frechet / tr(Σ_ref) on pooled features, lower = closer", "prior": "ImageNet top-1 of the catalog"}
+
+
+def _legend(r: Ranking, signals: list[str]) -> str:
+    cols = [f"{COLUMNS.get(n, (n,))[0].replace(' %', '')}: {MEANING.get(n, 'see --format json')}" for n in signals]
+    rule = r.fit_rule.get("name")
+    return "; ".join(cols + ([f"fit: rule '{rule}'"] if rule else []) + [
+        "risk: P(fine-tuning ends below training from scratch) with its 90 % interval, calibrated on the benchmark's "
+        "targets only (README). --format json for every signal with its reason."])
 
 
 def _notes(r: Ranking, console: Console) -> None:
