@@ -224,12 +224,16 @@ class Ranking:
             writer.writerow({k: "" if v is None else v for k, v in r.items()})
         return buf.getvalue()
 
+    def to_html(self) -> str:
+        """The result as one self-contained HTML page with plots (:mod:`proximity.report_html`)."""
+        return render_html(self)
+
     def to_frame(self):
-        """The rows as a pandas DataFrame (needs pandas)."""
+        """The rows as a pandas DataFrame (needs pandas: ``pip install 'proximity[pandas]'``)."""
         try:
             import pandas as pd
         except ImportError:  # pragma: no cover
-            raise ImportError("Ranking.to_frame() needs pandas: pip install pandas") from None
+            raise ImportError("Ranking.to_frame() needs pandas: pip install 'proximity[pandas]' (or pip install pandas)") from None
         return pd.DataFrame(self.rows())
 
 
