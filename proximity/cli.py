@@ -145,8 +145,9 @@ def _banner(plan, what: Optional[str]) -> None:
         images = f"{plan.n_images} images in {plan.n_classes} classes"
     else:
         images = f"{plan.n_images} images, label-free" + (" (one class)" if plan.n_classes == 1 else "")
-    control = {"all": " plus one random-weights control pass",
-               "subset": f" plus a random-weights control pass on {plan.control_images} of the images", "off": ""}[plan.control]
+    subset = plan.control == "subset" and plan.control_images < plan.n_images
+    control = ("" if plan.control == "off" else f" plus a random-weights control pass on {plan.control_images} of the images"
+               if subset else " plus one random-weights control pass")
     faster = "-n makes it faster" if plan.control == "off" else "-n and --no-control make it faster"
     err.print(f"[dim]Ranking {escape(who)}{aside} on {images}: one forward pass per "
               f"backbone{control} (Hub weights are downloaded on a first run; {faster}).[/]", highlight=False, soft_wrap=True)

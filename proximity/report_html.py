@@ -91,11 +91,11 @@ def _signal_svg(name: str, ranked: list[Candidate], pct: bool) -> str:
     lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
     if name == "gain":
         lo, hi = min(lo, 0.0), max(hi, 0.0)                  # zero: the pretrained weights do no better than random
-    if pct:                                                  # an accuracy ± sd stays on its scale
-        lo, hi = max(lo, -1.0 if name == "gain" else 0.0), min(hi, 1.0)
     if hi - lo < 1e-12:
         lo, hi = lo - max(abs(lo) * 0.1, 0.5 if not pct else 0.05), hi + max(abs(hi) * 0.1, 0.5 if not pct else 0.05)
     lo, hi = lo - 0.04 * (hi - lo), hi + 0.04 * (hi - lo)
+    if pct:                                                  # an accuracy ± sd stays on its scale
+        lo, hi = max(lo, -1.0 if name == "gain" else 0.0), min(hi, 1.0)
     width, left, right, row = 330, 34, 104, 18
     h = row * len(vals) + 18
     x = lambda v: left + (v - lo) / (hi - lo) * (width - left - right)  # noqa: E731

@@ -84,9 +84,9 @@ def test_banner_comes_after_the_inputs_are_checked_and_promises_only_what_runs(t
 
 
 def test_labels_none_is_said_as_such(target_dir, models, fresh_cache):
-    res = _run("rank", target_dir, *models, "-n", 20, "-f", "json", "--labels", "none")
+    res = _run("rank", target_dir, *models, "-n", 80, "-f", "json", "--labels", "none")
     assert res.exit_code == 0, res.output
-    assert "on 20 images, label-free: one forward pass per backbone plus a random-weights control pass on 20 of the " \
+    assert "on 80 images, label-free: one forward pass per backbone plus a random-weights control pass on 64 of the " \
            "images" in res.stderr
     d = json.loads(res.stdout)
     assert d["mode"] == "label-free" and d["settings"]["control"] is True      # the label-free control ran
