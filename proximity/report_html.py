@@ -9,6 +9,7 @@ rule, the sample (classes, skipped files), failed and set-aside candidates and t
 
 from __future__ import annotations
 
+import json
 import math
 from html import escape
 from typing import Iterable
@@ -31,7 +32,7 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.6em 0 .5em;border-
 .sub,.note,.dim{color:#5f6368}.note{font-size:.9em}.pick{background:#fff;border:1px solid #ddd;border-radius:8px;padding:10px 14px}
 table{border-collapse:collapse;background:#fff;font-size:.92em}th,td{padding:5px 8px;border-bottom:1px solid #eee;
 text-align:left;vertical-align:top}th{background:#f1f3f4;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.scroll{overflow-x:auto}.band{font-weight:600}.model{font-weight:600;word-break:break-all}
+.scroll{overflow-x:auto}.band{font-weight:600;white-space:nowrap}td.m{min-width:15em}.model{font-weight:600;overflow-wrap:anywhere}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}
 .card{background:#fff;border:1px solid #e0e0e0;border-radius:8px;padding:8px 10px}.card h3{font-size:1em;margin:0 0 2px}
 .card p{margin:0 0 4px;font-size:.85em;color:#5f6368}svg text{font:11px system-ui,sans-serif;fill:#333}
@@ -98,7 +99,9 @@ def _signal_svg(name: str, ranked: list[Candidate], pct: bool) -> str:
         lo, hi = max(lo, -1.0 if name == "gain" else 0.0), min(hi, 1.0)
     width, left, right, row = 330, 34, 104, 18
     h = row * len(vals) + 18
-    x = lambda v: left + (v - lo) / (hi - lo) * (width - left - right)  # noqa: E731
+    def x(v: float) -> float:                                # clipped to the plot: a whisker never covers a label
+        return left + min(max((v - lo) / (hi - lo), 0.0), 1.0) * (width - left - right)
+
     parts = [f'<line x1="{left}" x2="{width - right}" y1="{h - 14}" y2="{h - 14}" stroke="#bbb"/>',
              f'<text x="{left}" y="{h - 2}" text-anchor="start">{_e(_num(lo, pct))}</text>',
              f'<text x="{width - right}" y="{h - 2}" text-anchor="end">{_e(_num(hi, pct))}</text>']
@@ -116,7 +119,7 @@ def _signal_svg(name: str, ranked: list[Candidate], pct: bool) -> str:
             parts.append(f'<line x1="{x(s.value - s.sd):.1f}" x2="{x(s.value + s.sd):.1f}" y1="{y}" y2="{y}" '
                          'stroke="#1a73e8" stroke-width="2"/>')
         parts.append(f'<circle cx="{x(s.value):.1f}" cy="{y}" r="4" fill="#1a73e8"><title>{_e(tip)}</title></circle>')
-        parts.append(f'<text x="{width - right + 6}" y="{y + 4}">{_e(_num(s.value, pct) + _sd(s.sd, pct))}</text>')
+        parts.append(f'<text x="{width - right + 10}" y="{y + 4}">{_e(_num(s.value, pct) + _sd(s.sd, pct))}</text>')
     return (f'<svg width="{width}" height="{h}" viewBox="0 0 {width} {h}" role="img" '
             f'aria-label="{_e(name)} of every candidate, value and sd">{"".join(parts)}</svg>')
 
@@ -159,7 +162,7 @@ def _ranking(r: Ranking) -> str:
         colour = BAND_COLOUR.get(c.risk_band, "#333")
         risk = c.risk_band + ("" if c.risk is None else f" {c.risk:.2f}")
         iv = "" if c.risk_interval is None else f'<br><span class="dim">{c.risk_interval[0]:.2f}–{c.risk_interval[1]:.2f}</span>'
-        rows.append(f'<tr><td class="num">{c.rank}</td><td><span class="model">{_e(c.model)}</span><br>'
+        rows.append(f'<tr><td class="num">{c.rank}</td><td class="m"><span class="model">{_e(c.model)}</span><br>'
                     f'<span class="dim">{_e(c.domain)}</span></td><td class="num">{_fit(c.fit)}</td>'
                     f'<td>{_e(", ".join(c.fit_basis) or "—")}</td>'
                     f'<td><span class="band" style="color:{colour}">{_e(risk)}</span>{iv}</td><td>{_risk_svg(c)}</td>'
@@ -230,7 +233,7 @@ def _sample(r: Ranking) -> str:
     s = r.sample
     k = s.n_classes
     head = (f'<h2 id="sample">Sample</h2><p>{s.n_images} images sampled from {s.n_found} found under <code>{_e(s.path)}</code>; '
-            f'labels: {_e(s.labels_note or s.labels)}' + (f"; {k} class{'es' if k != 1 else ''}" if k else "") + ".</p>")
+            f'{_e(s.labels_note or "labels: " + s.labels)}' + (f"; {k} class{'es' if k != 1 else ''}" if k else "") + ".</p>")
     if s.classes:
         head += _classes_svg(s.classes)
     if s.skipped:
@@ -270,7 +273,8 @@ def render_html(r: Ranking) -> str:
 
     n = len(r.ranking)
     title = f"proximity: {n} backbone{'s' if n != 1 else ''} ranked for {r.sample.path}"
-    settings = _table(("setting", "value"), ((k, "—" if v is None else v) for k, v in r.settings.items()))
+    settings = _table(("setting", "value"), ((k, "—" if v is None else v if isinstance(v, str) else json.dumps(v))
+                                              for k, v in r.settings.items()))
     return "\n".join([
         '<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
