@@ -56,6 +56,8 @@ def test_the_table_shows_every_fit_and_risk_at_any_width(saved):
     assert layouts[80] == (False, True)                                   # compact: fit, probe, gain, risk
     assert layouts[40] == (False, False)                                  # one block per candidate
     assert "Narrow terminal (80 columns)" in _flat(_run("report", saved, columns=80).stdout)
+    failed = d["failed"][0]                                               # a reason given once is kept whole
+    assert f"failed {failed['model']} at fetch: {failed['error']}" in _flat(_run("report", saved, columns=200).stdout)
 
 
 def test_plain_progress_lines_on_stderr_and_nothing_but_json_on_stdout(target_dir, models, fresh_cache):
