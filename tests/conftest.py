@@ -75,6 +75,21 @@ def target_dir(tmp_path_factory, target_images) -> Path:
     return S.write_folder(tmp_path_factory.mktemp("target") / "images", imgs, labels)
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI configures logging globally (a Rich handler on the root logger, writing to the stderr
+    of the moment): put it back after each test, so that one test's CliRunner run does not make a
+    later test's library log records (Pillow's TIFF errors in test_fuzz) appear on its stderr."""
+    import logging
+
+    root, ours = logging.getLogger(), logging.getLogger("proximity")
+    handlers, levels = root.handlers[:], (root.level, ours.level)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(levels[0])
+    ours.setLevel(levels[1])
+
+
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch) -> Path:
     """An empty evidence cache for this test only."""
