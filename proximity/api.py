@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
@@ -15,19 +17,21 @@ from .backbones import resolve_device, resolve_spec
 from .catalog import CatalogEntry, adhoc_entry, load_catalog
 from .data import Intensity, Sample, load_sample
 from .errors import (GatedModelError, HubUnavailableError, InvalidParameterError, ModelNotFoundError, NoCandidatesError,
-                     ProximityError, UnsupportedModelError)
+                     ProximityError, UnknownSourceError, UnsupportedModelError)
 from .evidence import collect_evidence
 from .filters import Filters
 from .ranking import fit_scores, sort_key
 from .signals.labelfree import CONTROL_SUBSET
 from .reference import find_reference
-from .report import Candidate, Failure, Ranking, SampleSummary
+from .report import Candidate, Failure, Ranking, RunPlan, SampleSummary
 from . import risk as risk_mod
 
 logger = logging.getLogger(__name__)
 
 #: progress(task, done, total): task is "sample", "<model>" or "<model> (control)".
 ProgressCallback = Callable[[str, int, int], None]
+#: What the probe-like signals say when labels were switched off on purpose (not "no labels, give …").
+LABELS_OFF = "not run: labels switched off (--labels none)"
 
 
 def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | Path], failed: list[Failure],
@@ -53,6 +57,8 @@ def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | 
     for m in models:
         try:
             out.append(adhoc_entry(m))
+        except UnknownSourceError:
+            raise                   # a usage error (``--model resnet18``): said before anything is decoded
         except ProximityError as exc:
             failed.append(Failure(m, "load", str(exc)))
             logger.warning("%s", exc)
@@ -96,6 +102,7 @@ def rank(
     license: str | Sequence[str] | None = None,
     include_gated: bool = False,
     progress: ProgressCallback | None = None,
+    on_start: Callable[[RunPlan], None] | None = None,
 ) -> Ranking:
     """Rank candidate backbones by measured fit to a sample of images.
 
@@ -117,6 +124,8 @@ def rank(
         :class:`~proximity.filters.Filters`; not applied to ``models``). Entries set aside are
         listed in ``Ranking.excluded`` with the reason, as are entries marked not loadable.
     progress : optional callback ``(task, done, total)``.
+    on_start : optional callback, called once with a :class:`~proximity.report.RunPlan` when the
+        inputs are checked and the sample is decoded, before the first backbone (the CLI's banner).
 
     Returns
     -------
@@ -124,7 +133,8 @@ def rank(
 
     Raises
     ------
-    EmptySampleError, LabelsError, CatalogError, CatalogNotFoundError, InvalidParameterError.
+    EmptySampleError, LabelsError, CatalogError, CatalogNotFoundError, InvalidParameterError,
+    UnknownSourceError (a ``models`` string without a known source prefix, before any decoding).
     A failing backbone never raises: it is recorded in ``Ranking.failed`` and the run goes on.
     """
     for name, value, lo in (("batch_size", batch_size, 1), ("folds", folds, 2)):
@@ -148,23 +158,71 @@ def rank(
     usable_labels = smp.labels is not None and smp.n_classes >= 2
     if smp.labels is not None and smp.n_classes < 2:
         logger.warning("Only one class (%s) in the sample: label-using signals are skipped.", smp.class_names)
-    scored = []
+    labels_off = str(labels) == "none" and not isinstance(path_or_sample, Sample)
+    if on_start is not None:
+        on_start(RunPlan(n_candidates=len(entries), n_excluded=len(excluded), n_images=smp.n,
+                         n_classes=smp.n_classes, labelled=usable_labels,
+                         control="off" if not control else "all" if usable_labels else "subset",
+                         control_images=0 if not control else smp.n if usable_labels else min(smp.n, CONTROL_SUBSET)))
+    scored, controls = [], 0
     for index, entry in enumerate(entries):
-        out = _score_one(entry, smp, dev=dev, batch_size=batch_size, seed=seed, folds=folds,
-                         control=control, use_cache=use_cache, progress=progress)
+        out = _score_one(entry, smp, dev=dev, batch_size=batch_size, seed=seed, folds=folds, control=control,
+                         use_cache=use_cache, progress=progress, labels_off=labels_off)
         if isinstance(out, Failure):
             failed.append(out)
         else:
+            *out, control_ran = out
+            controls += control_ran
             scored.append((index, entry, *out))
-    mode = "labels" if usable_labels and any(s["probe"].value is not None for *_, s, _t, _c, _k in scored) else "label-free"
+    # the mode the ranking ran in; with nothing scored, the mode the labels asked for
+    probes = [s["probe"].value is not None for *_, s, _t, _c, _k in scored]
+    mode = "labels" if usable_labels and (any(probes) or not scored) else "label-free"
     cats = None if models else [str(c) for c in ([catalog] if isinstance(catalog, (str, Path)) else catalog)]
     settings = {"catalog": cats, "sample": sample, "seed": seed, "labels": str(labels), "intensity": intensity,
-                "device": str(dev), "batch_size": batch_size, "control": control, "folds": folds,
+                "device": str(dev), "batch_size": batch_size, "folds": folds,
+                "control": controls > 0,                 # a random-weights control pass ran for a candidate
+                "control_requested": control,            # … and whether one was asked for (--no-control: no)
                 "domain": list(filters.domains), "max_params": max_params, "license": list(filters.licenses),
                 "include_gated": include_gated}
     ranked, rule = _order(scored, mode, smp)
+    if labels_off:
+        _say_labels_off(ranked)
     return Ranking(sample=_summary(smp), ranking=ranked, failed=failed, mode=mode, settings=settings,
-                   excluded=excluded, fit_rule=rule)
+                   excluded=excluded, fit_rule=rule, risk_model=_risk_model_info())
+
+
+def _say_labels_off(ranked: list[Candidate]) -> None:
+    """Under an explicit ``--labels none`` the label-using signals say so, instead of the signals'
+    own "no labels (give class sub-folders …)" advice (after the risk, which reads the reasons)."""
+    for c in ranked:
+        c.signals = {n: (replace(v, reason=LABELS_OFF) if v.value is None and v.reason.startswith("no labels") else v)
+                     for n, v in c.signals.items()}
+
+
+def _risk_model_info() -> dict:
+    """Which risk model ran and what its calibration covers (named in every result)."""
+    m = risk_mod.load_model()
+    if m is None:
+        return {"name": "v0", "calibrated": False,
+                "coverage": "uncalibrated rule (no shipped risk model could be used): read the risk as a rough guide"}
+    prov = dict(m.provenance)
+    return {"name": "calibrated", "calibrated": True, "fitted": prov.get("fitted"), "coverage": prov.get("coverage", ""),
+            "dev_targets": list(prov.get("dev_targets", []))}
+
+
+_GAIN_WORDS = re.compile(r"probe (beats|trails) random weights by (\d+\.\d) ± (\d+\.\d) points")
+
+
+def _plain_gain(reason: str) -> str:
+    """A gain that rounds to zero, or that is the same on every fold, in words: never
+    "beats random weights by 0.0 ± 0.0 points"."""
+    def words(m: re.Match) -> str:
+        verb, g, sd = m.groups()
+        if g == "0.0":
+            return ("probe and random weights score the same on every fold (gain 0.0 points)" if sd == "0.0"
+                    else f"probe ties random weights (gain 0.0 ± {sd} points over folds)")
+        return f"probe {verb} random weights by {g} points on every fold" if sd == "0.0" else m.group(0)
+    return _GAIN_WORDS.sub(words, reason)
 
 
 def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate], dict]:
@@ -180,7 +238,7 @@ def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate]
         r = risk_mod.estimate(signals, len(smp.images), n_classes, n_folds=k, context=context)
         candidates.append((sort_key(fit, signals, index), Candidate(
             rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=r.value, risk_band=r.band,
-            risk_reason=r.reason, signals=signals, timings=timings, cached=cached,
+            risk_reason=_plain_gain(r.reason), signals=signals, timings=timings, cached=cached,
             risk_interval=None if r.low is None else (r.low, r.high), fit_basis=basis)))
     ranked = [c for _, c in sorted(candidates, key=lambda t: t[0])]
     for i, c in enumerate(ranked, 1):
@@ -189,8 +247,8 @@ def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate]
 
 
 def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: int, folds: int, control: bool,
-               use_cache: bool, progress: ProgressCallback | None):
-    """Evidence + signals for one entry; a Failure instead of raising."""
+               use_cache: bool, progress: ProgressCallback | None, labels_off: bool = False):
+    """Evidence + signals for one entry (and whether its control pass ran); a Failure instead of raising."""
     stage = "fetch"
     try:
         spec = resolve_spec(entry)
@@ -220,7 +278,8 @@ def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: 
             ctl_s, ctl_cached = got.seconds, got.cached
             ctl, ctl_sub = (got, got.features[sub_idx]) if labelled else (None, got.features)
             if not labelled:
-                ctl_reason = "no labels with ≥ 2 classes: the control probe cannot run"
+                ctl_reason = (f"{LABELS_OFF}: the control probe needs labels" if labels_off
+                              else "no labels with ≥ 2 classes: the control probe cannot run")
         except Exception as exc:
             ctl_reason = f"random-weights control failed: {_one_line(exc)}"
             logger.warning("%s: %s", entry.id, ctl_reason)
@@ -243,7 +302,7 @@ def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: 
         return Failure(entry.id, "signal", _one_line(exc))
     timings = {"evidence_s": ev.seconds, "control_s": ctl_s, "signals_s": time.perf_counter() - t0}
     k = len(ctx.memo.get("splits", ())) or None  # the folds the probe really used
-    return signals, timings, ev.cached and ctl_cached, k
+    return signals, timings, ev.cached and ctl_cached, k, ctl is not None or ctl_sub is not None
 
 
 def _one_line(exc: BaseException) -> str:

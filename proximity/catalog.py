@@ -260,7 +260,7 @@ class Catalog:
         for e in self.entries:
             if e.id == entry_id or e.source == entry_id:
                 return e
-        raise EntryNotFoundError(entry_id, self.ids())
+        raise EntryNotFoundError(entry_id, self.ids(), catalog=self.name)
 
 
 def catalog_root() -> Path:

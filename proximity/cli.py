@@ -25,13 +25,21 @@ catalog_app = typer.Typer(no_args_is_help=True, help="List, show, validate and r
 app.add_typer(catalog_app, name="catalog")
 zoo_app = typer.Typer(no_args_is_help=True, help="The offline zoo: real pretrained backbones from PyPI packages, no Hub needed.")
 app.add_typer(zoo_app, name="zoo")
-err = Console(stderr=True)
+err = Console(stderr=True, emoji=False)
 
 
 class Fmt(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+class RankFmt(str, Enum):
+    """``rank`` and ``report`` also write the HTML page."""
+    table = "table"
+    json = "json"
+    csv = "csv"
+    html = "html"
 
 
 class Device(str, Enum):
@@ -69,7 +77,8 @@ def _setup_logging(quiet: bool) -> None:
     "    proximity rank ./xrays                                  # default catalog, labels from sub-folders\n\n"
     "    proximity rank ./tiles --model timm:resnet18.a1_in1k --model local-dir:./my_backbone --format json\n\n"
     "    proximity rank ./slides --labels none --sample 200 --output ranking.csv --format csv\n\n"
-    "    proximity rank ./scans --catalog zoo --catalog default      # offline zoo + Hub backbones"))
+    "    proximity rank ./scans --catalog zoo --catalog default      # offline zoo + Hub backbones\n\n"
+    "    proximity rank ./scans --catalog zoo --format html --output report.html   # one self-contained page"))
 def rank_cmd(
     path: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="A candidate (repeatable): timm:NAME, hf-hub:ORG/NAME[@REV] or local-dir:PATH. When given, only these are ranked."),
@@ -83,9 +92,9 @@ def rank_cmd(
     no_control: bool = typer.Option(False, "--no-control", help="Skip the random-weights control pass (no 'gain', risk from proximity only)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the evidence cache."),
     folds: int = typer.Option(5, "--folds", min=2, help="k of the stratified k-fold probe."),
-    fmt: Fmt = typer.Option(Fmt.table, "--format", "-f", help="Output format."),
+    fmt: RankFmt = typer.Option(RankFmt.table, "--format", "-f", help="Output format: table, json, csv, or html (one self-contained page with plots)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result to this file instead of stdout (checked before the run, replaced atomically)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no warnings."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No banner, no progress (bars on a terminal, lines on stderr elsewhere) and no warnings."),
     domain: Optional[List[str]] = typer.Option(None, "--domain", "-d", help="Only catalog entries with this domain tag (repeatable; `proximity catalog domains` lists them)."),
     max_params: Optional[float] = typer.Option(None, "--max-params", help="Only catalog entries with at most this many parameters (millions)."),
     license: Optional[List[str]] = typer.Option(None, "--license", help="Only catalog entries under this license (repeatable, e.g. apache-2.0, mit)."),
@@ -107,18 +116,17 @@ def rank_cmd(
             check_output_path(output)       # before any work: a result is never computed to be lost
         except ProximityError as exc:
             _fail(exc)
-    progress = None if quiet or not err.is_terminal else _Progress()
-    if not quiet:
-        err.print(f"[dim]Ranking {'the --model candidates' if model else 'catalog ' + ', '.join(catalog or ['default'])} on up to "
-                  f"{sample} images: one forward pass per backbone{'' if no_control else ' plus one random-weights control pass'}"
-                  " (first runs download weights; -n and --no-control make it faster).[/]", highlight=False)
+    from .cli_progress import progress_for
+
+    progress = progress_for(err, quiet)
+    what = None if model else "from catalog " + ", ".join(catalog or ["default"])
     try:
         with progress if progress else _nullcontext():
             result = api.rank(path, models=model or None, catalog=catalog or ["default"], labels=labels, sample=sample,
                               seed=seed, intensity=intensity.value, device=device.value, batch_size=batch_size,
                               control=not no_control, use_cache=not no_cache, folds=folds, progress=progress,
                               domain=domain or None, max_params=max_params, license=license or None,
-                              include_gated=include_gated)
+                              include_gated=include_gated, on_start=None if quiet else lambda plan: _banner(plan, what))
     except ProximityError as exc:
         _fail(exc)
     _emit(result, fmt, output)
@@ -127,23 +135,41 @@ def rank_cmd(
         raise typer.Exit(1)
 
 
-def _emit(result, fmt: Fmt, output: Optional[Path]) -> None:
+def _banner(plan, what: Optional[str]) -> None:
+    """What the run is about to do, said once its inputs are checked and its sample decoded."""
+    n = plan.n_candidates
+    who = (f"{n} backbone{'' if n == 1 else 's'} {what}" if what
+           else "the --model candidate" if n == 1 else f"the {n} --model candidates")
+    aside = f" ({plan.n_excluded} set aside)" if plan.n_excluded else ""
+    if plan.labelled:
+        images = f"{plan.n_images} images in {plan.n_classes} classes"
+    else:
+        images = f"{plan.n_images} images, label-free" + (" (one class)" if plan.n_classes == 1 else "")
+    subset = plan.control == "subset" and plan.control_images < plan.n_images
+    control = ("" if plan.control == "off" else f" plus a random-weights control pass on {plan.control_images} of the images"
+               if subset else " plus one random-weights control pass")
+    faster = "-n makes it faster" if plan.control == "off" else "-n and --no-control make it faster"
+    err.print(f"[dim]Ranking {escape(who)}{aside} on {images}: one forward pass per "
+              f"backbone{control} (Hub weights are downloaded on a first run; {faster}).[/]", highlight=False, soft_wrap=True)
+
+
+def _emit(result, fmt, output: Optional[Path]) -> None:
     """Print the result, or write it to ``output`` atomically; when that write fails the previous
     file stays as it was and the result goes to stdout instead (exit 1), so nothing is lost."""
     import io
 
     from .fileio import write_output
-    from .report import render_table
+    from .report import render_html, render_table
 
-    if fmt is Fmt.table and not output:
-        render_table(result, Console())
+    if fmt.value == "table" and not output:
+        render_table(result, Console(emoji=False))
         return
-    if fmt is Fmt.table:
+    if fmt.value == "table":
         buf = io.StringIO()
-        render_table(result, Console(file=buf, width=160))
+        render_table(result, Console(file=buf, width=160, emoji=False))
         text = buf.getvalue()
     else:
-        text = result.to_json() if fmt is Fmt.json else result.to_csv()
+        text = {"json": result.to_json, "csv": result.to_csv, "html": lambda: render_html(result)}[fmt.value]()
     text = text if text.endswith("\n") else text + "\n"
     if not output:
         sys.stdout.write(text)
@@ -156,7 +182,31 @@ def _emit(result, fmt: Fmt, output: Optional[Path]) -> None:
         err.print(f"[red]error:[/] could not write {escape(str(output))} ({escape(exc.strerror or str(exc))}); "
                   "the result was printed on stdout instead; any previous file is unchanged.", highlight=False)
         raise typer.Exit(1)
-    err.print(f"wrote {escape(str(output))}", highlight=False)
+    err.print(f"wrote {escape(str(output))}", highlight=False, soft_wrap=True)
+
+
+@app.command("report", epilog=(
+    "**Examples**\n\n"
+    "    proximity rank ./scans --catalog zoo --format json --output result.json\n\n"
+    "    proximity report result.json --format html --output report.html\n\n"
+    "    proximity report result.json                  # the terminal table again"))
+def report_cmd(
+    result_file: Path = typer.Argument(..., help="A result saved by `proximity rank --format json --output FILE`."),
+    fmt: RankFmt = typer.Option(RankFmt.table, "--format", "-f", help="table, json, csv or html (one self-contained page with plots)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout (replaced atomically)."),
+) -> None:
+    """Show a saved result again, in any format — e.g. as an HTML page."""
+    from .report import Ranking
+
+    try:
+        if output is not None:
+            from .fileio import check_output_path
+
+            check_output_path(output)
+        result = Ranking.from_json(result_file)
+    except ProximityError as exc:
+        _fail(exc)
+    _emit(result, fmt, output)
 
 
 class _nullcontext:
@@ -165,29 +215,6 @@ class _nullcontext:
 
     def __exit__(self, *a):
         return False
-
-
-class _Progress:
-    """Rich progress bars, one task per backbone (and per control pass), on stderr."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                           TimeRemainingColumn(), console=err, transient=False)
-        self._tasks: dict[str, int] = {}
-
-    def __enter__(self):
-        self._p.__enter__()
-        return self
-
-    def __exit__(self, *a):
-        return self._p.__exit__(*a)
-
-    def __call__(self, task: str, done: int, total: int) -> None:
-        if task not in self._tasks:
-            self._tasks[task] = self._p.add_task("decoding sample" if task == "sample" else task, total=total)
-        self._p.update(self._tasks[task], completed=done, total=total)
 
 
 @app.callback(invoke_without_command=True)

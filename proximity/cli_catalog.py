@@ -65,7 +65,7 @@ def catalog_list(
             status = lf if r["loadable"] else f"[red]not loadable[/] [dim]{escape(e.load_reason[:60])}[/]"
             t.add_row(escape(r["id"]) + (" [yellow](gated)[/]" if r["gated"] else ""), r["domain"], _num(r["params_m"]),
                       _num(r["imagenet_top1"]), r["license"] or "—", status)
-        console = Console()
+        console = Console(emoji=False)
         console.print(t)
         console.print("[dim]every loadable entry also gets probe, knn, control, gain and logme when labels are given; "
                       "? = not known until the model's config is fetched. `proximity catalog show ID` for sources and "
@@ -113,26 +113,56 @@ def catalog_domains(catalog: str = typer.Option("default", "--catalog", "-c", he
         n_all = sum(tag in e.domains for e in cat)
         n_load = sum(tag in e.domains and e.loadable for e in cat)
         t.add_row(tag, str(n_load), str(n_all), meaning)
-    Console().print(t)
+    Console(emoji=False).print(t)
 
 
-@catalog_app.command("show", epilog="**Example**\n\n    proximity catalog show resnet18.a1_in1k")
+@catalog_app.command("show", epilog="**Examples**\n\n    proximity catalog show resnet18.a1_in1k\n\n"
+                                    "    proximity catalog show vgg16.brain_mri --catalog zoo")
 def catalog_show(
     entry_id: str = typer.Argument(..., help="Entry id (file name without .toml) or its source string."),
-    catalog: str = typer.Option("default", "--catalog", "-c"),
+    catalog: Optional[str] = typer.Option(None, "--catalog", "-c", help="Catalog name or folder. [default: default, then the other named catalogs]"),
 ) -> None:
-    """Show every field of one entry, with provenance."""
+    """Show every field of one entry, with provenance (and the catalog that holds it)."""
     import dataclasses
     import json
 
-    from .catalog import load_catalog
-
     try:
-        e = load_catalog(catalog).get(entry_id)
+        name, e = find_entry(entry_id, catalog)
     except ProximityError as exc:
         _fail(exc)
-    d = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(e).items()}
+    if catalog is None and name != "default":
+        err.print(f"(entry of catalog '{escape(name)}')", highlight=False)
+    d = {"catalog": name, **{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(e).items()}}
     print(json.dumps(d, indent=2, default=str))
+
+
+def find_entry(entry_id: str, catalog: Optional[str]):
+    """``(catalog name, entry)``: in ``catalog`` when given, else in the named catalogs (default
+    first). An id that is not there but in another named catalog is an EntryNotFoundError that
+    names that catalog."""
+    from .catalog import load_catalog, named_catalogs
+    from .errors import CatalogNotFoundError, EntryNotFoundError
+
+    def others(exclude: str) -> list:
+        found = []
+        for name in named_catalogs():
+            if name == exclude:
+                continue
+            try:
+                found.append((name, load_catalog(name).get(entry_id)))
+            except (EntryNotFoundError, CatalogNotFoundError):     # not there, or the zoo not built
+                continue
+        return found
+
+    first = catalog if catalog is not None else "default"
+    cat = load_catalog(first)
+    try:
+        return cat.name, cat.get(entry_id)
+    except EntryNotFoundError as exc:
+        found = others(first)
+        if catalog is None and found:
+            return found[0]
+        raise EntryNotFoundError(entry_id, exc.known, catalog=cat.name, elsewhere=[n for n, _ in found]) from None
 
 
 @catalog_app.command("validate", epilog="**Examples**\n\n    proximity catalog validate\n\n    proximity catalog validate ./my_catalog")
@@ -153,7 +183,7 @@ def catalog_validate(
     if strict and warnings:
         err.print(f"[red]{len(warnings)} warning(s) with --strict[/]")
         raise typer.Exit(1)
-    Console().print(f"[green]ok[/]: {n} entries valid in '{catalog}'" + (f" ({len(warnings)} warnings)" if warnings else ""))
+    Console(emoji=False).print(f"[green]ok[/]: {n} entries valid in '{catalog}'" + (f" ({len(warnings)} warnings)" if warnings else ""))
 
 
 @catalog_app.command("refresh", epilog=(
@@ -198,10 +228,10 @@ def catalog_refresh(
                                 tags=tag or (), limit=limit, discover=discover, overwrite=overwrite,
                                 remove_gone=remove_gone, references=references,
                                 progress=lambda repo: status.update(f"asking the Hub… {repo}"))
-    except ProximityError as exc:
+    except ProximityError as exc:                 # a known problem (the Hub unreachable, ...): exit 2
         err.print("[red]nothing written[/]")
-        _fail(exc, code=1)
-    out = Console(soft_wrap=True)
+        _fail(exc)
+    out = Console(soft_wrap=True, emoji=False)
     marks = {"new": "[green]+ new    [/]", "changed": "[yellow]~ changed[/]", "gone": "[red]- gone   [/]",
              "kept": "[dim]= kept   [/]"}
     for c in plan.changes:
@@ -234,7 +264,7 @@ def catalog_refresh(
         written = apply_refresh(plan)
     except ProximityError as exc:
         err.print("[red]nothing written[/]")
-        _fail(exc, code=1)
+        _fail(exc)
     except OSError as exc:
         err.print(f"[red]error:[/] writing failed ({exc}); the files already replaced were restored")
         raise typer.Exit(1)
@@ -255,7 +285,7 @@ def _short(v) -> str:
 def catalog_reference(
     model: str = typer.Argument(..., help="A catalog id, or a model string (timm:…, hf-hub:…, local-dir:…)."),
     images: Path = typer.Argument(..., help="Folder of images from the backbone's pretraining domain."),
-    catalog: str = typer.Option("default", "--catalog", "-c", help="Catalog that holds MODEL when it is an id."),
+    catalog: Optional[str] = typer.Option(None, "--catalog", "-c", help="Catalog that holds MODEL when it is an id. [default: default, then the other named catalogs]"),
     sample: int = typer.Option(2000, "--sample", "-n", min=2, help="Reference images to use (seeded sample)."),
     top_k: int = typer.Option(256, "--top-k", min=1, help="Eigenpairs of the feature covariance to keep."),
     seed: int = typer.Option(0, "--seed"),
@@ -268,7 +298,7 @@ def catalog_reference(
     images of its pretraining domain; they enable the `frechet` signal, and `early_shift` for
     networks without batch norm."""
     from .backbones import resolve_device, resolve_spec
-    from .catalog import SOURCES, adhoc_entry, load_catalog
+    from .catalog import SOURCES, adhoc_entry
     from .reference import build_reference, load_reference
 
     _setup_logging(False)
@@ -277,15 +307,15 @@ def catalog_reference(
             from .fileio import check_output_path
 
             check_output_path(output)           # before the forward pass
-        entry = adhoc_entry(model) if model.split(":", 1)[0] in SOURCES else load_catalog(catalog).get(model)
+        entry = adhoc_entry(model) if model.split(":", 1)[0] in SOURCES else find_entry(model, catalog)[1]
         spec = resolve_spec(entry)
         path = build_reference(spec, images, sample=sample, top_k=top_k, seed=seed, output=output,
                                device=resolve_device(device.value), batch_size=batch_size)
     except ProximityError as exc:
         _fail(exc)
     ref = load_reference(path)
-    Console().print(f"wrote {escape(str(path))}: {ref.n} images, d = {ref.dim}, top-{ref.eigvals.size} eigenpairs, "
-                    f"{len(ref.layer_names)} early layers", highlight=False)
+    Console(soft_wrap=True, emoji=False).print(f"wrote {escape(str(path))}: {ref.n} images, d = {ref.dim}, top-{ref.eigvals.size} "
+                                  f"eigenpairs, {len(ref.layer_names)} early layers", highlight=False)
 
 
 @zoo_app.command("build", epilog="**Examples**\n\n    pip install 'proximity[zoo]' && proximity zoo build\n\n    proximity rank ./scans --catalog zoo")
@@ -314,7 +344,7 @@ def zoo_build(
     colour = {"built": "green", "up-to-date": "green", "missing": "yellow", "failed": "red"}
     for r in results:
         t.add_row(r.id, f"[{colour[r.status]}]{r.status}[/]", escape(r.detail))
-    Console().print(t)
+    Console(emoji=False).print(t)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
     if not any(r.status in ("built", "up-to-date") for r in results):

@@ -77,12 +77,19 @@ class CatalogNotFoundError(ProximityError, FileNotFoundError):
 class EntryNotFoundError(ProximityError, KeyError):
     """A catalog id that the catalog does not hold."""
 
-    def __init__(self, entry_id: str, known: Sequence[str]) -> None:
-        self.entry_id, self.known = entry_id, tuple(known)
+    def __init__(self, entry_id: str, known: Sequence[str], *, catalog: str | None = None,
+                 elsewhere: Sequence[str] = ()) -> None:
+        self.entry_id, self.known, self.catalog, self.elsewhere = entry_id, tuple(known), catalog, tuple(elsewhere)
+        where = f" in catalog '{catalog}'" if catalog else ""
+        if elsewhere:
+            cats = " and ".join(f"'{c}'" for c in elsewhere)
+            super().__init__(f"No entry '{entry_id}'{where}; catalog {cats} has it: add --catalog {elsewhere[0]}.")
+            return
         close = [k for k in known if entry_id.lower() in k.lower()][:5]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        listing = f"`proximity catalog list --catalog {catalog}`" if catalog and catalog != "default" else "`proximity catalog list`"
         super().__init__(
-            f"No catalog entry '{entry_id}'.{hint} `proximity catalog list` shows all entries."
+            f"No catalog entry '{entry_id}'{where}.{hint} {listing} shows all entries."
         )
 
     def __str__(self) -> str:  # KeyError would quote the message
@@ -197,3 +204,27 @@ class NotWritableError(ProximityError, OSError):
 
     def __str__(self) -> str:  # OSError would format (errno, strerror)
         return str(self.args[0])
+
+
+class NothingRankedError(ProximityError, LookupError):
+    """``Ranking.best`` of a run in which no backbone could be ranked; ``failed`` holds why."""
+
+    def __init__(self, failed: list[dict[str, str]], n_excluded: int = 0) -> None:
+        self.failed, self.n_excluded = failed, n_excluded
+        if failed:
+            f = failed[0]
+            why = f"{len(failed)} failed (e.g. '{f['model']}' at {f['stage']}: {f['error']})"
+        else:
+            why = f"no candidate was tried ({n_excluded} catalog entries set aside)"
+        super().__init__(f"No backbone could be ranked: {why}. `result.failed` lists each with its stage and error; "
+                         "without the Hub, rank the offline zoo (catalog='zoo') or local backbones "
+                         "(models=['local-dir:PATH']).")
+
+
+class ResultFileError(ProximityError, ValueError):
+    """A saved result (``proximity report FILE``) that cannot be read as one; ``path`` says which."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"'{path}' is not a readable proximity result ({problem}). Give a file written by "
+                         "`proximity rank --format json --output FILE`.")

@@ -1,21 +1,24 @@
-"""Results: documented dataclasses and their JSON (schema_version 1), CSV and terminal table.
+"""Results: documented dataclasses and their JSON (schema_version 2) and CSV; the terminal table
+is :mod:`proximity.report_table`, the HTML page :mod:`proximity.report_html`.
 
-JSON contract (``schema_version: 1``)::
+JSON contract (``schema_version: 2``; schema 2 only adds fields to schema 1)::
 
-    {"schema_version": 1, "proximity_version": "0.1.0", "mode": "labels" | "label-free",
+    {"schema_version": 2, "proximity_version": "0.1.0", "mode": "labels" | "label-free",
+     "fit_rule": {"mode", "name", "kind", "terms": [[signal, weight]], ...},   # the rule that ran
+     "risk_model": {"name": "calibrated" | "v0", "calibrated", "coverage", ...},   # and its scope
      "sample": {"path", "n_images", "n_found", "n_skipped", "skipped": [{"path", "reason"}],
                 "labels", "labels_note", "n_classes", "classes": {name: count}},
      "ranking": [{"rank", "model", "domain", "fit", "risk", "risk_interval": [low, high] | null,
-                  "risk_band", "risk_reason",
+                  "risk_band", "risk_reason", "fit_basis": [signal, ...],
                   "signals": {name: {"value", "sd", "higher_is_better", "reason"}},
                   "timings": {"evidence_s", "control_s", "signals_s"}, "cached": bool}],
      "failed": [{"model", "stage": "fetch" | "load" | "forward" | "signal", "error"}],
      "excluded": [{"model", "reason"}],       # catalog entries set aside (filters, not loadable)
-     "settings": {...}}
+     "settings": {..., "control": bool (a control pass ran), "control_requested": bool}}
 
 ``model`` is the catalog id, or the ``--model`` string exactly as given. CSV has one row per
 ranked model with ``signal.<name>`` and ``signal.<name>.sd`` columns; failed models follow with
-their ``error``.
+their ``error``. :meth:`Ranking.from_dict` reads a saved result back (schema 1 or 2).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Mapping
 
+from .errors import NothingRankedError, ResultFileError
 from .signals import SignalValue
 
 SCHEMA_VERSION = 2
@@ -46,6 +50,12 @@ class SampleSummary:
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SampleSummary":
+        return cls(path=str(d.get("path", "")), n_images=int(d["n_images"]), n_found=int(d.get("n_found", d["n_images"])),
+                   skipped=[dict(x) for x in d.get("skipped", [])], labels=str(d.get("labels", "")),
+                   labels_note=str(d.get("labels_note", "")), classes=dict(d.get("classes", {})))
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "n_images": self.n_images, "n_found": self.n_found,
@@ -77,6 +87,31 @@ class Candidate:
                 "signals": {k: v.to_dict() for k, v in self.signals.items()},
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cached": self.cached}
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Candidate":
+        iv = d.get("risk_interval")
+        return cls(rank=int(d["rank"]), model=str(d["model"]), domain=str(d.get("domain", "")), fit=d.get("fit"),
+                   risk=d.get("risk"), risk_band=str(d.get("risk_band", "unknown")), risk_reason=str(d.get("risk_reason", "")),
+                   signals={k: SignalValue(v.get("value"), v.get("sd"), bool(v.get("higher_is_better", True)),
+                                           str(v.get("reason", ""))) for k, v in d.get("signals", {}).items()},
+                   timings=dict(d.get("timings", {})), cached=bool(d.get("cached", False)),
+                   risk_interval=None if iv is None else (float(iv[0]), float(iv[1])),
+                   fit_basis=list(d.get("fit_basis", [])))
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run is about to do, once its inputs are checked and its sample decoded (the CLI's
+    banner is made of it, so that it never promises what cannot run)."""
+
+    n_candidates: int            # backbones about to be tried
+    n_excluded: int              # catalog entries set aside by the filters or as not loadable
+    n_images: int
+    n_classes: int               # 0 without labels
+    labelled: bool               # labels with ≥ 2 classes: the probes (and the control probe) can run
+    control: Literal["all", "subset", "off"]   # the random-weights pass: every image, a fixed subset, none
+    control_images: int
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -101,10 +136,19 @@ class Ranking:
     settings: dict[str, Any] = field(default_factory=dict)
     excluded: list[dict[str, str]] = field(default_factory=list)
     fit_rule: dict[str, Any] = field(default_factory=dict)   # the rule that produced the fits
+    risk_model: dict[str, Any] = field(default_factory=dict)  # the risk model that ran, and its calibration scope
 
     @property
-    def best(self) -> Candidate | None:
-        return self.ranking[0] if self.ranking else None
+    def best(self) -> Candidate:
+        """The first-ranked candidate.
+
+        Raises
+        ------
+        NothingRankedError : no backbone could be ranked (``failed`` says why for each).
+        """
+        if not self.ranking:
+            raise NothingRankedError([f.to_dict() for f in self.failed], len(self.excluded))
+        return self.ranking[0]
 
     def __getitem__(self, i: int) -> Candidate:
         return self.ranking[i]
@@ -118,7 +162,35 @@ class Ranking:
         return {"schema_version": SCHEMA_VERSION, "proximity_version": __version__, "mode": self.mode,
                 "sample": self.sample.to_dict(), "ranking": [c.to_dict() for c in self.ranking],
                 "failed": [f.to_dict() for f in self.failed], "excluded": self.excluded, "settings": self.settings,
-                "fit_rule": self.fit_rule}
+                "fit_rule": self.fit_rule, "risk_model": self.risk_model}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str = "<dict>") -> "Ranking":
+        """A result read back from its JSON (schema 1 or 2); raises ResultFileError naming ``source``."""
+        if not isinstance(d, Mapping) or d.get("schema_version") not in (1, 2):
+            got = d.get("schema_version") if isinstance(d, Mapping) else type(d).__name__
+            raise ResultFileError(source, f"schema_version {got!r} is not 1 or 2")
+        try:
+            return cls(sample=SampleSummary.from_dict(d["sample"]), ranking=[Candidate.from_dict(c) for c in d["ranking"]],
+                       failed=[Failure(str(f["model"]), f["stage"], str(f["error"])) for f in d.get("failed", [])],
+                       mode=str(d.get("mode", "")), settings=dict(d.get("settings", {})),
+                       excluded=[dict(x) for x in d.get("excluded", [])], fit_rule=dict(d.get("fit_rule", {})),
+                       risk_model=dict(d.get("risk_model", {})))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ResultFileError(source, f"{exc.__class__.__name__}: {exc}") from None
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "Ranking":
+        """Read a result written by ``proximity rank --format json`` (or :meth:`to_json`)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ResultFileError(path, getattr(exc, "strerror", None) or str(exc)) from None
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ResultFileError(path, f"not JSON ({exc})") from None
+        return cls.from_dict(d, source=str(path))
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -152,89 +224,30 @@ class Ranking:
             writer.writerow({k: "" if v is None else v for k, v in r.items()})
         return buf.getvalue()
 
+    def to_html(self) -> str:
+        """The result as one self-contained HTML page with plots (:mod:`proximity.report_html`)."""
+        return render_html(self)
+
     def to_frame(self):
-        """The rows as a pandas DataFrame (needs pandas)."""
+        """The rows as a pandas DataFrame (needs pandas: ``pip install 'proximity[pandas]'``)."""
         try:
             import pandas as pd
         except ImportError:  # pragma: no cover
-            raise ImportError("Ranking.to_frame() needs pandas: pip install pandas") from None
+            raise ImportError("Ranking.to_frame() needs pandas: pip install 'proximity[pandas]' (or pip install pandas)") from None
         return pd.DataFrame(self.rows())
 
 
-def _cell(s: SignalValue | None, pct: bool = False, digits: int = 2) -> str:
-    if s is None or s.value is None:
-        return "—"
-    if pct:
-        sd = f"±{s.sd * 100:.1f}" if s.sd is not None else ""
-        return f"{s.value * 100:.1f}{sd}"
-    sd = f"±{s.sd:.{digits}f}" if s.sd is not None else ""
-    return f"{s.value:.{digits}f}{sd}"
 
 
-def render_table(r: Ranking, console=None) -> None:
-    """Print the Rich table (rank, model and domain, fit, key signals, risk), notes and failures."""
-    from rich.console import Console
-    from rich.table import Table
+def render_table(r: Ranking, console=None) -> str:
+    """Print the terminal table (see :func:`proximity.report_table.render_table`); the layout used."""
+    from .report_table import render_table as _render
 
-    from rich.markup import escape
+    return _render(r, console)
 
-    console = console or Console()
-    s = r.sample
-    console.print(f"[bold]Sample[/]: {s.n_images} images from {escape(s.path)} — {escape(s.labels_note)}"
-                  + (f", {s.n_classes} classes" if s.n_classes else "") + f"; {len(s.skipped)} skipped.  "
-                  f"Ranking mode: [bold]{r.mode}[/]", highlight=False)
-    t = Table(show_lines=False, pad_edge=False, header_style="bold")
-    t.add_column("#", justify="right")
-    t.add_column("model (domain)", overflow="fold", min_width=14)
-    for col in ("fit", "probe %", "gain %", "logme", "shift", "fd", "prior"):
-        t.add_column(col, justify="right")
-    t.add_column("risk")
-    colour = {"low": "green", "medium": "yellow", "high": "red", "unknown": "dim"}
-    notes = []
-    for c in r.ranking:
-        risk = f"[{colour[c.risk_band]}]{c.risk_band}" + (f" {c.risk:.2f}" if c.risk is not None else "") + "[/]"
-        if c.risk_interval is not None:
-            risk += f"\n[dim]{c.risk_interval[0]:.2f}–{c.risk_interval[1]:.2f}[/]"
-        t.add_row(str(c.rank), f"{escape(c.model)}\n[dim]{escape(c.domain)}[/]", "—" if c.fit is None else f"{c.fit:.3f}",
-                  _cell(c.signals.get("probe"), pct=True), _cell(c.signals.get("gain"), pct=True),
-                  _cell(c.signals.get("logme")), _cell(c.signals.get("early_shift")),
-                  _cell(c.signals.get("frechet"), digits=3), _cell(c.signals.get("prior"), digits=1), risk)
-        notes += [f"#{c.rank} no {n}: {v.reason}" for n, v in c.signals.items()
-                  if v.value is None and n in ("early_shift", "probe", "gain") and "no labels" not in v.reason]
-    if r.ranking:
-        console.print(t)
-    for note in dict.fromkeys(notes):
-        console.print(f"[dim]{escape(note)}[/]", highlight=False)
-    for c in r.ranking:
-        console.print(f"[dim]#{c.rank} risk:[/] {escape(c.risk_reason)}", highlight=False)
-    if r.ranking and all(c.cached for c in r.ranking):
-        console.print("[dim]evidence read from the cache (--no-cache recomputes it)[/]")
-    groups: dict[tuple[str, str], list[str]] = {}
-    for f in r.failed:  # the same reason for many models is said once
-        generic = re.sub(r"'(?:hf-hub|timm|local-dir):[^']*'", "'…'", f.error.replace(f"'{f.model}'", "'…'"))
-        groups.setdefault((f.stage, generic), []).append(f.model)
-    for (stage, error), models in groups.items():
-        who = models[0] if len(models) == 1 else f"{len(models)} backbones ({', '.join(models)})"
-        console.print(f"[red]failed[/] {escape(who)} at {stage}: {escape(error)}", highlight=False)
-    if r.excluded:
-        kinds: dict[str, int] = {}
-        for x in r.excluded:
-            why = x["reason"]
-            key = ("not loadable" if why.startswith("not loadable") else "gated (--include-gated)" if why.startswith("gated")
-                   else "outside --domain" if why.startswith("domain") else "of unknown size" if why.startswith("parameter count")
-                   else "over --max-params" if "--max-params" in why
-                   else "other license" if why.startswith("license") else why)
-            kinds[key] = kinds.get(key, 0) + 1
-        console.print(f"[dim]{len(r.excluded)} catalog entries set aside: "
-                      + ", ".join(f"{n} {k}" for k, n in kinds.items()) + " (--format json lists each with its reason)[/]",
-                      highlight=False)
-    if s.skipped:
-        shown = ", ".join(f"{x['path']} ({x['reason']})" for x in s.skipped[:5])
-        more = f" and {len(s.skipped) - 5} more" if len(s.skipped) > 5 else ""
-        console.print(f"[yellow]skipped[/] {escape(shown)}{more}", highlight=False)
-    if not r.ranking:
-        return
-    console.print("[dim]probe/gain: balanced accuracy (%) ± sd over folds; logme: higher is better; shift: "
-                  "early_shift, fd: frechet / tr(Σ_ref) (lower = closer to the pretraining domain); risk: "
-                  "P(fine-tuning ends below training from scratch) with its 90 % interval, calibrated on the benchmark's "
-                  "targets only (README). --format json for every signal with its reason.[/]")
+
+def render_html(r: Ranking) -> str:
+    """The self-contained HTML page (see :func:`proximity.report_html.render_html`)."""
+    from .report_html import render_html as _render
+
+    return _render(r)

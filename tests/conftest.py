@@ -28,6 +28,9 @@ os.environ.update({
     "PROXIMITY_CACHE_DIR": str(_TMP / "cache"),
     "PROXIMITY_DATA_DIR": str(_TMP / "data"),
     "TOKENIZERS_PARALLELISM": "false",
+    # Rich reads the width from COLUMNS (else from the terminal the tests run in): pinned, so that no
+    # test depends on the caller's terminal; tests of other widths pass env={"COLUMNS": …} to the runner
+    "COLUMNS": "80",
 })
 os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.pop("HF_TOKEN", None)
@@ -70,6 +73,21 @@ def target_images():
 def target_dir(tmp_path_factory, target_images) -> Path:
     imgs, labels = target_images
     return S.write_folder(tmp_path_factory.mktemp("target") / "images", imgs, labels)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI configures logging globally (a Rich handler on the root logger, writing to the stderr
+    of the moment): put it back after each test, so that one test's CliRunner run does not make a
+    later test's library log records (Pillow's TIFF errors in test_fuzz) appear on its stderr."""
+    import logging
+
+    root, ours = logging.getLogger(), logging.getLogger("proximity")
+    handlers, levels = root.handlers[:], (root.level, ours.level)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(levels[0])
+    ours.setLevel(levels[1])
 
 
 @pytest.fixture

@@ -67,13 +67,12 @@ def test_cached_rerun_is_reported(target_dir, models, fresh_cache):
 
 
 def test_bad_models_are_reported_and_the_rest_still_runs(target_dir, backbones, tmp_path, fresh_cache):
-    res = _run("rank", target_dir, "-f", "json", "-n", 16, "--model", "s3:bucket/m", "--model", f"local-dir:{tmp_path / 'gone'}",
+    res = _run("rank", target_dir, "-f", "json", "-n", 16, "--model", f"local-dir:{tmp_path / 'gone'}",
                "--model", "hf-hub:org/does-not-exist", "--model", "timm:resnet18.a1_in1k", "--model", f"local-dir:{backbones['A']}")
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert [c["model"] for c in d["ranking"]] == [f"local-dir:{backbones['A']}"]
     failed = {f["model"]: f for f in d["failed"]}
-    assert "expected one of timm:, hf-hub:, local-dir:" in failed["s3:bucket/m"]["error"]
     assert failed[f"local-dir:{tmp_path / 'gone'}"]["stage"] == "fetch"
     assert "does not exist" in failed[f"local-dir:{tmp_path / 'gone'}"]["error"]
     assert failed["hf-hub:org/does-not-exist"]["stage"] == "fetch"
@@ -123,6 +122,31 @@ def test_catalog_commands():
     assert _run("catalog", "validate").exit_code == 0
     res = _run("catalog", "show", "nope")
     assert res.exit_code == 2 and "catalog list" in res.stderr
+
+
+def test_an_unknown_model_source_is_a_usage_error_before_any_decoding(target_dir, backbones):
+    for bad, hint in (("resnet18", "For a timm model use 'timm:resnet18'."), ("s3:bucket/m", "expected one of timm:, hf-hub:, local-dir:"),
+                      ("org/net", "It looks like a Hub repo id: use 'hf-hub:org/net'.")):
+        res = _run("rank", target_dir, "--model", f"local-dir:{backbones['A']}", "--model", bad)
+        assert res.exit_code == 2 and hint in res.stderr, res.output      # the whole hint, nothing elided
+        assert "decoding sample" not in res.stderr and "Ranking" not in res.stderr   # nothing decoded, no banner
+    with pytest.raises(proximity.errors.UnknownSourceError, match="timm:resnet18"):
+        proximity.rank(target_dir, models=["resnet18"])
+
+
+def test_catalog_show_names_the_catalog_that_holds_an_entry(backbones, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROXIMITY_DATA_DIR", str(tmp_path / "data"))
+    zoo = tmp_path / "data" / "zoo" / "catalog"
+    zoo.mkdir(parents=True)
+    (zoo / "gratings_net.toml").write_text(f'source = "local-dir:{backbones["A"]}"\n')
+    res = _run("catalog", "show", "gratings_net")               # not in default: found in the zoo, and said so
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["catalog"] == "zoo" and "entry of catalog 'zoo'" in res.stderr
+    res = _run("catalog", "show", "gratings_net", "--catalog", "default")
+    assert res.exit_code == 2 and "catalog 'zoo' has it: add --catalog zoo" in res.stderr
+    assert json.loads(_run("catalog", "show", "gratings_net", "--catalog", "zoo").stdout)["id"] == "gratings_net"
+    res = _run("catalog", "show", "resnet18.a1_in1k", "--catalog", "zoo")
+    assert res.exit_code == 2 and "catalog 'default' has it" in res.stderr
 
 
 def test_api_returns_dataclasses_and_frames(target_dir, backbones, fresh_cache):

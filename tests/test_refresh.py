@@ -114,7 +114,9 @@ def test_filters_without_discover_and_failing_hub_write_nothing(world, monkeypat
     import proximity.hub as H
     monkeypatch.setattr(H, "hub_reachable", lambda *a, **k: False)
     res = _run("catalog", "refresh", "--catalog", world["cat"], "--yes")
-    assert res.exit_code == 1 and "nothing written" in res.output and "could not be reached" in res.output
+    assert res.exit_code == 2 and "nothing written" in res.output and "could not be reached" in res.output
+    res = _run("catalog", "refresh", "--catalog", world["cat"], "--dry-run")   # offline: a known problem, exit 2 (README)
+    assert res.exit_code == 2 and "could not be reached" in res.stderr and "Traceback" not in res.output
     assert _snapshot(world["cat"]) == before
 
 
