@@ -2,7 +2,8 @@
 # Benchmark v2 ground truth on a lent many-core machine (run from the repository root).
 #
 # The same scripts/bench/finetune.py --protocol 2 jobs, in many single-thread processes: NCPU
-# shards on the CPU for CPU_TARGETS and NGPU shards on the GPU for GPU_TARGETS. Each process
+# shards on the CPU for CPU_TARGETS and NGPU shards on the GPU for GPU_TARGETS (or, with no
+# GPU_TARGETS, for CPU_TARGETS too, as shards of one NCPU+NGPU split). Each process
 # starts from a copy of the committed store (so what is done is skipped and a pair's seeds 1-4
 # use the lr its committed seed-0 sweep chose) and the new records are gathered into
 # $OUT/new.jsonl, to be appended to results/v2/groundtruth.jsonl by the caller. No new job
@@ -23,8 +24,13 @@ run() {  # name device shard targets...
   timeout "$KILL" python3 scripts/bench/finetune.py --protocol 2 --out "$work/bench" --store "$work/$name.jsonl" \
     --device "$dev" --shard "$shard" --threads 1 --deadline "$DEADLINE" --targets "$@" > "$work/$name.log" 2>&1 &
 }
-for ((i = 0; i < NCPU; i++)); do run "c$i" cpu "$i/$NCPU" $CPU_TARGETS; done
-for ((i = 0; i < NGPU; i++)); do run "g$i" cuda "$i/$NGPU" $GPU_TARGETS; done
+ncpu_shards=$NCPU; [ -z "$GPU_TARGETS" ] && ncpu_shards=$((NCPU + NGPU))
+for ((i = 0; i < NCPU; i++)); do run "c$i" cpu "$i/$ncpu_shards" $CPU_TARGETS; done
+if [ -n "$GPU_TARGETS" ]; then
+  for ((i = 0; i < NGPU; i++)); do run "g$i" cuda "$i/$NGPU" $GPU_TARGETS; done
+else       # no targets of their own: the GPU shards share the CPU shards' targets and numbering
+  for ((i = 0; i < NGPU; i++)); do run "g$i" cuda "$((NCPU + i))/$((NCPU + NGPU))" $CPU_TARGETS; done
+fi
 wait
 python3 - "$n0" "$OUT/new.jsonl" "$work"/*.jsonl <<'EOF'
 import json, sys
