@@ -183,3 +183,22 @@ def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
     jobs = (tmp_path / "v2" / "groundtruth" / "jobs.jsonl").read_text().splitlines()
     assert len(jobs) == 4 * (4 + 4) * 5           # targets × (backbones + scratch archs) × (1 lr + 4 seeds)
     assert "| proximity (labels) |" in (res / "RESULTS.md").read_text()
+
+
+def test_v2_risk_summary_reliability_and_brier_skill_known_answers():
+    import evaluate_v2
+
+    rows = [{"risk": p, "risk_label_free": 0.5, "negative": y}
+            for p, y in ((0.05, 0), (0.15, 0), (0.15, 1), (0.85, 1), (0.95, 1), (0.95, 0))]
+    s = evaluate_v2.risk_summary(rows)["labels"]
+    p, y = np.array([r["risk"] for r in rows]), np.array([r["negative"] for r in rows])
+    assert s["brier"] == pytest.approx(np.mean((p - y) ** 2)) and s["base_brier"] == pytest.approx(0.25)
+    assert s["brier_skill"] == pytest.approx(1 - s["brier"] / 0.25)
+    bins = {(round(b["lo"], 1), b["pairs"], round(b["predicted"], 3), round(b["observed"], 3)) for b in s["bins"]}
+    assert bins == {(0.0, 1, 0.05, 0.0), (0.1, 2, 0.15, 0.5), (0.8, 1, 0.85, 1.0), (0.9, 2, 0.95, 0.5)}
+    # ECE = Σ (pairs / n) · |predicted − observed| over the same bins
+    assert s["ece"] == pytest.approx((1 * 0.05 + 2 * 0.35 + 1 * 0.15 + 2 * 0.45) / 6)
+    free = evaluate_v2.risk_summary(rows)["label-free"]
+    assert free["brier_skill"] == pytest.approx(0.0) and free["auroc"] == pytest.approx(0.5)
+    svg = evaluate_v2.reliability_svg({"labels": s["bins"]}, "t")
+    assert svg.startswith("<svg") and svg.count("<circle") == 4

@@ -361,8 +361,11 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
         rule_file = (results / "fit_rule.json") if quick else Path(__file__).parents[2] / "catalog" / "fit_rule.json"
         rule_file.write_text(json.dumps(doc, indent=1) + "\n")
         rules = {m: FitRule.from_dict(d) for m, d in doc["rules"].items()}
+        selection = doc["selection"]
     else:
         rules = load_rules()
+        shipped = Path(__file__).parents[2] / "catalog" / "fit_rule.json"
+        selection = json.loads(shipped.read_text()).get("selection", {}) if shipped.is_file() and not quick else {}
     per: dict = {}
     prior_ft = {b: {t: gt["finetune"][(b, t)]["mean"] for t in data} for b in backbones}
     for t in tlist:
@@ -395,9 +398,22 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
              "group": {t.name: t.group for t in tlist}, "per": per, "ceilings": ceilings, "rows": rows,
              "backbones": {b: {k: metas[b].get(k) for k in ("arch", "domain", "val_accuracy", "generic_accuracy",
                                                              "params_m", "meets_min_accuracy")} for b in backbones},
-             "rules": {m: r.to_dict() for m, r in rules.items()},
+             "rules": {m: r.to_dict() for m, r in rules.items()}, "selection": selection,
              "seconds": {t: scored[t]["seconds"] for t in scored}}
     return state
+
+
+def score_share(root: Path, store: Path, share: tuple[int, int]) -> None:
+    """Score every ``share[1]``-th target with complete ground truth (dev targets first)."""
+    gt = ground_truth(store)
+    backbones = sorted(p.parent.name for p in (root / "backbones").glob("*/bench.json"))
+    tlist = [t for t in sorted(targets_v2.TARGETS, key=lambda t: t.split != "dev")
+             if all((b, t.name) in gt["finetune"] for b in backbones)]
+    catalog = bench_catalog(root, root / "bench-catalog", backbones)
+    for t in tlist[share[0]::share[1]]:
+        t0 = time.perf_counter()
+        score_target(t.name, root, catalog)
+        print(f"scored {t.name} ({t.split}) in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def pair_rows(tlist, data, gt, metas, scored) -> list[dict]:
@@ -468,7 +484,17 @@ def summarise(state: dict) -> dict:
                 m = state["per"][t].get(n)
                 if m:
                     by_relation.setdefault(state["group"][t], {}).setdefault(n, []).append(m["tau"])
+        fame: dict = {}
+        for t in ts:
+            prox, prior = state["per"][t].get("proximity (labels)"), state["per"][t].get("prior")
+            if prox and prior:
+                gain = prior["regret"] - prox["regret"]          # accuracy points of proximity's pick over fame's
+                for g in ("all", state["group"][t]):
+                    fame.setdefault(g, []).append(gain)
         out["splits"][split] = {
+            "fame": {g: {"n_targets": len(v), "proximity_better": int(sum(x > 0.05 for x in v)),
+                         "fame_better": int(sum(x < -0.05 for x in v)), "tied": int(sum(abs(x) <= 0.05 for x in v)),
+                         "mean_gain_pts": float(np.mean(v))} for g, v in fame.items()},
             "n_targets": len(ts), "noise_ceiling": float(np.mean(ceil)) if ceil else None, "rankers": rankers,
             "by_family": {f: {n: {"tau": boot(v)[0], "ci": list(boot(v)[1:]), "n_targets": len(v)} for n, v in d.items()}
                           for f, d in by_family.items()},
@@ -494,10 +520,51 @@ def risk_summary(rows: list[dict]) -> dict:
             continue
         p, y = np.array([r[key] for r in rs], float), np.array([r["negative"] for r in rs])
         base = y.mean()
+        brier, base_brier = float(brier_score_loss(y, p)), float(np.mean((base - y) ** 2))
         out[name] = {"auroc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None,
-                     "brier": float(brier_score_loss(y, p)), "base_brier": float(np.mean((base - y) ** 2)),
-                     "ece": ece(p, y), "pairs": len(rs), "negative": int(y.sum())}
+                     "brier": brier, "base_brier": base_brier,
+                     "brier_skill": 1 - brier / base_brier if base_brier > 0 else None,
+                     "ece": ece(p, y), "pairs": len(rs), "negative": int(y.sum()), "bins": reliability(p, y)}
     return out
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:
+    """The reliability diagram's points: per non-empty equal-width bin, its pairs, mean predicted
+    risk and observed negative rate."""
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    return [{"lo": float(edges[b]), "hi": float(edges[b + 1]), "pairs": int((idx == b).sum()),
+             "predicted": float(p[idx == b].mean()), "observed": float(y[idx == b].mean())}
+            for b in range(bins) if (idx == b).any()]
+
+
+def reliability_svg(bins_by_mode: dict[str, list[dict]], title: str) -> str:
+    """A small self-contained SVG reliability diagram (no plotting dependency): the diagonal, and
+    per mode the bins' (predicted, observed) points sized by their pair count."""
+    size, pad = 320, 40
+    xy = lambda p, o: (pad + p * (size - 2 * pad), size - pad - o * (size - 2 * pad))  # noqa: E731
+    colours = {"labels": "#1f77b4", "label-free": "#d62728"}
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size + 20}" font-family="sans-serif" '
+             'font-size="11">', f'<text x="{pad}" y="14">{title}</text>',
+             f'<rect x="{pad}" y="{pad}" width="{size - 2 * pad}" height="{size - 2 * pad}" fill="none" stroke="#999"/>',
+             '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#bbb" stroke-dasharray="4 3"/>'.format(*xy(0, 0), *xy(1, 1))]
+    for i, t in enumerate((0, 0.5, 1)):
+        x, y = xy(t, 0)
+        parts.append(f'<text x="{x - 6}" y="{y + 14}">{t:g}</text>')
+        x, y = xy(0, t)
+        parts.append(f'<text x="{x - 22}" y="{y + 4}">{t:g}</text>')
+    parts.append(f'<text x="{size / 2 - 40}" y="{size - 6}">predicted risk</text>')
+    parts.append(f'<text x="4" y="{size / 2}" transform="rotate(-90 10 {size / 2})">observed negative rate</text>')
+    for k, (mode, bins) in enumerate(bins_by_mode.items()):
+        c = colours.get(mode, "#333")
+        pts = [xy(b["predicted"], b["observed"]) for b in bins]
+        parts.append('<polyline fill="none" stroke="{}" points="{}"/>'.format(c, " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)))
+        for b, (x, y) in zip(bins, pts):
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{2 + 1.2 * np.sqrt(b["pairs"]):.1f}" fill="{c}" '
+                         f'fill-opacity="0.5"><title>{mode}: {b["pairs"]} pairs, predicted {b["predicted"]:.2f}, '
+                         f'observed {b["observed"]:.2f}</title></circle>')
+        parts.append(f'<text x="{pad + 8}" y="{pad + 16 + 14 * k}" fill="{c}">{mode}</text>')
+    return "\n".join(parts + ["</svg>"]) + "\n"
 
 
 def write_page(state: dict, summary: dict, page: Path) -> None:
@@ -520,10 +587,28 @@ def write_page(state: dict, summary: dict, page: Path) -> None:
                 for g, v in d[what].items():
                     lines.append(f"- {g}: " + "; ".join(f"{n} {x['tau']:.2f} ({x['n_targets']})" for n, x in v.items()))
                 lines += [""]
+        fame = d.get("fame")
+        if fame:
+            lines += ["**Domain proximity against fame** (top pick of proximity (labels) against the top pick of the "
+                      "fame prior, the generic accuracy; accuracy points of the fine-tuned top pick):", ""]
+            for g, v in fame.items():
+                lines.append(f"- {g}: proximity better on {v['proximity_better']}, fame better on {v['fame_better']}, "
+                             f"tied on {v['tied']} of {v['n_targets']} targets; mean difference {v['mean_gain_pts']:+.1f} pts")
+            lines += [""]
         for mode, r in d["risk"].items():
+            skill = "n/a" if r.get("brier_skill") is None else f"{r['brier_skill']:.2f}"
             lines.append(f"- risk ({mode}): AUROC {r['auroc'] if r['auroc'] is None else round(r['auroc'], 3)}, Brier "
-                         f"{r['brier']:.3f} vs base rate {r['base_brier']:.3f}, ECE {r['ece']:.3f}, "
+                         f"{r['brier']:.3f} vs base rate {r['base_brier']:.3f} (skill {skill}), ECE {r['ece']:.3f}, "
                          f"{r['negative']}/{r['pairs']} negative pairs")
+        if d["risk"]:
+            svg = page.parent / f"reliability-{split}.svg"
+            svg.write_text(reliability_svg({m: r["bins"] for m, r in d["risk"].items()},
+                                           f"Reliability of the risk, {split} pairs"))
+            lines += ["", f"![reliability diagram, {split}]({svg.name})", "",
+                      "| risk | bin | pairs | mean predicted | observed |", "|---|---|---|---|---|"]
+            for mode, r in d["risk"].items():
+                lines += [f"| {mode} | {b['lo']:.1f}–{b['hi']:.1f} | {b['pairs']} | {b['predicted']:.2f} | "
+                          f"{b['observed']:.2f} |" for b in r["bins"]]
         lines += [""]
     lines += ["## Backbones", "", "| backbone | arch | source | held-out source acc. | generic acc. | params (M) |",
               "|---|---|---|---|---|---|"]
@@ -531,6 +616,15 @@ def write_page(state: dict, summary: dict, page: Path) -> None:
         lines.append(f"| {b} | {m['arch']} | {m['domain']} | {m['val_accuracy']:.3f} | "
                      f"{(m['generic_accuracy'] or float('nan')):.3f} | {(m['params_m'] or float('nan')):.2f} |")
     lines += ["", "Fit rules that ran: " + "; ".join(f"{k}: {v['name']}" for k, v in state["rules"].items()), ""]
+    selection = state.get("selection") or {}
+    for mode, table in selection.items():
+        lines += [f"### Fit selection ({mode}): leave-one-target-out on the dev targets", "",
+                  "| candidate | LOTO weighted τ | LOTO regret |", "|---|---|---|"]
+        for r in sorted(table, key=lambda r: -(r["loto_tau"] if r["loto_tau"] is not None else -9)):
+            tau = "n/a" if r["loto_tau"] is None else f"{r['loto_tau']:.3f}"
+            reg = "n/a" if r["loto_regret"] is None else f"{r['loto_regret']:.1f}"
+            lines.append(f"| {r['name']} | {tau} | {reg} |")
+        lines += [""]
     page.write_text("\n".join(lines) + "\n")
 
 
@@ -543,7 +637,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--select", action="store_true", help="choose the fit rules on dev and write catalog/fit_rule.json")
     ap.add_argument("--quick", action="store_true", help="tiny targets (CI); never writes into the committed results")
+    ap.add_argument("--score-only", metavar="I/N", default=None,
+                    help="only score this share of the targets with complete ground truth (processes side by side "
+                         "fill OUT/v2/scores; a later run without it reads them)")
     args = ap.parse_args(argv)
+    if args.score_only:
+        score_share(args.out / "v2", args.store, tuple(int(v) for v in args.score_only.split("/")))
+        return
     args.results.mkdir(parents=True, exist_ok=True)
     state = evaluate(args.out / "v2", args.store, args.results, do_select=args.select, quick=args.quick)
     summary = summarise(state)
