@@ -202,3 +202,16 @@ def test_v2_risk_summary_reliability_and_brier_skill_known_answers():
     assert free["brier_skill"] == pytest.approx(0.0) and free["auroc"] == pytest.approx(0.5)
     svg = evaluate_v2.reliability_svg({"labels": s["bins"]}, "t")
     assert svg.startswith("<svg") and svg.count("<circle") == 4
+
+
+def test_v2_metrics_of_ties_and_constant_scores():
+    """A ranker that gives every backbone the same score (SFDA saturating at 1 on a tiny sample)
+    orders nothing: τ 0, and its top pick is a draw among the tied (expected regret, top-1)."""
+    import evaluate_v2
+
+    acc = {"a": 0.9, "b": 0.8, "c": 0.5, "d": 0.7}
+    m = evaluate_v2.metrics({k: 1.0 for k in acc}, acc)
+    assert m["tau"] == 0.0 and m["regret"] == pytest.approx(100 * (0.9 - np.mean(list(acc.values()))))
+    assert m["top1"] == pytest.approx(0.25)
+    m = evaluate_v2.metrics({"a": 2.0, "b": 2.0, "c": 1.0, "d": 0.0}, acc)
+    assert m["regret"] == pytest.approx(5.0) and m["top1"] == pytest.approx(0.5) and np.isfinite(m["tau"])

@@ -197,11 +197,13 @@ def metrics(score: dict, acc: dict) -> dict | None:
     names = [m for m in acc if score.get(m) is not None]
     if len(names) < 3:
         return None
-    s, a = np.array([score[m] for m in names]), np.array([acc[m] for m in names])
+    s, a = np.array([score[m] for m in names], float), np.array([acc[m] for m in names])
     order = np.argsort(-s, kind="stable")
     best = max(acc.values())
-    return {"tau": float(weightedtau(s, a).statistic), "regret": 100 * float(best - a[order[0]]),
-            "top1": float(a[order[0]] == best), "top3": float(best in a[order[:3]])}
+    top = a[s == s.max()]          # a tie at the top is a draw among the tied: expected regret and top-1
+    tau = float(weightedtau(s, a).statistic) if np.ptp(s) > 0 else 0.0   # constant scores order nothing: τ 0
+    return {"tau": tau, "regret": 100 * float(best - top.mean()),
+            "top1": float(np.mean(top == best)), "top3": float(best in a[order[:3]])}
 
 
 def boot(values: list[float], seed: int = 0, n: int = 2000) -> tuple[float, float, float]:
