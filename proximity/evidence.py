@@ -47,6 +47,7 @@ class Evidence:
     source_vars: list[np.ndarray]           # per layer (C_l,) BN running_var
     seconds: float                          # wall time of the pass that computed it (kept in the cache)
     cached: bool = False
+    n_params: int | None = None             # parameters of the network that produced it (as loaded, truncation included)
 
     @property
     def n(self) -> int:
@@ -61,6 +62,8 @@ class Evidence:
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"features": self.features, "layer_names": np.array(self.layer_names, dtype=str),
                   "seconds": np.array(self.seconds)}
+        if self.n_params is not None:
+            arrays["n_params"] = np.array(self.n_params, dtype=np.int64)
         for i in range(len(self.layer_names)):
             arrays.update({f"im_{i}": self.image_means[i], f"iv_{i}": self.image_vars[i],
                            f"sm_{i}": self.source_means[i], f"sv_{i}": self.source_vars[i]})
@@ -73,7 +76,8 @@ class Evidence:
         return cls(features=a["features"], layer_names=names,
                    image_means=[a[f"im_{i}"] for i in r], image_vars=[a[f"iv_{i}"] for i in r],
                    source_means=[a[f"sm_{i}"] for i in r], source_vars=[a[f"sv_{i}"] for i in r],
-                   seconds=float(a["seconds"]), cached=True)
+                   seconds=float(a["seconds"]), cached=True,
+                   n_params=int(a["n_params"]) if "n_params" in a else None)
 
 
 def evidence_ingredients(spec: BackboneSpec, sample: Sample, *, pretrained: bool, seed: int) -> dict:
@@ -81,7 +85,7 @@ def evidence_ingredients(spec: BackboneSpec, sample: Sample, *, pretrained: bool
     return {"source": spec.entry.source, "revision": spec.revision, "preprocess": spec.preprocess.describe(),
             "truncated_at": spec.truncated_at, "model_kwargs": spec.model_kwargs,
             "weights": "pretrained" if pretrained else f"random:seed={seed}:bn={BN_REESTIMATE_IMAGES}x{BN_REESTIMATE_BATCH}",
-            "sample": sample.fingerprint}
+            "sample": sample.fingerprint, "evidence": 2}     # 2: the parameter count is part of the evidence
 
 
 def collect_evidence(
@@ -185,7 +189,7 @@ def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32, pr
         image_means=[torch.cat(m).numpy() for m in means], image_vars=[torch.cat(v).numpy() for v in vars_],
         source_means=[_running(m, "running_mean") for _, m in layers],
         source_vars=[_running(m, "running_var") for _, m in layers],
-        seconds=0.0,
+        seconds=0.0, n_params=sum(p.numel() for p in backbone.model.parameters()),
     )
 
 

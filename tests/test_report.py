@@ -1,6 +1,7 @@
 """What a person sees: the terminal table at any width, progress and status text that tell the
 truth, the HTML page and `proximity report` for a saved result (the browser test is test_browser.py)."""
 
+import html
 import json
 import re
 
@@ -51,7 +52,9 @@ def test_the_table_shows_every_fit_and_risk_at_any_width(saved):
         lines = res.stdout.splitlines()
         assert max(len(x) for x in lines) <= width                        # nothing runs past the edge
         assert all(r in res.stdout for r in risks + fits) and "…" not in res.stdout, (width, res.stdout)
-        layouts[width] = "logme" in res.stdout.split("#1 risk")[0], "┃" in res.stdout
+        header = " ".join(x for x in lines if "┃" in x)                  # the table's column names
+        # knn: a signal the compact layout leaves out (it shows the rule's first two terms and the gain)
+        layouts[width] = "knn" in (header if header else res.stdout.split("#1 risk")[0]), "┃" in res.stdout
     assert layouts[160] == (True, True)                                   # the full table
     assert layouts[80] == (False, True)                                   # compact: fit, probe, gain, risk
     assert layouts[40] == (False, False)                                  # one block per candidate
@@ -143,7 +146,7 @@ def test_html_page_from_rank_and_from_a_saved_result(saved, target_dir, models, 
         lo, hi = c["risk_interval"]
         assert f"{lo:.2f}–{hi:.2f}" in page
     assert page.count("<svg") >= 2 + 10                                  # a risk strip per candidate, signal panels
-    assert "v0: probe" in page and "Calibration scope:" in page and "benchmark tier 1" in page
+    assert html.escape(d["fit_rule"]["name"]) in page and "Calibration scope:" in page and "benchmark v2" in page
     assert "Failed candidates (1)" in page and "gone" in page and "angle10" in page        # failed; the classes
     direct = _run("rank", target_dir, *models, "--model", f"local-dir:{tmp_path / 'gone'}", "-n", 40, "-f", "html")
     assert direct.exit_code == 0 and direct.stdout.startswith("<!DOCTYPE html>") and "Set aside (0)" in direct.stdout

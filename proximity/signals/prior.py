@@ -23,15 +23,18 @@ def prior(ctx: SignalContext) -> tuple[float, float | None, str]:
     return float(top1), None, f"ImageNet-1k top-1 from {src}"
 
 
-@register_signal("params", higher_is_better=True, needs=("facts",),
-                 description="static prior: log10 of the parameter count (millions) from the catalog")
+@register_signal("params", higher_is_better=True, needs=(),
+                 description="static prior: log10 of the parameter count (millions), from the catalog or counted")
 def params(ctx: SignalContext) -> tuple[float, float | None, str]:
     """Static prior: model size. A baseline in the literature (bigger models transfer better
-    within one pool), and a fact the fit may use where the candidate has it."""
+    within one pool), and a fact the fit may use. The catalog's count where it records one, else
+    the count of the network as loaded (truncation included), so an ad-hoc ``--model`` has it too."""
     import math
 
     p = ctx.entry.params_m
-    if p is None or not p > 0:
-        raise SignalUnavailable("no parameter count recorded for this backbone"
-                                + (" (ad-hoc --model: no catalog facts)" if ctx.entry.path is None else ""))
-    return math.log10(p), None, f"{p:g} M parameters"
+    if p is not None and p > 0:
+        return math.log10(p), None, f"{p:g} M parameters"
+    counted = ctx.evidence.n_params
+    if not counted:
+        raise SignalUnavailable("no parameter count recorded for this backbone, and none counted")
+    return math.log10(counted / 1e6), None, f"{counted / 1e6:.3g} M parameters, counted in the loaded network"

@@ -230,6 +230,15 @@ def rule_scores(rule, sig: dict[str, dict]) -> dict:
     return {m: f for m, (f, _) in zip(models, fits) if f is not None}
 
 
+def as_ranked(fits: dict, sig: dict[str, dict]) -> dict:
+    """Scores that reproduce the order of ``proximity.rank``'s output: fit first, ties broken as
+    ``proximity.ranking.sort_key`` breaks them (lower early_shift, then catalog order)."""
+    from proximity.ranking import sort_key
+
+    order = sorted(sig, key=lambda m: sort_key(fits.get(m), sig[m], sorted(sig).index(m)))
+    return {m: float(len(order) - i) for i, m in enumerate(order)}
+
+
 def pairwise_weights(train: list[tuple[dict, dict]], terms: tuple[str, ...]) -> dict[str, float]:
     """A learned pairwise ranking model: logistic regression (no intercept, C = 1) on the
     differences of within-target z-scored, sign-adjusted signals, one row per ordered pair of
@@ -382,6 +391,9 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
                 rk[f"proximity ({mode})"] = {m: fit_score(s, "label-free") for m, s in sig.items()}
             else:
                 rk[f"proximity ({mode})"] = rule_scores(rule, sig)
+            # v2.1 (added after the v2.0 test reading): the order the CLI prints, i.e. the fit with
+            # proximity.ranking.sort_key's tie-breaks (early_shift), as a score
+            rk[f"proximity ({mode}, as ranked)"] = as_ranked(rk[f"proximity ({mode})"], sig)
         rk["prior: mean fine-tuned accuracy on the other targets"] = {
             b: np.mean([v for k, v in prior_ft[b].items() if k != t.name]) for b in backbones} if len(data) > 1 else {}
         rng = np.random.default_rng(0)
@@ -468,7 +480,7 @@ def summarise(state: dict) -> dict:
             tau, lo, hi = boot([m["tau"] for m in ms])
             kind = "proximity" if n.startswith("proximity") else "random" if n == "random" else \
                 "prior" if n.startswith("prior") or n in ("params",) else "signal"
-            labels = n == "proximity (labels)" or (n in SIGNALS and "labels" in SIGNALS[n].needs) or n in ("etran", "ncti")
+            labels = n.startswith("proximity (labels") or (n in SIGNALS and "labels" in SIGNALS[n].needs) or n in ("etran", "ncti")
             rankers[n] = {"kind": kind, "labels": bool(labels), "tau": tau, "ci": [lo, hi],
                           "regret_pts": float(np.mean([m["regret"] for m in ms])),
                           "top1": float(np.mean([m["top1"] for m in ms])), "top3": float(np.mean([m["top3"] for m in ms])),
@@ -627,6 +639,9 @@ def write_page(state: dict, summary: dict, page: Path) -> None:
             reg = "n/a" if r["loto_regret"] is None else f"{r['loto_regret']:.1f}"
             lines.append(f"| {r['name']} | {tau} | {reg} |")
         lines += [""]
+    reading = page.parent / "READING.md"        # the hand-written reading of these figures, when there is one
+    if reading.is_file():
+        lines += [reading.read_text()]
     page.write_text("\n".join(lines) + "\n")
 
 
