@@ -15,9 +15,9 @@ the command line can answer Ctrl-C at any moment (see :mod:`proximity.__main__`)
 from __future__ import annotations
 
 TYPE_CHECKING = False       # not typing's: importing typing would lengthen the window before Ctrl-C is handled
-__version__ = "0.1.0"
 
 _LAZY = {
+    "__version__": "._version",
     "rank": ".api",
     "Catalog": ".catalog", "CatalogEntry": ".catalog", "load_catalog": ".catalog", "validate_catalog": ".catalog",
     "Sample": ".data", "load_sample": ".data", "sample_from_arrays": ".data",
@@ -33,6 +33,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from typing import Any
 
+    from ._version import __version__
     from .api import rank
     from .catalog import Catalog, CatalogEntry, load_catalog, validate_catalog
     from .data import Sample, load_sample, sample_from_arrays

@@ -47,6 +47,11 @@ def _caused_by_interrupt(exc: BaseException | None) -> bool:
 def main() -> None:
     """Run the command line; Ctrl-C anywhere exits 130 with one line."""
     try:
+        if sys.argv[1:] == ["--version"]:   # answered without importing the CLI (typer, rich, pydantic: ~0.3 s)
+            from ._version import __version__
+
+            print(f"proximity {__version__}")
+            return
         from .cli import app
 
         app(prog_name="proximity")

@@ -220,7 +220,7 @@ class _nullcontext:
 @app.callback(invoke_without_command=True)
 def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
     if version:
-        from . import __version__
+        from ._version import __version__
 
         print(f"proximity {__version__}")
         raise typer.Exit(0)

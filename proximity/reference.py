@@ -150,7 +150,7 @@ def load_reference(path: Path) -> ReferenceStats:
 def build_reference(spec: BackboneSpec, images: str | Path, *, sample: int = 2000, top_k: int = 256, seed: int = 0,
                     device: str = "cpu", batch_size: int = 32, output: Path | None = None, progress=None) -> Path:
     """Compute and store the reference statistics of ``spec`` on the images under ``images``."""
-    from . import __version__
+    from ._version import __version__
     from .data import load_sample
     from .evidence import collect_evidence
     from .signals.kernels import gaussian_fit

@@ -157,7 +157,7 @@ class Ranking:
         return len(self.ranking)
 
     def to_dict(self) -> dict[str, Any]:
-        from . import __version__
+        from ._version import __version__
 
         return {"schema_version": SCHEMA_VERSION, "proximity_version": __version__, "mode": self.mode,
                 "sample": self.sample.to_dict(), "ranking": [c.to_dict() for c in self.ranking],

@@ -269,7 +269,7 @@ def _pick(r: Ranking) -> str:
 
 def render_html(r: Ranking) -> str:
     """The whole page as a string (UTF-8 text, no external reference of any kind)."""
-    from . import __version__
+    from ._version import __version__
 
     n = len(r.ranking)
     title = f"proximity: {n} backbone{'s' if n != 1 else ''} ranked for {r.sample.path}"
