@@ -22,7 +22,7 @@ _LAZY = {
     "Catalog": ".catalog", "CatalogEntry": ".catalog", "load_catalog": ".catalog", "validate_catalog": ".catalog",
     "Sample": ".data", "load_sample": ".data", "sample_from_arrays": ".data",
     "ProximityError": ".errors",
-    "Candidate": ".report", "Failure": ".report", "Ranking": ".report",
+    "Candidate": ".report", "Ranking": ".report", "Failure": ".types",
 }
 
 __all__ = [
@@ -38,7 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .catalog import Catalog, CatalogEntry, load_catalog, validate_catalog
     from .data import Sample, load_sample, sample_from_arrays
     from .errors import ProximityError
-    from .report import Candidate, Failure, Ranking
+    from .report import Candidate, Ranking
+    from .types import Failure
 
 
 def __getattr__(name: str) -> Any:

@@ -16,15 +16,17 @@ from . import signals as sig
 from .backbones import resolve_device, resolve_spec
 from .catalog import CatalogEntry, adhoc_entry, load_catalog
 from .data import Intensity, Sample, load_sample
-from .errors import (GatedModelError, HubUnavailableError, InvalidParameterError, ModelNotFoundError, NoCandidatesError,
-                     ProximityError, UnknownSourceError, UnsupportedModelError)
+from .errors import InvalidParameterError, NoCandidatesError, ProximityError, UnknownSourceError
+from .errors import one_line as _one_line
 from .evidence import collect_evidence
 from .filters import Filters
 from .ranking import fit_scores, sort_key
 from .signals.labelfree import CONTROL_SUBSET
+from .signals.probe import folds_used
 from .reference import find_reference
 from .report import Candidate, Failure, Ranking, RunPlan, SampleSummary
 from . import risk as risk_mod
+from .types import Exclusion, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ LABELS_OFF = "not run: labels switched off (--labels none)"
 
 
 def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | Path], failed: list[Failure],
-             filters: Filters, excluded: list[dict[str, str]]) -> list[CatalogEntry]:
+             filters: Filters, excluded: list[Exclusion]) -> list[CatalogEntry]:
     if not models:
         catalogs = [catalog] if isinstance(catalog, (str, Path)) else list(catalog)
         seen: dict[str, CatalogEntry] = {}
@@ -47,11 +49,11 @@ def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | 
                 seen[e.id] = e
         kept = []
         for e in seen.values():
-            why = filters.why_excluded(e)
+            why = filters.exclusion(e)
             if why is None:
                 kept.append(e)
             else:
-                excluded.append({"model": e.id, "reason": why})
+                excluded.append(why)
         return kept
     out = []
     for m in models:
@@ -60,17 +62,9 @@ def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | 
         except UnknownSourceError:
             raise                   # a usage error (``--model resnet18``): said before anything is decoded
         except ProximityError as exc:
-            failed.append(Failure(m, "load", str(exc)))
+            failed.append(Failure.from_exception(m, exc, "load"))
             logger.warning("%s", exc)
     return out
-
-
-def _stage(exc: BaseException, default: str) -> str:
-    if isinstance(exc, (HubUnavailableError, GatedModelError, ModelNotFoundError)):
-        return "fetch"
-    if isinstance(exc, UnsupportedModelError):
-        return getattr(exc, "stage", "load")
-    return getattr(exc, "stage", default)
 
 
 def _summary(s: Sample) -> SampleSummary:
@@ -146,7 +140,7 @@ def rank(
     dev = resolve_device(device)
     cache.new_run()
     failed: list[Failure] = []
-    excluded: list[dict[str, str]] = []
+    excluded: list[Exclusion] = []
     entries = _entries(models, catalog, failed, filters, excluded)  # catalog and --model errors before any decoding
     if not models and not entries:
         raise NoCandidatesError(excluded)
@@ -249,7 +243,7 @@ def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate]
 def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: int, folds: int, control: bool,
                use_cache: bool, progress: ProgressCallback | None, labels_off: bool = False):
     """Evidence + signals for one entry (and whether its control pass ran); a Failure instead of raising."""
-    stage = "fetch"
+    stage: Stage = "fetch"
     try:
         spec = resolve_spec(entry)
         stage = "load"
@@ -257,9 +251,10 @@ def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: 
         ev = collect_evidence(spec, smp, pretrained=True, device=dev, batch_size=batch_size, seed=seed,
                               use_cache=use_cache, progress=cb)
     except Exception as exc:  # one failing backbone never stops the run (reported in Ranking.failed)
-        logger.info("%s failed (%s): %s", entry.id, _stage(exc, stage), exc)
+        failure = Failure.from_exception(entry.id, exc, stage)
+        logger.info("%s failed (%s): %s", entry.id, failure.stage, exc)
         logger.debug("traceback", exc_info=True)
-        return Failure(entry.id, _stage(exc, stage), _one_line(exc))
+        return failure
     ctl, ctl_reason, ctl_s = None, "random-weights control skipped (--no-control)" if not control else "", 0.0
     labelled = smp.labels is not None and smp.n_classes >= 2
     sub_idx = np.sort(np.random.default_rng(seed).permutation(smp.n)[:CONTROL_SUBSET])
@@ -299,14 +294,7 @@ def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: 
         signals = sig.compute_signals(ctx)
     except Exception as exc:
         logger.debug("traceback", exc_info=True)
-        return Failure(entry.id, "signal", _one_line(exc))
+        return Failure.from_exception(entry.id, exc, "signal")
     timings = {"evidence_s": ev.seconds, "control_s": ctl_s, "signals_s": time.perf_counter() - t0}
-    k = len(ctx.memo.get("splits", ())) or None  # the folds the probe really used
+    k = folds_used(ctx)  # the folds the probe really used
     return signals, timings, ev.cached and ctl_cached, k, ctl is not None or ctl_sub is not None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else exc.__class__.__name__
-    return first if isinstance(exc, ProximityError) else f"{exc.__class__.__name__}: {first}"[:500]
-

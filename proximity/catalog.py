@@ -375,4 +375,11 @@ def adhoc_entry(model: str) -> CatalogEntry:
     return CatalogEntry(id=model, source=source)
 
 
-from .filters import Filters  # noqa: E402,F401  (re-exported: it lived here before)
+def __getattr__(name: str) -> Any:
+    """``proximity.catalog.Filters``: it lived here before :mod:`proximity.filters` (imported on
+    use, since filters imports this module)."""
+    if name == "Filters":
+        from .filters import Filters
+
+        return Filters
+    raise AttributeError(f"module 'proximity.catalog' has no attribute '{name}'")

@@ -88,10 +88,9 @@ def _supported(e) -> str:
     bn = True if ref else has_early_batchnorm(e)
     out = []
     for name, s in SIGNALS.items():
-        if ("facts" in s.needs and e.imagenet_top1 is None) or ("reference" in s.needs and not ref) \
-                or ("batchnorm|reference" in s.needs and bn is False):
-            continue
-        out.append(name + ("*" if "labels" in s.needs else "") + ("?" if "batchnorm|reference" in s.needs and bn is None else ""))
+        ok = s.requirements.supported(facts=e.imagenet_top1 is not None, reference=ref, batchnorm=bn)
+        if ok is not False:
+            out.append(name + ("*" if s.requirements.labels else "") + ("?" if ok is None else ""))
     return " ".join(out)
 
 

@@ -8,11 +8,24 @@ fix. The CLI shows them as one line (``PROXIMITY_DEBUG=1`` for the traceback).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Mapping, Sequence
 
 
 class ProximityError(Exception):
     """Base class of every error proximity raises on purpose."""
+
+    #: The stage of a backbone's scoring this error always belongs to (``fetch``, ``load``,
+    #: ``forward``), whatever the run was doing when it was raised; None: the run's phase decides
+    #: (:meth:`proximity.types.Failure.from_exception`).
+    stage: ClassVar[str | None] = None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: a ProximityError's own first line (it names the fix), any other's
+    class name and first line, at most 500 characters."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else exc.__class__.__name__
+    return first if isinstance(exc, ProximityError) else f"{exc.__class__.__name__}: {first}"[:500]
 
 
 class InvalidParameterError(ProximityError, ValueError):
@@ -118,6 +131,8 @@ class UnknownSourceError(ProximityError, ValueError):
 class ModelNotFoundError(ProximityError, FileNotFoundError):
     """The model (local folder, Hub repo or timm name) does not exist."""
 
+    stage = "fetch"
+
     def __init__(self, model: str, detail: str) -> None:
         self.model = model
         super().__init__(f"Model '{model}' not found: {detail}")
@@ -125,6 +140,8 @@ class ModelNotFoundError(ProximityError, FileNotFoundError):
 
 class GatedModelError(ProximityError, PermissionError):
     """A gated Hub repo the current credentials cannot read."""
+
+    stage = "fetch"
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -136,6 +153,8 @@ class GatedModelError(ProximityError, PermissionError):
 
 class HubUnavailableError(ProximityError, ConnectionError):
     """The Hugging Face Hub could not be reached and nothing usable is cached."""
+
+    stage = "fetch"
 
     def __init__(self, model: str, detail: str, advice: str = "") -> None:
         self.model = model
@@ -149,9 +168,22 @@ class HubUnavailableError(ProximityError, ConnectionError):
 class UnsupportedModelError(ProximityError, ValueError):
     """A model that exists but that no supported path can load (format, remote code, ...)."""
 
+    stage = "load"
+
     def __init__(self, model: str, reason: str) -> None:
         self.model, self.reason = model, reason
         super().__init__(f"Cannot load '{model}': {reason}")
+
+
+class ForwardError(ProximityError, RuntimeError):
+    """The forward pass of a built backbone failed; ``cause`` is the error it raised (also the
+    ``__cause__``), and the message is that error in one line (:func:`one_line`)."""
+
+    stage = "forward"
+
+    def __init__(self, model: str, cause: BaseException) -> None:
+        self.model, self.cause = model, cause
+        super().__init__(one_line(cause))
 
 
 class ChannelMismatchError(ProximityError, ValueError):
@@ -187,8 +219,8 @@ class NumericalError(ProximityError, FloatingPointError):
 class NoCandidatesError(ProximityError, ValueError):
     """The catalog filters of a run left no backbone to rank."""
 
-    def __init__(self, excluded: list[dict[str, str]]) -> None:
-        self.excluded = excluded
+    def __init__(self, excluded: Sequence[Mapping[str, str]]) -> None:
+        self.excluded = list(excluded)
         eg = f" (e.g. '{excluded[0]['model']}': {excluded[0]['reason']})" if excluded else ""
         super().__init__(f"No catalog entry is left to rank: {len(excluded)} set aside{eg}. Loosen --domain, "
                          "--max-params or --license, or add --include-gated; `proximity catalog list` shows the entries.")

@@ -30,7 +30,7 @@ from . import cache
 from .backbones import (BN_REESTIMATE_BATCH, BN_REESTIMATE_IMAGES, Backbone, BackboneSpec, open_backbone,
                         reestimate_batchnorm)
 from .data import Sample
-from .errors import NumericalError
+from .errors import ForwardError, NumericalError
 
 Progress = Callable[[int, int], None]
 
@@ -125,9 +125,8 @@ def collect_evidence(
         reestimate_batchnorm(backbone, (spec.preprocess(b) for b in sub.batches(BN_REESTIMATE_BATCH)))
     try:
         ev = forward_pass(backbone, sample, batch_size=batch_size, progress=progress)
-    except Exception as exc:
-        exc.stage = "forward"  # read by proximity.rank to report where it failed
-        raise
+    except Exception as exc:  # reported at the 'forward' stage (ForwardError.stage)
+        raise ForwardError(spec.entry.id, exc) from exc
     ev.seconds = time.perf_counter() - start
     if use_cache:
         cache.save_arrays(key, ev.to_arrays())   # never raises: an unwritable cache is one warning

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .catalog import CatalogEntry, domain_tags
 from .errors import InvalidParameterError
+from .types import Exclusion
 
 
 @dataclass(frozen=True)
@@ -32,21 +33,27 @@ class Filters:
         if self.max_params is not None and not self.max_params > 0:
             raise InvalidParameterError("max_params", "rank", "a positive number of millions", self.max_params)
 
-    def why_excluded(self, e: CatalogEntry) -> str | None:
-        """None when ``e`` is kept, else the reason it is set aside."""
+    def exclusion(self, e: CatalogEntry) -> Exclusion | None:
+        """None when ``e`` is kept, else why it is set aside (the reasons open as
+        :data:`proximity.types.EXCLUSION_KINDS` says, so that a saved result reads back its kind)."""
         if not e.loadable:
-            return f"not loadable: {e.load_reason}"
+            return Exclusion(e.id, "not-loadable", f"not loadable: {e.load_reason}")
         if self.domains and not set(self.domains) & set(e.domains):
-            return f"domain {', '.join(e.domains) or 'unknown'} (asked: {', '.join(self.domains)})"
+            return Exclusion(e.id, "domain", f"domain {', '.join(e.domains) or 'unknown'} (asked: {', '.join(self.domains)})")
         if self.max_params is not None and not _valid_count(e.params_m):   # None, NaN or negative: never passes
-            return "parameter count unknown: cannot be checked against --max-params"
-        if self.max_params is not None and e.params_m > self.max_params:
-            return f"{e.params_m:g} M parameters > --max-params {self.max_params:g}"
+            return Exclusion(e.id, "params-unknown", "parameter count unknown: cannot be checked against --max-params")
+        if self.max_params is not None and e.params_m is not None and e.params_m > self.max_params:
+            return Exclusion(e.id, "max-params", f"{e.params_m:g} M parameters > --max-params {self.max_params:g}")
         if self.licenses and e.license.lower() not in {x.lower() for x in self.licenses}:
-            return f"license '{e.license or 'unknown'}' (asked: {', '.join(self.licenses)})"
+            return Exclusion(e.id, "license", f"license '{e.license or 'unknown'}' (asked: {', '.join(self.licenses)})")
         if e.gated and not self.include_gated:
-            return "gated on the Hub (--include-gated, with an HF_TOKEN that has access)"
+            return Exclusion(e.id, "gated", "gated on the Hub (--include-gated, with an HF_TOKEN that has access)")
         return None
+
+    def why_excluded(self, e: CatalogEntry) -> str | None:
+        """None when ``e`` is kept, else the reason it is set aside (:meth:`exclusion`'s)."""
+        x = self.exclusion(e)
+        return None if x is None else x.reason
 
 
 def _valid_count(x: float | None) -> bool:

@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from .errors import NothingRankedError, ResultFileError
-from .signals import SignalValue
+from .types import Exclusion, Failure, SignalValue
 
 SCHEMA_VERSION = 2
-Stage = Literal["fetch", "load", "forward", "signal"]
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,7 @@ class Candidate:
         iv = d.get("risk_interval")
         return cls(rank=int(d["rank"]), model=str(d["model"]), domain=str(d.get("domain", "")), fit=d.get("fit"),
                    risk=d.get("risk"), risk_band=str(d.get("risk_band", "unknown")), risk_reason=str(d.get("risk_reason", "")),
-                   signals={k: SignalValue(v.get("value"), v.get("sd"), bool(v.get("higher_is_better", True)),
-                                           str(v.get("reason", ""))) for k, v in d.get("signals", {}).items()},
+                   signals={k: SignalValue.from_dict(v) for k, v in d.get("signals", {}).items()},
                    timings=dict(d.get("timings", {})), cached=bool(d.get("cached", False)),
                    risk_interval=None if iv is None else (float(iv[0]), float(iv[1])),
                    fit_basis=list(d.get("fit_basis", [])))
@@ -113,18 +111,6 @@ class RunPlan:
     control_images: int
 
 
-@dataclass(frozen=True)
-class Failure:
-    """A backbone that could not be ranked, and at which stage."""
-
-    model: str
-    stage: Stage
-    error: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"model": self.model, "stage": self.stage, "error": self.error}
-
-
 @dataclass
 class Ranking:
     """The outcome of :func:`proximity.rank`: candidates best first, failures, the sample."""
@@ -134,7 +120,7 @@ class Ranking:
     failed: list[Failure]
     mode: str
     settings: dict[str, Any] = field(default_factory=dict)
-    excluded: list[dict[str, str]] = field(default_factory=list)
+    excluded: list[Exclusion] = field(default_factory=list)   # catalog entries set aside (each also reads as {model, reason})
     fit_rule: dict[str, Any] = field(default_factory=dict)   # the rule that produced the fits
     risk_model: dict[str, Any] = field(default_factory=dict)  # the risk model that ran, and its calibration scope
 
@@ -161,7 +147,8 @@ class Ranking:
 
         return {"schema_version": SCHEMA_VERSION, "proximity_version": __version__, "mode": self.mode,
                 "sample": self.sample.to_dict(), "ranking": [c.to_dict() for c in self.ranking],
-                "failed": [f.to_dict() for f in self.failed], "excluded": self.excluded, "settings": self.settings,
+                "failed": [f.to_dict() for f in self.failed], "excluded": [dict(x) for x in self.excluded],
+                "settings": self.settings,
                 "fit_rule": self.fit_rule, "risk_model": self.risk_model}
 
     @classmethod
@@ -174,7 +161,7 @@ class Ranking:
             return cls(sample=SampleSummary.from_dict(d["sample"]), ranking=[Candidate.from_dict(c) for c in d["ranking"]],
                        failed=[Failure(str(f["model"]), f["stage"], str(f["error"])) for f in d.get("failed", [])],
                        mode=str(d.get("mode", "")), settings=dict(d.get("settings", {})),
-                       excluded=[dict(x) for x in d.get("excluded", [])], fit_rule=dict(d.get("fit_rule", {})),
+                       excluded=[Exclusion.from_dict(x) for x in d.get("excluded", [])], fit_rule=dict(d.get("fit_rule", {})),
                        risk_model=dict(d.get("risk_model", {})))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise ResultFileError(source, f"{exc.__class__.__name__}: {exc}") from None

@@ -15,6 +15,7 @@ width and are the same in every layout.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -22,7 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .report import Candidate, Ranking
-from .signals import SignalValue
+from .types import Exclusion, SignalValue
 
 #: signal name → (column header, shown in percent, digits)
 COLUMNS = {"probe": ("probe %", True, 1), "gain": ("gain %", True, 1), "knn": ("knn %", True, 1),
@@ -189,14 +190,10 @@ def failure_groups(r: Ranking) -> list[tuple[str, str, str]]:
     return out
 
 
-def exclusion_kinds(excluded: list[dict[str, str]]) -> dict[str, int]:
-    """How many catalog entries were set aside, by kind of reason."""
+def exclusion_kinds(excluded: Sequence[Mapping[str, str]]) -> dict[str, int]:
+    """How many catalog entries were set aside, by kind (in the terminal's words)."""
     kinds: dict[str, int] = {}
     for x in excluded:
-        why = x["reason"]
-        key = ("not loadable" if why.startswith("not loadable") else "gated (--include-gated)" if why.startswith("gated")
-               else "outside --domain" if why.startswith("domain") else "of unknown size" if why.startswith("parameter count")
-               else "over --max-params" if "--max-params" in why
-               else "other license" if why.startswith("license") else why)
-        kinds[key] = kinds.get(key, 0) + 1
+        label = Exclusion.from_dict(x).label
+        kinds[label] = kinds.get(label, 0) + 1
     return kinds

@@ -39,7 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from .signals import SignalValue
+from .types import SignalValue
 
 BANDS = ((0.2, "low"), (0.5, "medium"), (1.01, "high"))
 MIN_IMAGES = 20

@@ -45,19 +45,7 @@ import numpy as np
 from ..catalog import CatalogEntry
 from ..errors import NumericalError, SignalUnavailable
 from ..evidence import Evidence
-
-
-@dataclass(frozen=True)
-class SignalValue:
-    """A signal's outcome. ``value`` is None (with ``reason``) when the signal is absent."""
-
-    value: float | None
-    sd: float | None = None
-    higher_is_better: bool = True
-    reason: str = ""           # why absent, or a short detail of how the value was obtained
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "sd": self.sd, "higher_is_better": self.higher_is_better, "reason": self.reason}
+from ..types import SignalNeeds, SignalValue
 
 
 @dataclass
@@ -87,6 +75,11 @@ class Signal:
     description: str
     version: int = 1
 
+    @property
+    def requirements(self) -> SignalNeeds:
+        """``needs`` parsed (:class:`proximity.types.SignalNeeds`)."""
+        return SignalNeeds.parse(self.needs)
+
 
 SIGNALS: dict[str, Signal] = {}
 logger = logging.getLogger(__name__)
@@ -104,6 +97,7 @@ def register_signal(name: str, *, higher_is_better: bool, needs: tuple[str, ...]
             return SignalValue(float(value), None if sd is None else float(sd), higher_is_better, detail)
         if name in SIGNALS:
             raise ValueError(f"signal '{name}' is already registered")
+        SignalNeeds.parse(needs)   # an unknown need is an error here, not a signal silently never shown
         SIGNALS[name] = Signal(name, wrapped, higher_is_better, needs,
                                description or (func.__doc__ or "").strip().split("\n")[0], version)
         return func

@@ -37,6 +37,12 @@ def _splits(ctx: SignalContext) -> list[tuple[np.ndarray, np.ndarray]]:
     return ctx.memo["splits"]
 
 
+def folds_used(ctx: SignalContext) -> int | None:
+    """The k of the folds the probe-like signals used for ``ctx``; None when none of them ran."""
+    splits = ctx.memo.get("splits")
+    return len(splits) if splits else None
+
+
 def row_space(x_train: np.ndarray) -> np.ndarray:
     """Orthonormal basis (d, r) of the span of the training rows, r = rank ≤ min(n_train, d).
 
