@@ -55,7 +55,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SOURCES = ("timm", "hf-hub", "local-dir", "external")   # external: catalogued, never loaded (loadable = false)
+#: Source prefixes a backbone can be loaded from (each has a source in proximity.backbones' registry).
+LOADABLE_SOURCES = ("timm", "hf-hub", "local-dir")
+#: Every prefix an entry may have; external: catalogued, never loaded (loadable = false).
+SOURCES = (*LOADABLE_SOURCES, "external")
 METHODS = ("supervised", "self-supervised", "image-text", "unknown")
 FORMATS = ("", "timm", "transformers")
 
@@ -103,8 +106,8 @@ class CatalogEntry:
 
     @property
     def locator(self) -> str:
-        """The part after the source prefix."""
-        return self.source.split(":", 1)[1]
+        """The part after the source prefix (as :func:`parse_source` reads it)."""
+        return self.source.partition(":")[2].strip()
 
     @property
     def domain(self) -> str:
@@ -135,7 +138,7 @@ def parse_source(model: str) -> tuple[str, str]:
     """Split ``'timm:resnet18'`` into ``('timm', 'resnet18')``; raise UnknownSourceError."""
     kind, sep, rest = model.partition(":")
     if not sep or kind not in SOURCES or not rest.strip():
-        raise UnknownSourceError(model)
+        raise UnknownSourceError(model, LOADABLE_SOURCES)
     return kind, rest.strip()
 
 
@@ -368,7 +371,7 @@ def adhoc_entry(model: str) -> CatalogEntry:
     """An entry for a ``--model`` string given on the command line (no facts, id = the string)."""
     kind, rest = parse_source(model)
     if kind == "external":
-        raise UnknownSourceError(model)
+        raise UnknownSourceError(model, LOADABLE_SOURCES)
     source = model
     if kind == "local-dir":
         source = f"local-dir:{Path(rest).expanduser().resolve()}"

@@ -110,12 +110,11 @@ class EntryNotFoundError(ProximityError, KeyError):
 
 
 class UnknownSourceError(ProximityError, ValueError):
-    """A model string whose source prefix is not one proximity knows."""
+    """A model string whose source prefix is not one proximity knows; ``known`` are the prefixes
+    it does know (:data:`proximity.catalog.LOADABLE_SOURCES`)."""
 
-    SOURCES = ("timm:", "hf-hub:", "local-dir:")
-
-    def __init__(self, model: str) -> None:
-        self.model = model
+    def __init__(self, model: str, known: Sequence[str]) -> None:
+        self.model, self.known = model, tuple(known)
         hint = ""
         if ":" not in model and "/" in model:
             hint = f" It looks like a Hub repo id: use 'hf-hub:{model}'."
@@ -124,7 +123,7 @@ class UnknownSourceError(ProximityError, ValueError):
         elif ":" not in model:
             hint = f" For a timm model use 'timm:{model}'."
         super().__init__(
-            f"Unknown model source in '{model}': expected one of {', '.join(self.SOURCES)}.{hint}"
+            f"Unknown model source in '{model}': expected one of {', '.join(k + ':' for k in self.known)}.{hint}"
         )
 
 

@@ -10,10 +10,12 @@
   :class:`~proximity.errors.NotWritableError` that names the fix.
 * :func:`probe_writable`: can a file be created in a folder (read-only mounts, ENOTDIR, ...)?
 * :func:`remove_stale_tmp`: temporary files left behind by a killed process, past a minimum age.
+* :func:`hash_file`: the sha256 of a file, read in chunks (weights can be gigabytes).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import stat
@@ -181,3 +183,12 @@ def remove_stale_tmp(folder: Path, pattern: str = f"*{TMP_SUFFIX}", older_than: 
         except OSError:
             continue
     return removed
+
+
+def hash_file(path: Path | str, h: hashlib._Hash | None = None) -> hashlib._Hash:
+    """``h`` (a new sha256 by default) updated with the bytes of ``path``, read in 4 MiB chunks."""
+    h = hashlib.sha256() if h is None else h
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h

@@ -175,3 +175,77 @@ def test_device_errors_are_parameter_errors():
     if not torch.cuda.is_available():
         with pytest.raises(InvalidParameterError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+# --- the registries of sources and formats -------------------------------------------------------
+
+def test_every_loadable_catalog_source_has_a_registered_source():
+    from proximity.backbones import SOURCES
+    from proximity.catalog import LOADABLE_SOURCES
+
+    assert set(SOURCES) == set(LOADABLE_SOURCES)
+
+
+@pytest.mark.parametrize("kind", ["timm", "hf-hub", "local-dir"])
+def test_each_source_declares_itself(kind):
+    from proximity.backbones import SOURCES, Source
+
+    src = SOURCES[kind]
+    assert isinstance(src, Source) and src.kind == kind and isinstance(src.remote, bool)
+    assert isinstance(src.holds_files, bool)
+
+
+def test_an_unknown_source_or_format_is_refused_with_the_known_ones():
+    from proximity.backbones import get_format, get_source
+
+    ext = CatalogEntry(id="x", source="external:https://example.org/w")
+    with pytest.raises(UnsupportedModelError, match="cannot load 'external:' sources; it loads .*timm:"):
+        get_source(ext)
+    with pytest.raises(UnsupportedModelError, match="no format 'onnx'; proximity reads timm, transformers"):
+        get_format("onnx", ext)
+    with pytest.raises(UnsupportedModelError, match="neither a timm 'architecture' nor a transformers 'model_type'"):
+        get_format("", ext)
+
+
+def test_a_new_source_is_one_registered_class(backbones):
+    """A source that keeps repos in a dict: registered by its decorator, it needs nothing else to
+    resolve, build and report early layers (and a second registration under its kind is an error)."""
+    from proximity.backbones import SOURCES, Location, Source, register_source
+    from proximity.backbones.source_local_dir import LocalDir
+
+    repos = {"tiny": backbones["A"]}
+
+    @register_source
+    class MemorySource(Source):
+        kind, remote, holds_files = "memory", False, True
+
+        def locate(self, entry):
+            folder = repos[entry.locator]
+            cfg = json.loads((folder / "config.json").read_text())
+            return Location(format=self.format_of(entry, cfg), config=cfg, revision=LocalDir(folder).revision(),
+                            timm_name=f"local-dir:{folder}", repo=str(folder))
+
+        def offline_config(self, entry):
+            return json.loads((repos[entry.locator] / "config.json").read_text())
+
+    try:
+        entry = CatalogEntry(id="m", source="memory:tiny")
+        spec = resolve_spec(entry)
+        assert spec.format == "timm" and spec.architecture == "test_resnet" and spec.revision.startswith("sha256:")
+        assert open_backbone(spec).features(torch.zeros(1, 3, 48, 48)).shape[0] == 1
+        from proximity.backbones import has_early_batchnorm
+        assert has_early_batchnorm(entry) is True
+        with pytest.raises(ValueError, match="already registered"):
+            register_source(MemorySource)
+    finally:
+        SOURCES.pop("memory", None)
+
+
+def test_truncation_is_refused_where_it_cannot_hold(hub):
+    """timm: names hold no truncated weights; transformers networks are never truncated (the
+    entry's truncated_at used to be dropped silently there)."""
+    with pytest.raises(UnsupportedModelError, match="truncated_at needs a hf-hub: or local-dir: repo"):
+        resolve_spec(CatalogEntry(id="t", source="timm:resnet18.a1_in1k", truncated_at="features.3"))
+    hub.add_repo("org/tiny-vit-tr", {"config.json": json.dumps({"model_type": "vit"}).encode()})
+    with pytest.raises(UnsupportedModelError, match="truncated_at is supported for timm networks only"):
+        resolve_spec(CatalogEntry(id="v", source="hf-hub:org/tiny-vit-tr", truncated_at="features.3"))

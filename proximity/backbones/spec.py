@@ -1,0 +1,102 @@
+"""What every source and format shares: the resolved :class:`BackboneSpec`, the built
+:class:`Backbone`, the device choice, and the step from a pretrained config to a spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..catalog import CatalogEntry
+from ..errors import InvalidParameterError, UnsupportedModelError
+from ..preprocess import Preprocess
+
+#: Images (shuffled, seeded) and batch size used to re-estimate the batch-norm statistics of the
+#: random-weights control — fixed, so that the control does not depend on ``--batch-size``.
+BN_REESTIMATE_IMAGES = 256
+BN_REESTIMATE_BATCH = 64
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What is known of a backbone before its weights are loaded."""
+
+    entry: CatalogEntry
+    create_name: str                 # what the format loads: timm.create_model's name, or a transformers repo/folder
+    architecture: str                # timm architecture, or "transformers:<model_type>"
+    revision: str                    # commit / version / content hash: part of the cache key
+    data_config: dict[str, Any]      # resolved timm data config (input_size, mean, std, ...)
+    preprocess: Preprocess
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    truncated_at: str = ""           # "features.39": the network is cut after this module
+    format: str = "timm"             # a registered format: "timm" | "transformers"
+
+
+@dataclass
+class Backbone:
+    """A built network in eval mode with what the evidence pass needs."""
+
+    spec: BackboneSpec
+    model: nn.Module
+    early_layers: list[tuple[str, nn.BatchNorm2d]]    # early BN layers (inputs watched)
+    feature_dim: int
+    device: torch.device
+    pretrained: bool = True
+    early_modules: list[tuple[str, nn.Module]] = field(default_factory=list)  # no BN: outputs watched
+    early_channels: dict[str, int] = field(default_factory=dict)              # their channel counts
+
+    @torch.inference_mode()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features of shape (N, feature_dim) for a preprocessed batch (N, C, H, W)."""
+        out = self.model(x.to(self.device))
+        if out.ndim != 2:
+            raise UnsupportedModelError(self.spec.entry.id, f"pooled output has shape {tuple(out.shape)}, expected (N, d)")
+        return out
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU. Raises InvalidParameterError for an absent device."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if device not in ("cpu", "cuda", "mps"):
+        raise InvalidParameterError("device", "rank", "one of 'auto', 'cpu', 'cuda', 'mps'", device)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidParameterError("device", "rank", "'cpu' or 'auto' here: no CUDA device is available", device)
+    if device == "mps" and not _mps_available():
+        raise InvalidParameterError("device", "rank", "'cpu' or 'auto' here: MPS is not available", device)
+    return torch.device(device)
+
+
+def make_spec(entry: CatalogEntry, *, create_name: str, architecture: str, pretrained_cfg: dict[str, Any],
+              revision: str, fmt: str, truncated_at: str = "", model_kwargs: dict[str, Any] | None = None) -> BackboneSpec:
+    """The spec from a model's own pretrained config with the entry's ``[input]`` overrides on top."""
+    from timm.data import resolve_data_config
+
+    data_config = resolve_data_config(pretrained_cfg=overlay_input(pretrained_cfg, entry))
+    return BackboneSpec(entry=entry, create_name=create_name, architecture=architecture, revision=revision,
+                        data_config=data_config, preprocess=Preprocess.from_data_config(data_config),
+                        model_kwargs=dict(model_kwargs or {}), truncated_at=truncated_at, format=fmt)
+
+
+def overlay_input(pcfg: dict[str, Any], entry: CatalogEntry) -> dict[str, Any]:
+    """``pcfg`` with the entry's input size, channels, mean and std where it gives them."""
+    pcfg = dict(pcfg)
+    c, h, w = pcfg.get("input_size") or (3, 224, 224)
+    if entry.channels:
+        c = entry.channels
+    if entry.input_size:
+        h = w = entry.input_size
+    pcfg["input_size"] = (c, h, w)
+    if entry.mean:
+        pcfg["mean"] = entry.mean
+    if entry.std:
+        pcfg["std"] = entry.std
+    return pcfg
