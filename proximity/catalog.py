@@ -336,30 +336,16 @@ def validate_catalog(catalog: str | Path = "default") -> list[str]:
     return warnings
 
 
-def toml_value(v: Any) -> str:
-    """A TOML literal for the scalar/list values of an entry."""
-    import json
-
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    return json.dumps(str(v), ensure_ascii=False)  # a JSON string is a valid TOML basic string
-
-
 def dump_entry(data: Mapping[str, Any]) -> str:
-    """TOML text of a parsed entry (top-level keys, then the tables in schema order, provenance last)."""
-    top = [f"{k} = {toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    out = "\n".join(top) + "\n"
+    """TOML text of an entry (tomli-w): top-level keys, then the tables in schema order, provenance
+    last; empty tables are left out."""
+    import tomli_w
+
     tables = [t for t in _SCHEMA if t] + ["provenance"]
-    for t in tables + [t for t in data if isinstance(data[t], dict) and t not in tables]:
-        block = data.get(t)
-        if isinstance(block, dict) and block:
-            out += f"\n[{t}]\n" + "".join(f"{toml_value(k) if t == 'provenance' else k} = {toml_value(v)}\n"
-                                            for k, v in block.items())
-    return out
+    order = tables + [t for t in data if isinstance(data[t], dict) and t not in tables]
+    doc = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    doc.update({t: data[t] for t in order if isinstance(data.get(t), dict) and data[t]})
+    return tomli_w.dumps(doc)
 
 
 def read_entry_data(path: Path) -> dict[str, Any]:

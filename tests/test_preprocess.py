@@ -52,3 +52,52 @@ def test_matching_channel_counts_pass_unchanged():
     four = np.random.default_rng(0).random((8, 8, 4)).astype(np.float32)
     x = Preprocess.from_data_config({**CFG, "input_size": (4, 8, 8), "mean": 0.0, "std": 1.0})([four])
     torch.testing.assert_close(x[0], torch.from_numpy(four).permute(2, 0, 1))
+
+
+@pytest.mark.parametrize("name", ["lanczos", "box", "hamming"])
+@pytest.mark.parametrize("shape, size", [((57, 83), (31, 40)), ((20, 30), (45, 61)), ((100, 37), (224, 224))])
+def test_pil_filters_match_pillow(name, shape, size):
+    """lanczos, box and hamming are Pillow's own resampling (its float 'F' images: no 8-bit rounding),
+    down- and upsampling, to float32 round-off."""
+    from PIL import Image
+
+    from proximity.preprocess import resample
+
+    img = np.random.default_rng(0).random(shape).astype(np.float32)
+    filt = {"lanczos": Image.Resampling.LANCZOS, "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}[name]
+    expected = np.asarray(Image.fromarray(img).resize(size[::-1], filt))
+    got = resample(torch.from_numpy(img)[None], size, name)[0].numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_lanczos_is_used_not_replaced_and_an_unknown_interpolation_is_refused():
+    from proximity.errors import UnsupportedModelError
+
+    img = np.random.default_rng(1).random((50, 70)).astype(np.float32)
+    out = {m: Preprocess.from_data_config({**CFG, "interpolation": m})([img]) for m in ("lanczos", "bilinear", "bicubic")}
+    assert Preprocess.from_data_config({**CFG, "interpolation": "lanczos"}).interpolation == "lanczos"
+    assert not torch.allclose(out["lanczos"], out["bilinear"]) and not torch.allclose(out["lanczos"], out["bicubic"])
+    with pytest.raises(UnsupportedModelError, match="interpolation 'random' is not one proximity implements"):
+        Preprocess.from_data_config({**CFG, "interpolation": "random"})
+
+
+@pytest.mark.parametrize("code, name", [(0, "nearest"), (1, "lanczos"), (2, "bilinear"), (3, "bicubic"), (4, "box"),
+                                        (5, "hamming"), (None, "bilinear")])
+def test_an_image_processor_resample_code_is_read_by_name(code, name):
+    from types import SimpleNamespace
+
+    from proximity.backbones.format_transformers import _interpolation
+    from proximity.catalog import CatalogEntry
+
+    assert _interpolation(CatalogEntry(id="x", source="hf-hub:o/x"), SimpleNamespace(resample=code)) == name
+
+
+def test_an_unknown_resample_code_is_refused():
+    from types import SimpleNamespace
+
+    from proximity.backbones.format_transformers import _interpolation
+    from proximity.catalog import CatalogEntry
+    from proximity.errors import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match="PIL filter 9"):
+        _interpolation(CatalogEntry(id="x", source="hf-hub:o/x"), SimpleNamespace(resample=9))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -107,3 +108,13 @@ def test_rank_the_real_zoo_on_a_sample_folder(built, tmp_path, fresh_cache):
         assert c["signals"]["probe"]["value"] is not None and c["signals"]["control"]["value"] is not None
     bn = {c["model"]: c["signals"]["early_shift"]["value"] for c in d["ranking"]}
     assert bn["vgg16.brain_mri"] is None and all(v is not None for k, v in bn.items() if k != "vgg16.brain_mri")
+
+
+def test_the_check_photos_are_decoded_once_per_build(monkeypatch, tmp_path):
+    """Every member's conversion check uses the same photos: they are decoded once, on first use."""
+    calls = []
+    monkeypatch.setattr(zoo, "_photos", lambda: calls.append(1) or [np.zeros((8, 8, 3), np.uint8)])
+    monkeypatch.setattr(zoo, "_build_one", lambda m, root, force, photos: (photos(), photos(),
+                                                                         zoo.BuildResult(m.id, "built", ""))[-1])
+    monkeypatch.setenv("PROXIMITY_DATA_DIR", str(tmp_path))
+    assert len(zoo.build_zoo()) == len(zoo.MEMBERS) and calls == [1]

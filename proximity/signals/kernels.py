@@ -11,6 +11,12 @@ import numpy as np
 from ..errors import InvalidParameterError, NumericalError
 
 
+def rank_mask(s: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Which singular values ``s`` of a matrix of ``shape`` count towards its numerical rank: those
+    above ``σ_max · max(shape) · eps`` (numpy's ``matrix_rank`` tolerance)."""
+    return s > s.max() * max(shape) * np.finfo(np.float64).eps if s.size else s.astype(bool)
+
+
 def _sym_sqrt(a: np.ndarray) -> np.ndarray:
     """Square root of a symmetric PSD matrix through eigh (negatives within round-off → 0)."""
     w, v = np.linalg.eigh(a)
@@ -164,7 +170,7 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
         raise InvalidParameterError("features/labels", "logme", "shapes (n, d) and (n,)", (f.shape, y.shape))
     n, d = f.shape
     u, s, _ = np.linalg.svd(f, full_matrices=False)
-    keep = s > s.max() * max(n, d) * np.finfo(np.float64).eps if s.size else s.astype(bool)
+    keep = rank_mask(s, f.shape)
     u, sigma = u[:, keep], s[keep] ** 2
     k = sigma.size
     out = []

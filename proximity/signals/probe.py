@@ -24,6 +24,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..errors import SignalUnavailable
 from . import SignalContext, register_signal, require_labels
+from .kernels import rank_mask
 
 
 def _splits(ctx: SignalContext) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -51,7 +52,7 @@ def row_space(x_train: np.ndarray) -> np.ndarray:
     r instead of d coordinates — about 10× faster for n = 400, d = 1280.
     """
     _, s, vt = np.linalg.svd(x_train, full_matrices=False)
-    keep = s > s.max() * max(x_train.shape) * np.finfo(np.float64).eps if s.size else s.astype(bool)
+    keep = rank_mask(s, x_train.shape)
     return vt[keep].T
 
 

@@ -34,6 +34,7 @@ from scipy.ndimage import gaussian_filter
 
 SIZE = 64
 FASHION = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))  # Debian's files
+FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -98,7 +99,9 @@ def shapes(n: int, rng: np.random.Generator):
     return imgs, labels, names
 
 
-def _idx(path: Path) -> np.ndarray:
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (gzip-compressed, unsigned bytes) as MNIST and Fashion-MNIST ship: the big-endian
+    magic number's last byte is the number of dimensions, then one uint32 per dimension, then data."""
     with gzip.open(path, "rb") as fh:
         magic = struct.unpack(">I", fh.read(4))[0]
         dims = struct.unpack(">" + "I" * (magic & 0xFF), fh.read(4 * (magic & 0xFF)))
@@ -112,8 +115,8 @@ def _grey_to_rgb64(img: np.ndarray) -> np.ndarray:
 def fashion(n: int, rng: np.random.Generator):
     if not FASHION.is_dir():
         raise FileNotFoundError(f"{FASHION} not found: apt-get install dataset-fashion-mnist")
-    images, labels = _idx(FASHION / "train-images-idx3-ubyte.gz"), _idx(FASHION / "train-labels-idx1-ubyte.gz")
-    names = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
+    images, labels = read_idx(FASHION / "train-images-idx3-ubyte.gz"), read_idx(FASHION / "train-labels-idx1-ubyte.gz")
+    names = list(FASHION_CLASSES)
     out, lab = [], []
     for c in range(10):
         for i in rng.permutation(np.flatnonzero(labels == c))[:n]:

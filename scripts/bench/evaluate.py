@@ -35,6 +35,8 @@ from finetune import split  # noqa: E402
 from targets import TARGETS, make_target  # noqa: E402
 
 SIGNALS = {"probe": 1, "knn": 1, "logme": 1, "gain": 1, "early_shift": -1, "frechet": -1}
+#: target name → "dev" | "test"
+SPLIT_OF = {t.name: t.split for t in TARGETS}
 
 
 def ground_truth(store: Path) -> tuple[dict, dict]:
@@ -126,10 +128,20 @@ def rankers(ranking_labels, ranking_free, prior: dict) -> dict[str, dict]:
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    if pos.size == 0 or neg.size == 0:
+    """scikit-learn's ROC AUC (ties count half); NaN when ``labels`` hold one class only."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels)
+    if np.unique(labels).size < 2:
         return float("nan")
-    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (pos.size * neg.size))
+    return float(roc_auc_score(labels, scores))
+
+
+def brier(p: np.ndarray, y: np.ndarray) -> float:
+    """scikit-learn's Brier score, mean (p − y)²."""
+    from sklearn.metrics import brier_score_loss
+
+    return float(brier_score_loss(y, p))
 
 
 PAIR_SIGNALS = ("probe", "knn", "logme", "control", "gain", "early_shift", "frechet")
@@ -197,7 +209,6 @@ def main(argv: list[str] | None = None) -> None:
     complete = [t.name for t in TARGETS if all((b, t.name) in ft for b in backbones) and all((a, t.name) in sc for a in archs)]
     if not complete:
         raise SystemExit("no target has complete ground truth yet: run scripts/bench/finetune.py first")
-    split_of = {t.name: t.split for t in TARGETS}
     scored, seconds = score_targets(args.out, complete, backbones, 6 if args.quick else None)
     prior = {b: meta[b]["val_accuracy"] for b in backbones}
     per = {}
@@ -208,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         rand = [_metrics({b: float(x) for b, x in zip(backbones, rng.random(len(backbones)))}, acc) for _ in range(200)]
         per[t] = {name: _metrics(score, acc) for name, score in rk.items()}
         per[t]["random (200 draws)"] = tuple(float(np.mean([r[i] for r in rand])) for i in range(3))
-    rows = pair_rows(scored, ft, sc, {b: meta[b]["arch"] for b in backbones}, split_of)
+    rows = pair_rows(scored, ft, sc, {b: meta[b]["arch"] for b in backbones}, SPLIT_OF)
     args.page.parent.mkdir(parents=True, exist_ok=True)
     write_csv(args.page.parent / "pairs.csv", rows)   # now already: the zoo tier below takes minutes (render rewrites it)
     jobs = [json.loads(x) for x in args.store.read_text().splitlines() if x.strip()]
@@ -231,11 +242,10 @@ def render(state: dict, page: Path, rescore: bool = False) -> None:
     if rescore:
         for r in rows + (zoo["rows"] if zoo else []):
             _rescore(r)
-    split_of = {t.name: t.split for t in TARGETS}
     write_csv(page.parent / "pairs.csv", rows)
     if zoo:
         write_csv(page.parent / "pairs-zoo.csv", zoo["rows"])
-    plots = write_plots(page.parent, per, rows, complete, split_of)
+    plots = write_plots(page.parent, per, rows, complete, SPLIT_OF)
     ft = {tuple(k.split("|")): v for k, v in state["ft"].items()}
     sc = {tuple(k.split("|")): v for k, v in state["sc"].items()}
     write_page(page, per, rows, complete, state["backbones"], ft, sc, state["meta"], state["cost"], plots, zoo)
@@ -275,8 +285,7 @@ def zoo_tier(store: Path, n_per_class: int | None) -> dict | None:
     if len(members) < 2 or not targets:
         return None
     scored, seconds = score_targets(None, targets, members, n_per_class, catalog=[folder / f"{m}.toml" for m in members])
-    split_of = {t.name: t.split for t in TARGETS}
-    rows = pair_rows(scored, ft, sc, {m: m for m in members}, split_of)
+    rows = pair_rows(scored, ft, sc, {m: m for m in members}, SPLIT_OF)
     prior = {m: entries[m].imagenet_top1 for m in members}
     jobs = [json.loads(x) for x in store.read_text().splitlines() if x.strip()]
     picks = {}
@@ -315,7 +324,7 @@ def zoo_lines(z: dict) -> list[str]:
         best = max(acc, key=acc.get)
         for k, m in by.items():
             picks[k].append(acc[best] - acc[m])
-        lines.append(f"| {t} | {split_of_target(t)} | " + " | ".join(cells) + f" | {short[best]} | "
+        lines.append(f"| {t} | {SPLIT_OF[t]} | " + " | ".join(cells) + f" | {short[best]} | "
                      + " | ".join(short[by[k]] for k in picks) + " |")
     lines += ["", "| ranker | picks the better-fine-tuning member | mean regret |", "|---|---|---|"]
     for k, reg in picks.items():
@@ -332,10 +341,6 @@ def zoo_lines(z: dict) -> list[str]:
     return lines
 
 
-def split_of_target(name: str) -> str:
-    return next(t.split for t in TARGETS if t.name == name)
-
-
 def _risk_lines(rows: list[dict], key: str, label: str) -> list[str]:
     r = [x for x in rows if x[key] is not None]
     if not r:
@@ -343,10 +348,9 @@ def _risk_lines(rows: list[dict], key: str, label: str) -> list[str]:
     p, y = np.array([x[key] for x in r], float), np.array([x["negative"] for x in r], float)
     targets = sorted({x["target"] for x in r})
     base = float(y.mean())
-    a, b, bb = (_boot_pairs(r, key, f) for f in (lambda p, y: auroc(p, y), lambda p, y: float(np.mean((p - y) ** 2)),
-                                                  lambda p, y: float(np.mean((y.mean() - y) ** 2))))
-    return [f"| {label} | {auroc(p, y):.2f} ({a[0]:.2f}, {a[1]:.2f}) | {np.mean((p - y) ** 2):.3f} ({b[0]:.3f}, {b[1]:.3f}) "
-            f"| {np.mean((base - y) ** 2):.3f} | {int(y.sum())} / {y.size} ({len(targets)} targets) |"]
+    a, b = (_boot_pairs(r, key, f) for f in (auroc, brier))
+    return [f"| {label} | {auroc(p, y):.2f} ({a[0]:.2f}, {a[1]:.2f}) | {brier(p, y):.3f} ({b[0]:.3f}, {b[1]:.3f}) "
+            f"| {brier(np.full_like(y, base), y):.3f} | {int(y.sum())} / {y.size} ({len(targets)} targets) |"]
 
 
 def _boot_pairs(rows: list[dict], key: str, stat, seed: int = 0, n: int = 2000) -> tuple[float, float]:
@@ -365,10 +369,16 @@ def _boot_pairs(rows: list[dict], key: str, stat, seed: int = 0, n: int = 2000) 
 
 
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 5) -> list[tuple[float, float, int]]:
-    """(mean predicted, observed rate, count) per equal-width probability bin with data."""
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    return [(float(p[idx == i].mean()), float(y[idx == i].mean()), int((idx == i).sum())) for i in range(bins) if (idx == i).any()]
+    """(mean predicted, observed rate, count) per equal-width probability bin with data: scikit-learn's
+    ``calibration_curve``, with the count of each bin (its binning: the inner edges, searched from the left)."""
+    from sklearn.calibration import calibration_curve
+
+    observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="uniform")
+    counts = np.bincount(np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], p), minlength=bins)
+    counts = counts[counts > 0]
+    if counts.size != predicted.size:   # scikit-learn changed its binning: the counts would be mislabelled
+        raise RuntimeError(f"calibration_curve gave {predicted.size} bins, the counts {counts.size}")
+    return [(float(a), float(b), int(c)) for a, b, c in zip(predicted, observed, counts)]
 
 
 def write_plots(folder: Path, per: dict, rows: list[dict], complete: list[str], split_of: dict) -> list[str]:
@@ -427,7 +437,6 @@ def write_plots(folder: Path, per: dict, rows: list[dict], complete: list[str], 
 
 
 def write_page(page: Path, per, rows, complete, backbones, ft, sc, meta, cost, plots, zoo=None) -> None:
-    split_of = {t.name: t.split for t in TARGETS}
     relation = {t.name: t.relation for t in TARGETS}
     names = list(next(iter(per.values())))
     lines = ["# Benchmark results", "", "Generated by `python scripts/bench/evaluate.py` from "
@@ -437,7 +446,7 @@ def write_page(page: Path, per, rows, complete, backbones, ft, sc, meta, cost, p
     if "tau.png" in plots:
         lines += ["![weighted tau per ranker](tau.png)", ""]
     for part in ("dev", "test"):
-        ts = [t for t in complete if split_of[t] == part]
+        ts = [t for t in complete if SPLIT_OF[t] == part]
         lines += [f"## {part} targets ({len(ts)})", "", "| ranker | weighted τ (95 % CI) | top-1 regret | top-3 hit |", "|---|---|---|---|"]
         for name in names:
             tau, reg, hit = (_boot([per[t][name][i] for t in ts]) for i in range(3))
@@ -449,7 +458,7 @@ def write_page(page: Path, per, rows, complete, backbones, ft, sc, meta, cost, p
               "| target | split | relation | " + " | ".join(show) + " |", "|---|---|---|" + "---|" * len(show)]
     for t in complete:
         cells = [("n/a" if per[t][n][0] is None else f"{per[t][n][0]:.2f} / {per[t][n][1] * 100:.1f}") for n in show]
-        lines.append(f"| {t} | {split_of[t]} | {relation[t]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {t} | {SPLIT_OF[t]} | {relation[t]} | " + " | ".join(cells) + " |")
     lines.append("")
     test = [r for r in rows if r["split"] == "test"]
     lines += ["## Negative-transfer risk on test targets", "",
@@ -474,7 +483,7 @@ def write_page(page: Path, per, rows, complete, backbones, ft, sc, meta, cost, p
     for t in complete:
         cells = [f"{np.mean(ft[(b, t)]):.2f}" for b in backbones]
         scratch = ", ".join(f"{np.mean(sc[(a, t)]):.2f}" for a in sorted({m['arch'] for m in meta.values()}))
-        lines.append(f"| {t} ({split_of[t]}) | " + " | ".join(cells) + f" | {scratch} |")
+        lines.append(f"| {t} ({SPLIT_OF[t]}) | " + " | ".join(cells) + f" | {scratch} |")
     if zoo:
         lines += [""] + zoo_lines(zoo)
     reading = page.parent / "reading.md"

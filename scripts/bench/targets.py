@@ -82,8 +82,8 @@ def _new_shapes(n, rng):
 
 def _fashion_subset(classes, invert=False, test_split=True):
     def build(n, rng):
-        images = D._idx(D.FASHION / ("t10k-images-idx3-ubyte.gz" if test_split else "train-images-idx3-ubyte.gz"))
-        labels = D._idx(D.FASHION / ("t10k-labels-idx1-ubyte.gz" if test_split else "train-labels-idx1-ubyte.gz"))
+        images = D.read_idx(D.FASHION / ("t10k-images-idx3-ubyte.gz" if test_split else "train-images-idx3-ubyte.gz"))
+        labels = D.read_idx(D.FASHION / ("t10k-labels-idx1-ubyte.gz" if test_split else "train-labels-idx1-ubyte.gz"))
         out, lab = [], []
         for c, k in enumerate(classes):
             for i in rng.permutation(np.flatnonzero(labels == k))[:n]:
