@@ -228,7 +228,7 @@ def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate]
     probes = [s[2]["probe"].value for s in scored if s[2].get("probe") is not None and s[2]["probe"].value is not None]
     context = {"best_probe": max(probes) if probes else None}   # the run-level evidence the risk may use
     candidates = []
-    for (index, entry, signals, timings, cached, k), (fit, basis) in zip(scored, fits):
+    for (index, entry, signals, timings, cached, k), (fit, basis) in zip(scored, fits, strict=True):
         r = risk_mod.estimate(signals, len(smp.images), n_classes, n_folds=k, context=context)
         candidates.append((sort_key(fit, signals, index), Candidate(
             rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=r.value, risk_band=r.band,

@@ -144,23 +144,7 @@ def parse_source(model: str) -> tuple[str, str]:
 
 def entry_from_mapping(data: Mapping[str, Any], *, entry_id: str, path: Path | None = None) -> CatalogEntry:
     """Validate a parsed TOML mapping and build the entry (raises CatalogError naming the field)."""
-    values: dict[str, Any] = {}
-    for table, keys in _SCHEMA.items():
-        block = data if table is None else data.get(table, {})
-        if table is not None and not isinstance(block, dict):
-            raise CatalogError(f"must be a table [{table}]", path=path, field=table)
-        allowed = set(keys) | ({t for t in _SCHEMA if t} | {"provenance"} if table is None else set())
-        for key in block:
-            if key not in allowed:
-                raise CatalogError(f"unknown key; valid keys here: {', '.join(sorted(allowed))}",
-                                   path=path, field=f"{table + '.' if table else ''}{key}")
-        for key, attr in keys.items():
-            if key in block:
-                value = block[key]
-                if not isinstance(value, _TYPES[attr]) or (isinstance(value, bool) and bool not in _TYPES[attr]):
-                    raise CatalogError(f"must be of type {'/'.join(t.__name__ for t in _TYPES[attr])}, "
-                                       f"got {type(value).__name__}", path=path, field=key)
-                values[attr] = tuple(value) if isinstance(value, list) else value
+    values = _typed_fields(data, path)
     if "source" not in values:
         raise CatalogError("is required (e.g. source = \"timm:resnet18.a1_in1k\")", path=path, field="source")
     try:
@@ -186,6 +170,28 @@ def entry_from_mapping(data: Mapping[str, Any], *, entry_id: str, path: Path | N
         if not all(isinstance(v, str) for v in values.get(key, ())):
             raise CatalogError("must be a list of strings", path=path, field=f"pretraining.{key}")
     return CatalogEntry(id=entry_id, provenance=dict(prov), path=path, **values)
+
+
+def _typed_fields(data: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
+    """``{dataclass field: value}`` of the TOML tables, each key known and of its type (lists as tuples)."""
+    values: dict[str, Any] = {}
+    for table, keys in _SCHEMA.items():
+        block = data if table is None else data.get(table, {})
+        if table is not None and not isinstance(block, dict):
+            raise CatalogError(f"must be a table [{table}]", path=path, field=table)
+        allowed = set(keys) | ({t for t in _SCHEMA if t} | {"provenance"} if table is None else set())
+        for key in block:
+            if key not in allowed:
+                raise CatalogError(f"unknown key; valid keys here: {', '.join(sorted(allowed))}",
+                                   path=path, field=f"{table + '.' if table else ''}{key}")
+        for key, attr in keys.items():
+            if key in block:
+                value = block[key]
+                if not isinstance(value, _TYPES[attr]) or (isinstance(value, bool) and bool not in _TYPES[attr]):
+                    raise CatalogError(f"must be of type {'/'.join(t.__name__ for t in _TYPES[attr])}, "
+                                       f"got {type(value).__name__}", path=path, field=key)
+                values[attr] = tuple(value) if isinstance(value, list) else value
+    return values
 
 
 def _check_ranges(values: Mapping[str, Any], path: Path | None) -> None:

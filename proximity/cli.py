@@ -182,7 +182,7 @@ def _emit(result, fmt, output: Optional[Path]) -> None:
         sys.stdout.flush()
         err.print(f"[red]error:[/] could not write {escape(str(output))} ({escape(exc.strerror or str(exc))}); "
                   "the result was printed on stdout instead; any previous file is unchanged.", highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     err.print(f"wrote {escape(str(output))}", highlight=False, soft_wrap=True)
 
 

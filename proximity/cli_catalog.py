@@ -60,7 +60,7 @@ def catalog_list(
         t.add_column("IN top-1", justify="right")
         t.add_column("license", overflow="fold", ratio=1)
         t.add_column("label-free signals", overflow="fold", ratio=2)
-        for r, e in zip(rows, entries):
+        for r, e in zip(rows, entries, strict=True):
             lf = " ".join(x for x in r["signals"].split() if not x.endswith("*")) or "—"
             status = lf if r["loadable"] else f"[red]not loadable[/] [dim]{escape(e.load_reason[:60])}[/]"
             t.add_row(escape(r["id"]) + (" [yellow](gated)[/]" if r["gated"] else ""), r["domain"], _num(r["params_m"]),
@@ -185,6 +185,25 @@ def catalog_validate(
     Console(emoji=False).print(f"[green]ok[/]: {n} entries valid in '{catalog}'" + (f" ({len(warnings)} warnings)" if warnings else ""))
 
 
+def _print_plan(out: Console, plan) -> None:
+    """The diff of a refresh plan, one line per entry that changes (and its notes), then the counts."""
+    marks = {"new": "[green]+ new    [/]", "changed": "[yellow]~ changed[/]", "gone": "[red]- gone   [/]",
+             "kept": "[dim]= kept   [/]"}
+    for c in plan.changes:
+        if c.status == "unchanged" and not c.notes:
+            continue
+        what = "; ".join(f"{k}: {_short(a)} → {_short(b)}" for k, a, b in ((k, *v) for k, v in c.fields.items()))
+        out.print(f"{marks.get(c.status, '  unchanged')} {escape(c.id)}  {escape(what)}", highlight=False)
+        for n in c.notes:
+            out.print(f"            [dim]{escape(n)}[/]", highlight=False)
+    for eid, name in plan.references:
+        out.print(f"[cyan]↓ reference[/] {escape(eid)}  {escape(plan.reference_repo)}@{plan.reference_revision[:12]}"
+                  f"/{escape(name)}")
+    counts = {k: len(plan.by(k)) for k in ("new", "changed", "gone", "unchanged", "kept")}
+    out.print(f"{counts['new']} new, {counts['changed']} changed, {counts['gone']} gone, "
+              f"{counts['unchanged'] + counts['kept']} unchanged; {len(plan.references)} reference file(s) to fetch")
+
+
 @catalog_app.command("refresh", epilog=(
     "**Examples**\n\n"
     "    proximity catalog refresh --dry-run\n\n"
@@ -231,20 +250,7 @@ def catalog_refresh(
         err.print("[red]nothing written[/]")
         _fail(exc)
     out = Console(soft_wrap=True, emoji=False)
-    marks = {"new": "[green]+ new    [/]", "changed": "[yellow]~ changed[/]", "gone": "[red]- gone   [/]",
-             "kept": "[dim]= kept   [/]"}
-    for c in plan.changes:
-        if c.status == "unchanged" and not c.notes:
-            continue
-        what = "; ".join(f"{k}: {_short(a)} → {_short(b)}" for k, a, b in ((k, *v) for k, v in c.fields.items()))
-        out.print(f"{marks.get(c.status, '  unchanged')} {escape(c.id)}  {escape(what)}", highlight=False)
-        for n in c.notes:
-            out.print(f"            [dim]{escape(n)}[/]", highlight=False)
-    for eid, name in plan.references:
-        out.print(f"[cyan]↓ reference[/] {escape(eid)}  {escape(plan.reference_repo)}@{plan.reference_revision[:12]}/{escape(name)}")
-    counts = {k: len(plan.by(k)) for k in ("new", "changed", "gone", "unchanged", "kept")}
-    out.print(f"{counts['new']} new, {counts['changed']} changed, {counts['gone']} gone, "
-              f"{counts['unchanged'] + counts['kept']} unchanged; {len(plan.references)} reference file(s) to fetch")
+    _print_plan(out, plan)
     if not plan.writes and not plan.references:
         out.print("nothing to write")
         return
@@ -266,7 +272,7 @@ def catalog_refresh(
         _fail(exc)
     except OSError as exc:
         err.print(f"[red]error:[/] writing failed ({exc}); the files already replaced were restored")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     out.print(f"[green]wrote[/] {len(written)} file(s) under {folder}" + (" and the reference folder" if plan.references else ""))
 
 

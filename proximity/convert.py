@@ -144,7 +144,7 @@ def onnx_vgg16(onnx_path: Path) -> TruncatedBackbone:
     if len(convs) != len(VGG16_CONVS):
         raise ConversionError(f"{onnx_path.name}: expected 13 convolutions, found {len(convs)}")
     state = {}
-    for idx, (w, b) in zip(VGG16_CONVS, convs):
+    for idx, (w, b) in zip(VGG16_CONVS, convs, strict=True):
         state[f"features.{idx}.weight"] = torch.from_numpy(np.array(w, dtype=np.float32))
         state[f"features.{idx}.bias"] = torch.from_numpy(np.array(b, dtype=np.float32))
     model = truncate(timm.create_model("vgg16", pretrained=False, num_classes=0), ONNX_TRUNCATED_AT)

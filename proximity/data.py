@@ -89,7 +89,7 @@ class Sample:
         """SHA-256 over what the evidence depends on: pixels, their order (paths) and the intensity
         rule. Labels are left out on purpose, so a label-free re-run reuses the cached passes."""
         h = hashlib.sha256(f"intensity={self.intensity}".encode())
-        for p, img in zip(self.paths, self.images):
+        for p, img in zip(self.paths, self.images, strict=True):
             h.update(f"{p}\0{img.dtype.str}\0{img.shape}\0".encode())
             h.update(np.ascontiguousarray(img).data)
         return h.hexdigest()

@@ -178,7 +178,6 @@ def plan_refresh(catalog: Path, *, search: str | None = None, author: str | None
                  token: str | None = None, progress: Callable[[str], None] | None = None) -> RefreshPlan:
     """Read everything from the Hub and return the diff (module docstring); writes nothing."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     from .hub import hub_errors, offline_unless_reachable, split_repo
 
@@ -196,46 +195,14 @@ def plan_refresh(catalog: Path, *, search: str | None = None, author: str | None
                                       advice="Check the network, HF_ENDPOINT and proxy settings, then run it again; "
                                              "`proximity catalog validate` checks the catalog as it is")
         for path in files:
-            entry = load_entry(path)
-            kind, rest = parse_source(entry.source)
-            if kind == "timm":
-                known.add(f"timm/{rest}")           # timm's weights live in timm/<name> on the Hub
-            if kind != "hf-hub":
-                continue
-            repo, _ = split_repo(rest)
-            known.add(repo)
-            if progress:
-                progress(repo)
-            try:
-                info = api.model_info(repo)
-            except GatedRepoError:              # a subclass of RepositoryNotFoundError: first
-                info = None
-            except RepositoryNotFoundError:
-                changes.append(Change("gone", entry.id, notes=[f"hf-hub:{repo} is no longer on the Hub (or is private)"]))
-                continue
-            if info is None:
-                changes.append(Change("unchanged", entry.id, notes=["gated: the Hub shows no metadata without access (HF_TOKEN)"]))
-                continue
-            data = read_entry_data(path)
-            new, changed, notes = _update(data, _hub_facts(info), overwrite, today)
-            status = "changed" if changed else ("kept" if notes else "unchanged")
-            changes.append(Change(status, entry.id, changed, notes, dump_entry(new) if changed else None))
+            change = _refresh_entry(api, path, known, overwrite=overwrite, today=today, progress=progress)
+            if change is not None:
+                changes.append(change)
         if discover:
-            ids = {c.id for c in changes} | {p.stem for p in files}
             kw = dict(search=search, author=author, library=library, pipeline_tag=pipeline_tag,
                       filter=list(tags) or None, limit=limit, cardData=True, sort="downloads")
-            for info in api.list_models(**{k: v for k, v in kw.items() if v is not None}):
-                if info.id in known or entry_id(info.id) in ids:
-                    continue
-                hub = _hub_facts(info)
-                if not hub["revision"]:      # listings may omit the sha: ask for the repo itself
-                    try:
-                        hub = _hub_facts(api.model_info(info.id))
-                    except (RepositoryNotFoundError, GatedRepoError):
-                        continue
-                data = _new_entry(info.id, hub, today)
-                changes.append(Change("new", entry_id(info.id), {"source": (None, data["source"])}, [], dump_entry(data)))
-                ids.add(entry_id(info.id))
+            changes += _discover(api, {k: v for k, v in kw.items() if v is not None}, known,
+                                 {c.id for c in changes} | {p.stem for p in files}, today)
         plan = RefreshPlan(catalog, changes)
         if references:
             repo, rev = split_repo(references)
@@ -248,6 +215,55 @@ def plan_refresh(catalog: Path, *, search: str | None = None, author: str | None
         for c in plan.by("gone"):
             c.text = ""          # "" = delete the file
     return plan
+
+
+def _refresh_entry(api: Any, path: Path, known: set[str], *, overwrite: bool, today: str,
+                   progress: Callable[[str], None] | None) -> Change | None:
+    """The change of one existing entry (None for a source the Hub does not hold); adds the repo it
+    names to ``known``."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    from .hub import split_repo
+
+    entry = load_entry(path)
+    kind, rest = parse_source(entry.source)
+    if kind == "timm":
+        known.add(f"timm/{rest}")           # timm's weights live in timm/<name> on the Hub
+    if kind != "hf-hub":
+        return None
+    repo, _ = split_repo(rest)
+    known.add(repo)
+    if progress:
+        progress(repo)
+    try:
+        info = api.model_info(repo)
+    except GatedRepoError:              # a subclass of RepositoryNotFoundError: first
+        return Change("unchanged", entry.id, notes=["gated: the Hub shows no metadata without access (HF_TOKEN)"])
+    except RepositoryNotFoundError:
+        return Change("gone", entry.id, notes=[f"hf-hub:{repo} is no longer on the Hub (or is private)"])
+    new, changed, notes = _update(read_entry_data(path), _hub_facts(info), overwrite, today)
+    status = "changed" if changed else ("kept" if notes else "unchanged")
+    return Change(status, entry.id, changed, notes, dump_entry(new) if changed else None)
+
+
+def _discover(api: Any, query: dict[str, Any], known: set[str], ids: set[str], today: str) -> list[Change]:
+    """New entries for the repos ``list_models(**query)`` finds that the catalog does not hold."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    out = []
+    for info in api.list_models(**query):
+        if info.id in known or entry_id(info.id) in ids:
+            continue
+        hub = _hub_facts(info)
+        if not hub["revision"]:      # listings may omit the sha: ask for the repo itself
+            try:
+                hub = _hub_facts(api.model_info(info.id))
+            except (RepositoryNotFoundError, GatedRepoError):
+                continue
+        data = _new_entry(info.id, hub, today)
+        out.append(Change("new", entry_id(info.id), {"source": (None, data["source"])}, [], dump_entry(data)))
+        ids.add(entry_id(info.id))
+    return out
 
 
 def apply_refresh(plan: RefreshPlan, *, token: str | None = None) -> list[Path]:

@@ -204,7 +204,7 @@ def _risk_scope(r: Ranking) -> str:
         scope = ("<p>The risk is P(fine-tuning ends below training from scratch). This result does not record which "
                  "risk model produced it; calibration is claimed only for the benchmark's targets (README).</p>")
     bands = " ".join(f'<span style="background:{col};padding:1px 6px">{name} {a:g}–{b:g}</span>'
-                     for (a, b, col), name in zip(BANDS, ("low", "medium", "high")))
+                     for (a, b, col), name in zip(BANDS, ("low", "medium", "high"), strict=True))
     return f'<h2 id="risk">Risk: what it means and where it is calibrated</h2>{scope}<p class="note">Bands: {bands}</p>'
 
 

@@ -116,10 +116,11 @@ def render_table(r: Ranking, console: Console | None = None) -> str:
                   f"{len(s.skipped)} skipped.  Ranking mode: [bold]{r.mode}[/]", highlight=False)
     layout = "none"
     if r.ranking:
-        for layout, signals in _layouts(r):
+        for name, signals in _layouts(r):
             table = _table(r, signals)
             if _fits(r, table, console):
                 console.print(table)
+                layout = name
                 break
         else:
             layout, signals = "blocks", _layouts(r)[1][1]

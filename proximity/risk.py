@@ -131,15 +131,15 @@ class Variant:
         x = [feats.get(f) for f in self.features]
         if any(v is None for v in x):
             return None
-        z = [(v - m) / s for v, m, s in zip(x, self.mean, self.scale)]
-        eta = self.intercept + sum(c * zi for c, zi in zip(self.coef, z))
+        z = [(v - m) / s for v, m, s in zip(x, self.mean, self.scale, strict=True)]
+        eta = self.intercept + sum(c * zi for c, zi in zip(self.coef, z, strict=True))
         vec = [1.0, *z]
         var = sum(vec[i] * self.cov[i][j] * vec[j] for i in range(len(vec)) for j in range(len(vec)))
-        outside = [f for f, v, lo, hi in zip(self.features, x, self.lo, self.hi)
+        outside = [f for f, v, lo, hi in zip(self.features, x, self.lo, self.hi, strict=True)
                    if v < lo - 0.1 * (hi - lo) or v > hi + 0.1 * (hi - lo)]
         half = Z90 * math.sqrt(max(var, 0.0)) * (2.0 if outside else 1.0)
         return (_sigmoid(eta), _sigmoid(eta - half), _sigmoid(eta + half),
-                [(f, c * zi) for f, c, zi in zip(self.features, self.coef, z)], outside)
+                [(f, c * zi) for f, c, zi in zip(self.features, self.coef, z, strict=True)], outside)
 
 
 def _sigmoid(t: float) -> float:

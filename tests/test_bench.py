@@ -151,7 +151,7 @@ def test_v2_ground_truth_chooses_the_lr_on_seed_0_and_averages_seeds_1_to_4(tmp_
     recs = [{"kind": "finetune", "model": "m", "target": "t", "lr": lr, "seed": 0, "val_acc": v, "test_acc": 0.0,
              "protocol": 2} for lr, v in ((1e-3, 0.5), (3e-3, 0.7))]
     recs += [{"kind": "finetune", "model": "m", "target": "t", "lr": 3e-3, "seed": s, "val_acc": 0, "test_acc": a,
-              "protocol": 2} for s, a in zip((1, 2, 3, 4), (0.6, 0.8, 0.7, 0.9))]
+              "protocol": 2} for s, a in zip((1, 2, 3, 4), (0.6, 0.8, 0.7, 0.9), strict=True)]
     store = tmp_path / "gt.jsonl"
     store.write_text("\n".join(json.dumps(r) for r in recs))
     gt = evaluate_v2.ground_truth(store)

@@ -155,7 +155,8 @@ def test_mixed_layout_warns_in_auto_mode(folder, caplog):
 
 
 def test_16bit_colour_png_is_named_in_a_warning(tmp_path, caplog):
-    import zlib, struct
+    import zlib
+    import struct
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     raw = b"".join(b"\x00" + np.full((2, 3), 3000, ">u2").tobytes() for _ in range(2))

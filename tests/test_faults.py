@@ -204,7 +204,7 @@ def test_files_copied_under_another_key_are_rejected(target_dir, models, fresh_c
     first = _run("rank", target_dir, *models, "-n", 16, "-f", "json")
     files = sorted(fresh_cache.rglob("*.npz"))
     blobs = [f.read_bytes() for f in files]
-    for f, blob in zip(files, blobs[1:] + blobs[:1]):                        # every file under another's key
+    for f, blob in zip(files, blobs[1:] + blobs[:1], strict=True):                        # every file under another's key
         f.write_bytes(blob)
     again = _run("rank", target_dir, *models, "-n", 16, "-f", "json")
     assert again.exit_code == 0 and _fits(again.stdout) == _fits(first.stdout)

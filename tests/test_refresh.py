@@ -2,7 +2,6 @@
 card data, gated and missing repos, a changed revision, curated facts kept, references fetched,
 and nothing written when the Hub fails."""
 
-import json
 
 import pytest
 from typer.testing import CliRunner

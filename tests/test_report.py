@@ -112,7 +112,7 @@ def test_one_class_is_singular_and_the_header_mode_holds_when_nothing_ranks(back
     r = proximity.rank(target_dir, models=[f"local-dir:{tmp_path / 'gone'}"], sample=8)
     assert r.mode == "labels" and r.settings["control"] is False             # no control ran
     with pytest.raises(NothingRankedError, match="No backbone could be ranked: 1 failed .*result.failed"):
-        r.best
+        _ = r.best
 
 
 @pytest.mark.parametrize("reason, said", [

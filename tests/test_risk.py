@@ -15,10 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _model(features=("gain",), coef=(-2.0,), lo=(-0.1,), hi=(0.3,), free=("log_shift",), free_coef=(0.5,)):
-    def var(f, c, l, h):
+    def var(f, c, lo_, hi_):
         k = len(f) + 1
         return {"features": list(f), "mean": [0.0] * len(f), "scale": [0.1] * len(f), "coef": list(c), "intercept": -0.5,
-                "cov": (np.eye(k) * 0.04).tolist(), "range": [list(l), list(h)]}
+                "cov": (np.eye(k) * 0.04).tolist(), "range": [list(lo_), list(hi_)]}
     return R.RiskModel.from_dict({"schema": 1, "variants": {"labels": var(features, coef, lo, hi),
                                                             "label-free": var(free, free_coef, (0.0,), (2.0,))}})
 
@@ -72,7 +72,7 @@ def test_fit_script_recovers_the_sign_and_is_deterministic(tmp_path):
     rng = np.random.default_rng(0)
     lines = ["target,split,n,classes,gain,gain_sd,probe,early_shift,frechet,negative"]
     for t in range(6):
-        for b in range(9):
+        for _ in range(9):
             g = rng.normal(0.1, 0.15)
             neg = int(rng.random() < 1 / (1 + math.exp(12 * g)))
             lines.append(f"t{t},dev,{rng.integers(60, 240)},4,{g},{abs(rng.normal(0.03, 0.01))},0.5,"

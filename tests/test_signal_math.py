@@ -103,7 +103,7 @@ def _evidence_brute_force(f, y):
         yc = (y == c).astype(float)
         b = v.T @ (f.T @ yc)
 
-        def ev(p):
+        def ev(p, b=b, yc=yc):
             a, bt = np.exp(p[0]), np.exp(p[1])
             m = v @ (bt * b / (a + bt * lam))
             res = yc - f @ m

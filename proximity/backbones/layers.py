@@ -30,7 +30,7 @@ def feature_info(model: nn.Module) -> list[tuple[str, int]]:
     backbones carry); empty when it has none."""
     info = getattr(model, "feature_info", None)
     if hasattr(info, "module_name") and hasattr(info, "channels"):
-        return list(zip(info.module_name(), info.channels()))
+        return list(zip(info.module_name(), info.channels(), strict=True))
     if isinstance(info, list):
         return [(f.get("module"), int(f.get("num_chs", 0))) for f in info]
     return []
@@ -130,7 +130,7 @@ def reestimate_batchnorm(backbone: Backbone, batches: Iterable[torch.Tensor]) ->
             backbone.model(x.to(backbone.device))
             n += x.shape[0]
     finally:
-        for m, mom in zip(bns, saved):
+        for m, mom in zip(bns, saved, strict=True):
             m.momentum = mom
             m.eval()
     return n

@@ -61,7 +61,7 @@ def probe_loo(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     s2_mean = float((np.linalg.svd(z - z.mean(0), compute_uv=False) ** 2).mean())
     lams = [g * max(s2_mean, 1e-12) for g in GRID]
     best = None
-    for lam, dec in zip(lams, _loo_all(z, yi, lams)):
+    for lam, dec in zip(lams, _loo_all(z, yi, lams), strict=True):
         pred = dec.argmax(1)
         acc = balanced_accuracy(yi, pred)
         if best is None or acc >= best[0]:

@@ -159,7 +159,7 @@ def _nuclei(centres, radii, angles, rng) -> np.ndarray:
     """Fluorescence-like image: bright smooth ellipses on a dark noisy background, one random tint."""
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
     g = np.zeros((SIZE, SIZE))
-    for (cy, cx), (ra, rb), t in zip(centres, radii, angles):
+    for (cy, cx), (ra, rb), t in zip(centres, radii, angles, strict=True):
         u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
         v = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
         g = np.maximum(g, rng.uniform(0.5, 1.0) * np.exp(-((u / ra) ** 2 + (v / rb) ** 2) ** 2))

@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         acc = {b: float(np.mean(ft[(b, t)])) for b in backbones}
         rk = rankers(scored[t]["labels"], scored[t]["label-free"], prior)
         rng = np.random.default_rng(0)
-        rand = [_metrics({b: float(x) for b, x in zip(backbones, rng.random(len(backbones)))}, acc) for _ in range(200)]
+        rand = [_metrics({b: float(x) for b, x in zip(backbones, rng.random(len(backbones)), strict=True)}, acc) for _ in range(200)]
         per[t] = {name: _metrics(score, acc) for name, score in rk.items()}
         per[t]["random (200 draws)"] = tuple(float(np.mean([r[i] for r in rand])) for i in range(3))
     rows = pair_rows(scored, ft, sc, {b: meta[b]["arch"] for b in backbones}, SPLIT_OF)
@@ -378,7 +378,7 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 5) -> list[tuple[float
     counts = counts[counts > 0]
     if counts.size != predicted.size:   # scikit-learn changed its binning: the counts would be mislabelled
         raise RuntimeError(f"calibration_curve gave {predicted.size} bins, the counts {counts.size}")
-    return [(float(a), float(b), int(c)) for a, b, c in zip(predicted, observed, counts)]
+    return [(float(a), float(b), int(c)) for a, b, c in zip(predicted, observed, counts, strict=True)]
 
 
 def write_plots(folder: Path, per: dict, rows: list[dict], complete: list[str], split_of: dict) -> list[str]:

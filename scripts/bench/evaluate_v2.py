@@ -101,7 +101,7 @@ def bench_catalog(root: Path, folder: Path, backbones: list[str]) -> Path:
 
 def write_user_images(target: str, folder: Path, n_per_class: int | None = None) -> Path:
     xu, yu, _, _, names = targets_v2.make_target(target, 0, n_per_class, 0)
-    for i, (img, lab) in enumerate(zip(xu, yu)):
+    for i, (img, lab) in enumerate(zip(xu, yu, strict=True)):
         d = folder / names[lab]
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(d / f"{i:05d}.png")
@@ -227,7 +227,7 @@ def rule_scores(rule, sig: dict[str, dict]) -> dict:
     """A FitRule applied exactly as the CLI applies it."""
     models = list(sig)
     fits = rule.scores([sig[m] for m in models])
-    return {m: f for m, (f, _) in zip(models, fits) if f is not None}
+    return {m: f for m, (f, _) in zip(models, fits, strict=True) if f is not None}
 
 
 def as_ranked(fits: dict, sig: dict[str, dict]) -> dict:
@@ -262,7 +262,7 @@ def pairwise_weights(train: list[tuple[dict, dict]], terms: tuple[str, ...]) -> 
                     xs.append([z[t][i] - z[t][j] for t in terms])
                     ys.append(int(acc[i] > acc[j]))
     clf = LogisticRegression(C=1.0, fit_intercept=False, max_iter=2000).fit(np.array(xs), np.array(ys))
-    return {t: float(w) for t, w in zip(terms, clf.coef_[0])}
+    return {t: float(w) for t, w in zip(terms, clf.coef_[0], strict=True)}
 
 
 def candidates() -> dict[str, list[dict]]:
@@ -398,7 +398,7 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
             b: np.mean([v for k, v in prior_ft[b].items() if k != t.name]) for b in backbones} if len(data) > 1 else {}
         rng = np.random.default_rng(0)
         per[t.name] = {name: metrics(s, acc) for name, s in rk.items()}
-        draws = [metrics(dict(zip(backbones, rng.permutation(len(backbones)))), acc) for _ in range(200)]
+        draws = [metrics(dict(zip(backbones, rng.permutation(len(backbones)), strict=True)), acc) for _ in range(200)]
         per[t.name]["random"] = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
         fams: dict = {}
         for b in backbones:

@@ -197,7 +197,7 @@ def run_job(job: Job, out: Path, device: str = "cpu") -> dict:
         for i in range(0, len(perm), 32):
             frac = (step + 1) / steps_per_epoch if step < steps_per_epoch else \
                 0.5 * (1 + math.cos(math.pi * (step - steps_per_epoch) / max(1, total - steps_per_epoch)))
-            for pg, b in zip(opt.param_groups, base):
+            for pg, b in zip(opt.param_groups, base, strict=True):
                 pg["lr"] = b * frac
             idx = perm[i:i + 32].to(device)
             xb = x[idx]

@@ -83,7 +83,7 @@ def main() -> None:
     t = time.perf_counter()
     sample = proximity.load_sample(images, sample=args.n)
     t_decode = time.perf_counter() - t
-    bare = {a: bare_forward(d, sample, args.batch_size) for a, d in zip(archs, dirs)}
+    bare = {a: bare_forward(d, sample, args.batch_size) for a, d in zip(archs, dirs, strict=True)}
     for a in archs:
         print(f"bare forward {a:24s} {bare[a]:7.2f} s  ({args.n / bare[a]:6.1f} img/s)")
     bare_total = sum(bare.values())
