@@ -44,7 +44,8 @@ def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | 
         for cat in catalogs:
             for e in load_catalog(cat):
                 if e.id in seen:
-                    logger.warning("Entry '%s' of catalog '%s' is already in an earlier catalog; keeping the first.", e.id, cat)
+                    logger.warning("Entry '%s' of catalog '%s' is already in an earlier catalog; keeping the first.",
+                                   e.id, cat)
                     continue
                 seen[e.id] = e
         kept = []
@@ -135,7 +136,8 @@ def rank(
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
             raise InvalidParameterError(name, "rank", f"an int in the range [{lo}, inf)", value)
     as_tuple = lambda v: () if v is None else (v,) if isinstance(v, str) else tuple(v)  # noqa: E731
-    filters = Filters(domains=as_tuple(domain), max_params=max_params, licenses=as_tuple(license), include_gated=include_gated)
+    filters = Filters(domains=as_tuple(domain), max_params=max_params, licenses=as_tuple(license),
+                      include_gated=include_gated)
     filters.validate()
     dev = resolve_device(device)
     cache.new_run()
@@ -200,7 +202,8 @@ def _risk_model_info() -> dict:
         return {"name": "v0", "calibrated": False,
                 "coverage": "uncalibrated rule (no shipped risk model could be used): read the risk as a rough guide"}
     prov = dict(m.provenance)
-    return {"name": "calibrated", "calibrated": True, "fitted": prov.get("fitted"), "coverage": prov.get("coverage", ""),
+    return {"name": "calibrated", "calibrated": True, "fitted": prov.get("fitted"),
+            "coverage": prov.get("coverage", ""),
             "dev_targets": list(prov.get("dev_targets", []))}
 
 

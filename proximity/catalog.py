@@ -215,7 +215,8 @@ def _check_ranges(values: Mapping[str, Any], path: Path | None) -> None:
     for name, vec in (("mean", mean), ("std", std)):
         if vec is None:
             continue
-        if not vec or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in vec):
+        if not vec or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                              for v in vec):
             raise bad(f"input.{name}", "a non-empty list of finite numbers", list(vec))
         if channels is not None and len(vec) != channels:
             raise bad(f"input.{name}", f"one value per channel ({channels})", list(vec))

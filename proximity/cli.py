@@ -22,9 +22,11 @@ from .errors import ProximityError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Which pretrained backbone should I start from? Ranks backbones by measured domain proximity.")
-catalog_app = typer.Typer(no_args_is_help=True, help="List, show, validate and refresh catalogs of candidate backbones.")
+catalog_app = typer.Typer(no_args_is_help=True,
+                          help="List, show, validate and refresh catalogs of candidate backbones.")
 app.add_typer(catalog_app, name="catalog")
-zoo_app = typer.Typer(no_args_is_help=True, help="The offline zoo: real pretrained backbones from PyPI packages, no Hub needed.")
+zoo_app = typer.Typer(no_args_is_help=True,
+                      help="The offline zoo: real pretrained backbones from PyPI packages, no Hub needed.")
 app.add_typer(zoo_app, name="zoo")
 err = Console(stderr=True, emoji=False)
 
@@ -68,7 +70,8 @@ def _setup_logging(quiet: bool) -> None:
     from rich.logging import RichHandler
 
     handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
-    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, handlers=[handler], format="%(message)s",
+                        force=True)
     level = logging.DEBUG if os.environ.get("PROXIMITY_DEBUG") else logging.ERROR if quiet else logging.WARNING
     logging.getLogger("proximity").setLevel(level)
 
@@ -82,24 +85,45 @@ def _setup_logging(quiet: bool) -> None:
     "    proximity rank ./scans --catalog zoo --format html --output report.html   # one self-contained page"))
 def rank_cmd(
     path: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
-    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="A candidate (repeatable): timm:NAME, hf-hub:ORG/NAME[@REV] or local-dir:PATH. When given, only these are ranked."),
-    catalog: Optional[List[str]] = typer.Option(None, "--catalog", "-c", help="Catalog name (default, zoo) or a folder of TOML entries; repeatable (entries ranked together). [default: default]"),
-    labels: str = typer.Option("auto", "--labels", help="auto (first-level sub-folders), folders, none, or a CSV manifest path with columns path,label."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m",
+                                              help="A candidate (repeatable): timm:NAME, hf-hub:ORG/NAME[@REV] or "
+                                                   "local-dir:PATH. When given, only these are ranked."),
+    catalog: Optional[List[str]] = typer.Option(None, "--catalog", "-c",
+                                                help="Catalog name (default, zoo) or a folder of TOML entries; "
+                                                     "repeatable (entries ranked together). [default: default]"),
+    labels: str = typer.Option("auto", "--labels",
+                               help="auto (first-level sub-folders), folders, none, or a CSV manifest path with "
+                                    "columns path,label."),
     sample: int = typer.Option(500, "--sample", "-n", min=1, help="Images to sample (stratified by label, seeded)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling, the probe folds and the random-weights control."),
-    intensity: IntensityOpt = typer.Option(IntensityOpt.auto, "--intensity", help="How pixel values become [0, 1]: auto (8-bit /255, 16-bit/float percentile window), percentile, full-range."),
+    intensity: IntensityOpt = typer.Option(IntensityOpt.auto, "--intensity",
+                                           help="How pixel values become [0, 1]: auto (8-bit /255, 16-bit/float "
+                                                "percentile window), percentile, full-range."),
     device: Device = typer.Option(Device.auto, "--device", help="auto, cpu, cuda or mps."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per forward batch."),
-    no_control: bool = typer.Option(False, "--no-control", help="Skip the random-weights control pass (no 'gain', risk from proximity only)."),
+    no_control: bool = typer.Option(False, "--no-control",
+                                    help="Skip the random-weights control pass (no 'gain', risk from proximity only)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the evidence cache."),
     folds: int = typer.Option(5, "--folds", min=2, help="k of the stratified k-fold probe."),
-    fmt: RankFmt = typer.Option(RankFmt.table, "--format", "-f", help="Output format: table, json, csv, or html (one self-contained page with plots)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result to this file instead of stdout (checked before the run, replaced atomically)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No banner, no progress (bars on a terminal, lines on stderr elsewhere) and no warnings."),
-    domain: Optional[List[str]] = typer.Option(None, "--domain", "-d", help="Only catalog entries with this domain tag (repeatable; `proximity catalog domains` lists them)."),
-    max_params: Optional[float] = typer.Option(None, "--max-params", help="Only catalog entries with at most this many parameters (millions)."),
-    license: Optional[List[str]] = typer.Option(None, "--license", help="Only catalog entries under this license (repeatable, e.g. apache-2.0, mit)."),
-    include_gated: bool = typer.Option(False, "--include-gated", help="Also rank gated Hub models (needs HF_TOKEN with access)."),
+    fmt: RankFmt = typer.Option(RankFmt.table, "--format", "-f",
+                                help="Output format: table, json, csv, or html (one self-contained page with plots)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Write the result to this file instead of stdout (checked before the "
+                                               "run, replaced atomically)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="No banner, no progress (bars on a terminal, lines on stderr elsewhere) and no "
+                                    "warnings."),
+    domain: Optional[List[str]] = typer.Option(None, "--domain", "-d",
+                                               help="Only catalog entries with this domain tag (repeatable; `proximity "
+                                                    "catalog domains` lists them)."),
+    max_params: Optional[float] = typer.Option(None, "--max-params",
+                                               help="Only catalog entries with at most this many parameters "
+                                                    "(millions)."),
+    license: Optional[List[str]] = typer.Option(None, "--license",
+                                                help="Only catalog entries under this license (repeatable, e.g. "
+                                                     "apache-2.0, mit)."),
+    include_gated: bool = typer.Option(False, "--include-gated",
+                                       help="Also rank gated Hub models (needs HF_TOKEN with access)."),
 ) -> None:
     """Rank candidate backbones for the images under PATH."""
     from . import api
@@ -147,11 +171,13 @@ def _banner(plan, what: Optional[str]) -> None:
     else:
         images = f"{plan.n_images} images, label-free" + (" (one class)" if plan.n_classes == 1 else "")
     subset = plan.control == "subset" and plan.control_images < plan.n_images
-    control = ("" if plan.control == "off" else f" plus a random-weights control pass on {plan.control_images} of the images"
+    control = ("" if plan.control == "off"
+               else f" plus a random-weights control pass on {plan.control_images} of the images"
                if subset else " plus one random-weights control pass")
     faster = "-n makes it faster" if plan.control == "off" else "-n and --no-control make it faster"
     err.print(f"[dim]Ranking {escape(who)}{aside} on {images}: one forward pass per "
-              f"backbone{control} (Hub weights are downloaded on a first run; {faster}).[/]", highlight=False, soft_wrap=True)
+              f"backbone{control} (Hub weights are downloaded on a first run; {faster}).[/]", highlight=False,
+              soft_wrap=True)
 
 
 def _emit(result, fmt, output: Optional[Path]) -> None:
@@ -193,8 +219,10 @@ def _emit(result, fmt, output: Optional[Path]) -> None:
     "    proximity report result.json                  # the terminal table again"))
 def report_cmd(
     result_file: Path = typer.Argument(..., help="A result saved by `proximity rank --format json --output FILE`."),
-    fmt: RankFmt = typer.Option(RankFmt.table, "--format", "-f", help="table, json, csv or html (one self-contained page with plots)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout (replaced atomically)."),
+    fmt: RankFmt = typer.Option(RankFmt.table, "--format", "-f",
+                                help="table, json, csv or html (one self-contained page with plots)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Write to this file instead of stdout (replaced atomically)."),
 ) -> None:
     """Show a saved result again, in any format — e.g. as an HTML page."""
     from .report import Ranking

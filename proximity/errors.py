@@ -100,7 +100,8 @@ class EntryNotFoundError(ProximityError, KeyError):
             return
         close = [k for k in known if entry_id.lower() in k.lower()][:5]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        listing = f"`proximity catalog list --catalog {catalog}`" if catalog and catalog != "default" else "`proximity catalog list`"
+        listing = ("`proximity catalog list`" if not catalog or catalog == "default"
+                   else f"`proximity catalog list --catalog {catalog}`")
         super().__init__(
             f"No catalog entry '{entry_id}'{where}.{hint} {listing} shows all entries."
         )
@@ -222,7 +223,8 @@ class NoCandidatesError(ProximityError, ValueError):
         self.excluded = list(excluded)
         eg = f" (e.g. '{excluded[0]['model']}': {excluded[0]['reason']})" if excluded else ""
         super().__init__(f"No catalog entry is left to rank: {len(excluded)} set aside{eg}. Loosen --domain, "
-                         "--max-params or --license, or add --include-gated; `proximity catalog list` shows the entries.")
+                         "--max-params or --license, or add --include-gated; `proximity catalog list` shows the "
+                         "entries.")
 
 
 class NotWritableError(ProximityError, OSError):

@@ -84,7 +84,8 @@ def evidence_ingredients(spec: BackboneSpec, sample: Sample, *, pretrained: bool
     """Every ingredient of the evidence cache key."""
     return {"source": spec.entry.source, "revision": spec.revision, "preprocess": spec.preprocess.describe(),
             "truncated_at": spec.truncated_at, "model_kwargs": spec.model_kwargs,
-            "weights": "pretrained" if pretrained else f"random:seed={seed}:bn={BN_REESTIMATE_IMAGES}x{BN_REESTIMATE_BATCH}",
+            "weights": ("pretrained" if pretrained
+                        else f"random:seed={seed}:bn={BN_REESTIMATE_IMAGES}x{BN_REESTIMATE_BATCH}"),
             "sample": sample.fingerprint, "evidence": 2}     # 2: the parameter count is part of the evidence
 
 
@@ -141,7 +142,8 @@ def _subsample(sample: Sample, n: int, seed: int) -> Sample:
 
 
 @torch.inference_mode()
-def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32, progress: Progress | None = None) -> Evidence:
+def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32,
+                 progress: Progress | None = None) -> Evidence:
     """The single forward pass: pooled features + per-image moments at the early BN inputs."""
     bn = bool(backbone.early_layers)
     layers = backbone.early_layers if bn else backbone.early_modules
@@ -163,9 +165,11 @@ def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32, pr
         vars_[i].append(v.double().reshape(v.shape[0], -1).cpu())
 
     if bn:
-        handles = [m.register_forward_pre_hook(lambda mod, inp, i=i: record(i, inp[0])) for i, (_, m) in enumerate(layers)]
+        handles = [m.register_forward_pre_hook(lambda mod, inp, i=i: record(i, inp[0]))
+                   for i, (_, m) in enumerate(layers)]
     else:
-        handles = [m.register_forward_hook(lambda mod, inp, out, i=i: record(i, out)) for i, (_, m) in enumerate(layers)]
+        handles = [m.register_forward_hook(lambda mod, inp, out, i=i: record(i, out))
+                   for i, (_, m) in enumerate(layers)]
     feats, done = [], 0
     try:
         for batch in sample.batches(batch_size):

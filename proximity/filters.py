@@ -39,7 +39,8 @@ class Filters:
         if not e.loadable:
             return Exclusion(e.id, "not-loadable", f"not loadable: {e.load_reason}")
         if self.domains and not set(self.domains) & set(e.domains):
-            return Exclusion(e.id, "domain", f"domain {', '.join(e.domains) or 'unknown'} (asked: {', '.join(self.domains)})")
+            return Exclusion(e.id, "domain",
+                             f"domain {', '.join(e.domains) or 'unknown'} (asked: {', '.join(self.domains)})")
         if self.max_params is not None and not _valid_count(e.params_m):   # None, NaN or negative: never passes
             return Exclusion(e.id, "params-unknown", "parameter count unknown: cannot be checked against --max-params")
         if self.max_params is not None and e.params_m is not None and e.params_m > self.max_params:

@@ -48,7 +48,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
     if constants.is_offline_mode():
         return False
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+    if any(os.environ.get(v)
+           for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
         return True
     known = _PROBES.get(constants.ENDPOINT)
     if known is not None and (known[0] or time.monotonic() - known[1] < PROBE_TTL):
@@ -97,9 +98,11 @@ def hub_errors(model: str) -> Iterator[None]:
     except hf.RevisionNotFoundError:
         raise ModelNotFoundError(model, "the pinned revision does not exist in the repository") from None
     except (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled):
-        raise HubUnavailableError(model, "the Hub is unreachable or offline mode is on, and the files are not in the local Hub cache") from None
+        raise HubUnavailableError(model, "the Hub is unreachable or offline mode is on, and the files are not in "
+                                         "the local Hub cache") from None
     except hf.EntryNotFoundError as exc:
-        raise ModelNotFoundError(model, f"a required file is missing from the repository ({exc.__class__.__name__})") from None
+        raise ModelNotFoundError(model,
+                                 f"a required file is missing from the repository ({exc.__class__.__name__})") from None
     except (OSError, ConnectionError) as exc:
         if exc.__class__.__module__.startswith(("huggingface_hub", "httpx", "requests", "urllib3")):
             raise HubUnavailableError(model, f"{exc.__class__.__name__}: {str(exc)[:200]}") from None

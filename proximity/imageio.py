@@ -147,7 +147,8 @@ def _resize_native(arr: np.ndarray, max_side: int) -> np.ndarray:
     scale = max_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     chans = [arr] if arr.ndim == 2 else [arr[:, :, c] for c in range(arr.shape[2])]
-    out = [np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)) for c in chans]
+    out = [np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR))
+           for c in chans]
     res = out[0] if arr.ndim == 2 else np.stack(out, axis=2)
     if arr.dtype == np.uint16:
         res = np.clip(np.rint(res), 0, 65535).astype(np.uint16)

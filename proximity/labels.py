@@ -71,7 +71,8 @@ def read_manifest(manifest: Path) -> list[tuple[int, str, str]]:
         line = raw[: exc.start].count(b"\n") + 1
         raise LabelsError(
             f"Label manifest '{manifest}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}). Save it "
-            "as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet, or `iconv -f latin1 -t utf-8`).", source=str(manifest)) from None
+            "as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet, or `iconv -f latin1 -t utf-8`).",
+            source=str(manifest)) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         cols = [c.strip().lower() for c in (reader.fieldnames or []) if c]

@@ -74,7 +74,8 @@ class ReferenceStats:
 
 
 def _safe(source: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in source.split(":", 1)[-1].rstrip("/").split("/")[-1])[:60]
+    return "".join(c if c.isalnum() or c in "._-" else "_"
+                   for c in source.split(":", 1)[-1].rstrip("/").split("/")[-1])[:60]
 
 
 def reference_path(spec: BackboneSpec) -> Path:
@@ -158,7 +159,8 @@ def build_reference(spec: BackboneSpec, images: str | Path, *, sample: int = 200
     if not isinstance(top_k, int) or top_k < 1:
         raise InvalidParameterError("top_k", "build_reference", "an int in the range [1, inf)", top_k)
     smp = load_sample(images, labels="none", sample=sample, seed=seed)
-    ev = collect_evidence(spec, smp, pretrained=True, device=device, batch_size=batch_size, seed=seed, progress=progress)
+    ev = collect_evidence(spec, smp, pretrained=True, device=device, batch_size=batch_size, seed=seed,
+                          progress=progress)
     mu, cov = gaussian_fit(ev.features)
     w, v = np.linalg.eigh(cov)
     k = min(top_k, w.size)

@@ -84,7 +84,8 @@ def _license(info: Any, card: dict[str, Any]) -> str:
 
 
 def _datasets(info: Any, card: dict[str, Any]) -> list[str]:
-    ds = card.get("datasets") or [t.split(":", 1)[1] for t in (getattr(info, "tags", None) or []) if t.startswith("dataset:")]
+    ds = card.get("datasets") or [t.split(":", 1)[1] for t in (getattr(info, "tags", None) or [])
+                                  if t.startswith("dataset:")]
     return [str(d).lower() for d in ([ds] if isinstance(ds, str) else ds)]
 
 
@@ -105,8 +106,10 @@ def _hub_facts(info: Any) -> dict[str, Any]:
     card = _card(info)
     gated = getattr(info, "gated", False)
     return {"revision": info.sha or "", "gated": bool(gated), "downloads": int(getattr(info, "downloads", 0) or 0),
-            "likes": int(getattr(info, "likes", 0) or 0), "license": _license(info, card), "datasets": _datasets(info, card),
-            "library": getattr(info, "library_name", None) or "", "pipeline_tag": getattr(info, "pipeline_tag", None) or ""}
+            "likes": int(getattr(info, "likes", 0) or 0), "license": _license(info, card),
+            "datasets": _datasets(info, card),
+            "library": getattr(info, "library_name", None) or "",
+            "pipeline_tag": getattr(info, "pipeline_tag", None) or ""}
 
 
 def entry_id(repo_id: str) -> str:
@@ -153,7 +156,8 @@ def _update(data: dict[str, Any], hub: dict[str, Any], overwrite: bool, today: s
 
 def _new_entry(repo_id: str, hub: dict[str, Any], today: str) -> dict[str, Any]:
     fmt = hub["library"] if hub["library"] in LIBRARIES else ""
-    why_not = "" if fmt else (f"library '{hub['library'] or 'unknown'}': proximity loads timm and transformers repos only")
+    why_not = "" if fmt else (f"library '{hub['library'] or 'unknown'}': proximity loads timm and transformers "
+                              "repos only")
     if fmt and hub["pipeline_tag"] not in VISION_TAGS:
         why_not = (f"pipeline tag '{hub['pipeline_tag'] or 'none'}' is not an image backbone's; check the repo and set "
                    "loadable = true by hand if it is one")
@@ -173,9 +177,10 @@ def _new_entry(repo_id: str, hub: dict[str, Any], today: str) -> dict[str, Any]:
 
 
 def plan_refresh(catalog: Path, *, search: str | None = None, author: str | None = None, library: str | None = None,
-                 pipeline_tag: str | None = None, tags: Iterable[str] = (), limit: int | None = 50, discover: bool = False,
-                 overwrite: bool = False, remove_gone: bool = False, references: str | None = None,
-                 token: str | None = None, progress: Callable[[str], None] | None = None) -> RefreshPlan:
+                 pipeline_tag: str | None = None, tags: Iterable[str] = (), limit: int | None = 50,
+                 discover: bool = False, overwrite: bool = False, remove_gone: bool = False,
+                 references: str | None = None, token: str | None = None,
+                 progress: Callable[[str], None] | None = None) -> RefreshPlan:
     """Read everything from the Hub and return the diff (module docstring); writes nothing."""
     from huggingface_hub import HfApi
 

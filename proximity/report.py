@@ -52,7 +52,8 @@ class SampleSummary:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SampleSummary":
-        return cls(path=str(d.get("path", "")), n_images=int(d["n_images"]), n_found=int(d.get("n_found", d["n_images"])),
+        return cls(path=str(d.get("path", "")), n_images=int(d["n_images"]),
+                   n_found=int(d.get("n_found", d["n_images"])),
                    skipped=[dict(x) for x in d.get("skipped", [])], labels=str(d.get("labels", "")),
                    labels_note=str(d.get("labels_note", "")), classes=dict(d.get("classes", {})))
 
@@ -90,7 +91,8 @@ class Candidate:
     def from_dict(cls, d: Mapping[str, Any]) -> "Candidate":
         iv = d.get("risk_interval")
         return cls(rank=int(d["rank"]), model=str(d["model"]), domain=str(d.get("domain", "")), fit=d.get("fit"),
-                   risk=d.get("risk"), risk_band=str(d.get("risk_band", "unknown")), risk_reason=str(d.get("risk_reason", "")),
+                   risk=d.get("risk"), risk_band=str(d.get("risk_band", "unknown")),
+                   risk_reason=str(d.get("risk_reason", "")),
                    signals={k: SignalValue.from_dict(v) for k, v in d.get("signals", {}).items()},
                    timings=dict(d.get("timings", {})), cached=bool(d.get("cached", False)),
                    risk_interval=None if iv is None else (float(iv[0]), float(iv[1])),
@@ -120,7 +122,7 @@ class Ranking:
     failed: list[Failure]
     mode: str
     settings: dict[str, Any] = field(default_factory=dict)
-    excluded: list[Exclusion] = field(default_factory=list)   # catalog entries set aside (each also reads as {model, reason})
+    excluded: list[Exclusion] = field(default_factory=list)   # entries set aside (each reads as {model, reason})
     fit_rule: dict[str, Any] = field(default_factory=dict)   # the rule that produced the fits
     risk_model: dict[str, Any] = field(default_factory=dict)  # the risk model that ran, and its calibration scope
 
@@ -158,10 +160,12 @@ class Ranking:
             got = d.get("schema_version") if isinstance(d, Mapping) else type(d).__name__
             raise ResultFileError(source, f"schema_version {got!r} is not 1 or 2")
         try:
-            return cls(sample=SampleSummary.from_dict(d["sample"]), ranking=[Candidate.from_dict(c) for c in d["ranking"]],
+            return cls(sample=SampleSummary.from_dict(d["sample"]),
+                       ranking=[Candidate.from_dict(c) for c in d["ranking"]],
                        failed=[Failure(str(f["model"]), f["stage"], str(f["error"])) for f in d.get("failed", [])],
                        mode=str(d.get("mode", "")), settings=dict(d.get("settings", {})),
-                       excluded=[Exclusion.from_dict(x) for x in d.get("excluded", [])], fit_rule=dict(d.get("fit_rule", {})),
+                       excluded=[Exclusion.from_dict(x) for x in d.get("excluded", [])],
+                       fit_rule=dict(d.get("fit_rule", {})),
                        risk_model=dict(d.get("risk_model", {})))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise ResultFileError(source, f"{exc.__class__.__name__}: {exc}") from None
@@ -197,14 +201,16 @@ class Ranking:
             rows.append(row)
         for f in self.failed:
             rows.append({"rank": None, "model": f.model, "domain": "", "fit": None, "risk": None,
-                         "risk_low": None, "risk_high": None, "risk_band": "unknown", "risk_reason": "", "error": f"{f.stage}: {f.error}",
+                         "risk_low": None, "risk_high": None, "risk_band": "unknown", "risk_reason": "",
+                         "error": f"{f.stage}: {f.error}",
                          **{k: None for n in names for k in (f"signal.{n}", f"signal.{n}.sd")}})
         return rows
 
     def to_csv(self) -> str:
         rows = self.rows()
         buf = io.StringIO()
-        fields = list(rows[0]) if rows else ["rank", "model", "domain", "fit", "risk", "risk_low", "risk_high", "risk_band", "risk_reason", "error"]
+        fields = list(rows[0]) if rows else ["rank", "model", "domain", "fit", "risk", "risk_low", "risk_high",
+                                             "risk_band", "risk_reason", "error"]
         writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for r in rows:
@@ -220,7 +226,8 @@ class Ranking:
         try:
             import pandas as pd
         except ImportError:  # pragma: no cover
-            raise ImportError("Ranking.to_frame() needs pandas: pip install 'proximity[pandas]' (or pip install pandas)") from None
+            raise ImportError("Ranking.to_frame() needs pandas: pip install 'proximity[pandas]' "
+                              "(or pip install pandas)") from None
         return pd.DataFrame(self.rows())
 
 

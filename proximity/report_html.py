@@ -28,8 +28,10 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'n
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;margin:0;background:#fafafa}
 main{max-width:1180px;margin:0 auto;padding:18px 22px 40px}
-h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.6em 0 .5em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-.sub,.note,.dim{color:#5f6368}.note{font-size:.9em}.pick{background:#fff;border:1px solid #ddd;border-radius:8px;padding:10px 14px}
+h1{font-size:1.5em;margin:.2em 0}
+h2{font-size:1.15em;margin:1.6em 0 .5em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+.sub,.note,.dim{color:#5f6368}.note{font-size:.9em}
+.pick{background:#fff;border:1px solid #ddd;border-radius:8px;padding:10px 14px}
 table{border-collapse:collapse;background:#fff;font-size:.92em}th,td{padding:5px 8px;border-bottom:1px solid #eee;
 text-align:left;vertical-align:top}th{background:#f1f3f4;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .scroll{overflow-x:auto}.band{font-weight:600;white-space:nowrap}td.m{min-width:15em}.model{font-weight:600;overflow-wrap:anywhere}
@@ -75,8 +77,10 @@ def _risk_svg(c: Candidate, width: int = 170) -> str:
         colour = BAND_COLOUR.get(c.risk_band, "#333")
         if c.risk_interval is not None:
             lo, hi = c.risk_interval
-            parts.append(f'<line x1="{x(lo):.1f}" x2="{x(hi):.1f}" y1="10" y2="10" stroke="{colour}" stroke-width="2"/>')
-            parts += [f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="6" y2="14" stroke="{colour}" stroke-width="2"/>' for v in (lo, hi)]
+            parts.append(f'<line x1="{x(lo):.1f}" x2="{x(hi):.1f}" y1="10" y2="10" stroke="{colour}" '
+                         'stroke-width="2"/>')
+            parts += [f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="6" y2="14" stroke="{colour}" stroke-width="2"/>'
+                      for v in (lo, hi)]
         parts.append(f'<circle cx="{x(c.risk):.1f}" cy="10" r="4.5" fill="{colour}"/>')
     label = f"risk {c.risk_band}" + ("" if c.risk is None else f" {c.risk:.2f}")
     if c.risk_interval is not None:
@@ -106,7 +110,8 @@ def _signal_svg(name: str, ranked: list[Candidate], pct: bool) -> str:
              f'<text x="{left}" y="{h - 2}" text-anchor="start">{_e(_num(lo, pct))}</text>',
              f'<text x="{width - right}" y="{h - 2}" text-anchor="end">{_e(_num(hi, pct))}</text>']
     if lo < 0 < hi and name == "gain":
-        parts.append(f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="2" y2="{h - 14}" stroke="#999" stroke-dasharray="3 2"/>')
+        parts.append(f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="2" y2="{h - 14}" stroke="#999" '
+                     'stroke-dasharray="3 2"/>')
     for i, (c, s) in enumerate(vals):
         y = 10 + i * row
         parts.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">#{c.rank}</text>')
@@ -156,12 +161,14 @@ def _signals(r: Ranking) -> str:
 
 def _ranking(r: Ranking) -> str:
     if not r.ranking:
-        return '<h2 id="ranking">Ranking</h2><p><b>No backbone could be ranked</b> — see the failed candidates below.</p>'
+        return ('<h2 id="ranking">Ranking</h2><p><b>No backbone could be ranked</b> — see the failed candidates '
+                'below.</p>')
     rows = []
     for c in r.ranking:
         colour = BAND_COLOUR.get(c.risk_band, "#333")
         risk = c.risk_band + ("" if c.risk is None else f" {c.risk:.2f}")
-        iv = "" if c.risk_interval is None else f'<br><span class="dim">{c.risk_interval[0]:.2f}–{c.risk_interval[1]:.2f}</span>'
+        iv = ("" if c.risk_interval is None
+              else f'<br><span class="dim">{c.risk_interval[0]:.2f}–{c.risk_interval[1]:.2f}</span>')
         rows.append(f'<tr><td class="num">{c.rank}</td><td class="m"><span class="model">{_e(c.model)}</span><br>'
                     f'<span class="dim">{_e(c.domain)}</span></td><td class="num">{_fit(c.fit)}</td>'
                     f'<td>{_e(", ".join(c.fit_basis) or "—")}</td>'
@@ -183,8 +190,10 @@ def _rule(r: Ranking) -> str:
     small = rule.get("small")
     switch = (f"<p>With fewer than {_e(rule.get('small_below'))} images in the smallest class the rule "
               f"<b>{_e(small.get('name', ''))}</b> is used instead.</p>" if small else "")
-    return (f'<h2 id="fit-rule">Fit rule</h2><p>The fit of every candidate was produced by the rule <b>{_e(rule.get("name", ""))}</b> '
-            f'({_e(kind)}; mode {_e(rule.get("mode", r.mode))}) over these signals:</p><table><thead><tr><th>signal</th>'
+    return ('<h2 id="fit-rule">Fit rule</h2><p>The fit of every candidate was produced by the rule '
+            f'<b>{_e(rule.get("name", ""))}</b> '
+            f'({_e(kind)}; mode {_e(rule.get("mode", r.mode))}) over these '
+            'signals:</p><table><thead><tr><th>signal</th>'
             f'<th>weight</th></tr></thead><tbody>{terms}</tbody></table>{switch}<p class="note">Rules are data '
             '(<code>catalog/fit_rule.json</code>, chosen on the benchmark\'s dev targets); without a shipped rule the '
             'v0 rule runs. A candidate without the rule\'s signals has no fit and is ranked last, by prior; '
@@ -216,28 +225,34 @@ def _classes_svg(classes: dict[str, int], limit: int = 40) -> str:
     parts = []
     for i, (name, n) in enumerate(shown):
         y = i * row
-        parts.append(f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{_e(name[:24])}<title>{_e(name)}</title></text>'
-                     f'<rect x="{label_w}" y="{y + 3}" width="{max(1.0, n / top * bar_w):.1f}" height="11" fill="#8ab4f8"/>'
+        parts.append(f'<text x="{label_w - 6}" y="{y + 12}" '
+                     f'text-anchor="end">{_e(name[:24])}<title>{_e(name)}</title></text>'
+                     f'<rect x="{label_w}" y="{y + 3}" width="{max(1.0, n / top * bar_w):.1f}" height="11" '
+                     'fill="#8ab4f8"/>'
                      f'<text x="{label_w + n / top * bar_w + 4:.1f}" y="{y + 12}">{n}</text>')
     svg = (f'<svg width="{label_w + bar_w + 50}" height="{row * len(shown) + 4}" role="img" '
            f'aria-label="images per class">{"".join(parts)}</svg>')
-    return svg + (f'<p class="note">and {len(rest)} more classes ({sum(n for _, n in rest)} images)</p>' if rest else "")
+    return svg + (f'<p class="note">and {len(rest)} more classes ({sum(n for _, n in rest)} images)</p>' if rest
+                  else "")
 
 
 def _table(head: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f'<div class="scroll"><table><thead><tr>{"".join(f"<th>{_e(h)}</th>" for h in head)}</tr></thead><tbody>{body}</tbody></table></div>'
+    header = "".join(f"<th>{_e(h)}</th>" for h in head)
+    return f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _sample(r: Ranking) -> str:
     s = r.sample
     k = s.n_classes
-    head = (f'<h2 id="sample">Sample</h2><p>{s.n_images} images sampled from {s.n_found} found under <code>{_e(s.path)}</code>; '
-            f'{_e(s.labels_note or "labels: " + s.labels)}' + (f"; {k} class{'es' if k != 1 else ''}" if k else "") + ".</p>")
+    classes = f"; {k} class{'es' if k != 1 else ''}" if k else ""
+    head = (f'<h2 id="sample">Sample</h2><p>{s.n_images} images sampled from {s.n_found} found under '
+            f'<code>{_e(s.path)}</code>; {_e(s.labels_note or "labels: " + s.labels)}{classes}.</p>')
     if s.classes:
         head += _classes_svg(s.classes)
     if s.skipped:
-        head += f"<p><b>{len(s.skipped)} file{'s' if len(s.skipped) != 1 else ''} skipped</b>, each with its reason:</p>"
+        n = len(s.skipped)
+        head += f"<p><b>{n} file{'s' if n != 1 else ''} skipped</b>, each with its reason:</p>"
         head += _table(("file", "reason"), ((x.get("path", ""), x.get("reason", "")) for x in s.skipped))
     else:
         head += "<p>No file was skipped.</p>"
@@ -252,7 +267,8 @@ def _failed_excluded(r: Ranking) -> str:
     if r.excluded:
         kinds = ", ".join(f"{n} {k}" for k, n in exclusion_kinds(r.excluded).items())
         out += (f"<details><summary>{len(r.excluded)} catalog entries were not tried: {_e(kinds)}</summary>"
-                + _table(("model", "reason"), ((x.get("model", ""), x.get("reason", "")) for x in r.excluded)) + "</details>")
+                + _table(("model", "reason"),
+                         ((x.get("model", ""), x.get("reason", "")) for x in r.excluded)) + "</details>")
     else:
         out += "<p>None.</p>"
     return out

@@ -71,7 +71,8 @@ def _table(r: Ranking, signals: list[str]) -> Table:
         t.add_column(COLUMNS.get(name, (name,))[0], justify="right")
     t.add_column("risk")
     for c in r.ranking:
-        t.add_row(str(c.rank), f"{escape(c.model)}\n[dim]{escape(c.domain)}[/]", "—" if c.fit is None else f"{c.fit:.3f}",
+        t.add_row(str(c.rank), f"{escape(c.model)}\n[dim]{escape(c.domain)}[/]", "—" if c.fit is None
+                  else f"{c.fit:.3f}",
                   *(_signal_cell(c, n) for n in signals), _risk(c))
     return t
 
@@ -90,7 +91,8 @@ def _blocks(r: Ranking, console: Console) -> None:
         console.print(f"   fit {fit} · risk {_risk(c, sep=' ')}", highlight=False)
         names = [n for n in _layouts(r)[1][1] if n in c.signals]
         if names:
-            cells = [f"{n} {_signal_cell(c, n)}" + (" %" if COLUMNS.get(n, ("", False))[1] and c.signals[n].value is not None
+            cells = [f"{n} {_signal_cell(c, n)}" + (" %" if COLUMNS.get(n, ("", False))[1]
+                                                    and c.signals[n].value is not None
                                                     else "") for n in names]
             console.print("   " + " · ".join(cells), highlight=False)
 
@@ -138,7 +140,8 @@ MEANING = {"probe": "balanced accuracy (%) ± sd over folds", "gain": "probe −
            "knn": "cosine 5-NN balanced accuracy (%)", "control": "the probe on random weights (%)",
            "logme": "LogME, higher is better",
            "early_shift": "early_shift, early-layer statistics against the pretraining data's, lower = closer",
-           "frechet": "frechet / tr(Σ_ref) on pooled features, lower = closer", "prior": "ImageNet top-1 of the catalog"}
+           "frechet": "frechet / tr(Σ_ref) on pooled features, lower = closer",
+           "prior": "ImageNet top-1 of the catalog"}
 
 
 def _legend(r: Ranking, signals: list[str]) -> str:
@@ -166,7 +169,8 @@ def _notes(r: Ranking, console: Console) -> None:
     if r.excluded:
         kinds = exclusion_kinds(r.excluded)
         console.print(f"[dim]{len(r.excluded)} catalog entr{'y' if len(r.excluded) == 1 else 'ies'} set aside: "
-                      + ", ".join(f"{n} {k}" for k, n in kinds.items()) + " (--format json lists each with its reason)[/]",
+                      + ", ".join(f"{n} {k}"
+                                  for k, n in kinds.items()) + " (--format json lists each with its reason)[/]",
                       highlight=False)
     s = r.sample
     if s.skipped:

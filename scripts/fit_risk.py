@@ -88,7 +88,8 @@ def read_rows_v2(path: Path) -> list[dict]:
     return rows
 
 
-def bootstrap_cov(rows: list[dict], feats: tuple[str, ...], lam: float, mean, scale, n: int, seed: int = 0) -> np.ndarray:
+def bootstrap_cov(rows: list[dict], feats: tuple[str, ...], lam: float, mean, scale, n: int,
+                  seed: int = 0) -> np.ndarray:
     """Covariance of (intercept, coef) over refits on dev targets resampled with replacement."""
     targets = sorted({r["target"] for r in rows})
     by = {t: [r for r in rows if r["target"] == t] for t in targets}
@@ -159,7 +160,8 @@ def fit_variant(all_rows: list[dict], name: str, candidates: dict | None = None,
     table = []
     for feats in candidates[name]:
         for lam in LAMBDAS:
-            table.append({"features": list(feats), "lambda": lam, "loto_logloss": round(loto_logloss(rows, feats, lam), 5)})
+            table.append({"features": list(feats), "lambda": lam,
+                          "loto_logloss": round(loto_logloss(rows, feats, lam), 5)})
     ok = table
     best = min(c["loto_logloss"] for c in ok)
     chosen = min((c for c in ok if c["loto_logloss"] <= best + TIE), key=lambda c: (len(c["features"]), -c["lambda"]))
@@ -196,11 +198,13 @@ def main(argv: list[str] | None = None) -> None:
     reader = read_rows_v2 if args.protocol == 2 else read_rows
     rows = [r for r in reader(args.pairs) if r["split"] == "dev"]
     if len({r["target"] for r in rows}) < 3:
-        raise SystemExit(f"{args.pairs}: fewer than 3 dev targets — run scripts/bench/evaluate.py on the full ground truth first")
+        raise SystemExit(f"{args.pairs}: fewer than 3 dev targets — run scripts/bench/evaluate.py on the full ground "
+                         "truth first")
     cands = CANDIDATES_V2 if args.protocol == 2 else CANDIDATES
     variants = {name: fit_variant(rows, name, cands, boot) for name in cands}
     try:
-        code = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
+        code = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                              check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         code = "unknown"
     gt = args.pairs.parent / "groundtruth.jsonl"
@@ -217,15 +221,17 @@ def main(argv: list[str] | None = None) -> None:
                         "protocol": args.protocol},
         "covariance": f"bootstrap over dev targets ({boot} refits)" if boot else "Laplace (inverse penalised Hessian)",
         "dev_targets": sorted({r["target"] for r in rows}),
-        "coverage": "benchmark v2: 17 small backbones (timm test_resnet / test_convnext / test_vit / test_efficientnet "
-                    "and a 1.5x-wide ResNet generalist, 64 px) pretrained on 8 synthetic and real domains; 64 px targets "
-                    "of 24-400 user images, 2-10 classes" if args.protocol == 2 else
+        "coverage": "benchmark v2: 17 small backbones (timm test_resnet / test_convnext / test_vit / "
+                    "test_efficientnet and a 1.5x-wide ResNet generalist, 64 px) pretrained on 8 synthetic and real "
+                    "domains; 64 px targets of 24-400 user images, 2-10 classes" if args.protocol == 2 else
                     "benchmark tier 1: 9 small backbones (timm test_resnet / test_convnext / test_vit, 64 px) "
-                    "pretrained on 5 synthetic and real domains; 64 px targets of 40-240 training images, 2-10 classes"}}
+                    "pretrained on 5 synthetic and real domains; 64 px targets of 40-240 training images, "
+                    "2-10 classes"}}
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     for name, v in variants.items():
         print(f"{name:10s} features {v['features']} λ {v['lambda']}: LOTO log loss {v['loto_logloss']:.4f} "
-              f"(base rate {v['base_rate']:.2f}, log loss {_h(v['base_rate']):.4f}); {v['n_negative']}/{v['n_rows']} negative")
+              f"(base rate {v['base_rate']:.2f}, log loss {_h(v['base_rate']):.4f}); "
+              f"{v['n_negative']}/{v['n_rows']} negative")
     print(f"wrote {args.out}")
 
 

@@ -75,7 +75,8 @@ def microscopy(rng, per_class):
 def documents(rng, per_class):
     from skimage import data
 
-    return {"scanned-page": _crops(data.page(), per_class, 64, rng), "scene-text": _crops(data.text(), per_class, 64, rng)}
+    return {"scanned-page": _crops(data.page(), per_class, 64, rng),
+            "scene-text": _crops(data.text(), per_class, 64, rng)}
 
 
 def digits(rng, per_class):
@@ -85,7 +86,8 @@ def digits(rng, per_class):
     out = {}
     for c in range(10):
         idx = rng.permutation(np.flatnonzero(d.target == c))[:per_class]
-        imgs = [np.asarray(Image.fromarray((d.images[i] * 255 / 16).astype(np.uint8)).resize((32, 32), Image.Resampling.BICUBIC)) for i in idx]
+        grey = [Image.fromarray((d.images[i] * 255 / 16).astype(np.uint8)) for i in idx]
+        imgs = [np.asarray(g.resize((32, 32), Image.Resampling.BICUBIC)) for g in grey]
         out[f"digit-{c}"] = imgs
     return out
 

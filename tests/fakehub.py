@@ -182,7 +182,8 @@ class FakeHub:
             q.setdefault(key, []).append(value)
         one = {k: v[0] for k, v in q.items()}
         with self._lock:
-            repos = [(rid, repo, repo.lookup("main")) for rid, repo in self.repos.items() if not rid.startswith("datasets/")]
+            repos = [(rid, repo, repo.lookup("main")) for rid, repo in self.repos.items()
+                     if not rid.startswith("datasets/")]
         out = []
         for repo_id, repo, main in repos:
             m = repo.meta
@@ -259,7 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
                 repo, sha, files = hub._get(repo_id, unquote(m["rev"]) if m["rev"] else None, authorized)
                 return self._json(hub._info(repo_id.removeprefix("datasets/"), repo, sha, files))
             if m := _RESOLVE.match(raw):
-                _, sha, files = hub._get(_key("datasets" if m["ds"] else "models", m["repo"]), unquote(m["rev"]), authorized)
+                _, sha, files = hub._get(_key("datasets" if m["ds"] else "models", m["repo"]), unquote(m["rev"]),
+                                         authorized)
                 f = files.get(unquote(m["path"]))
                 if f is None:
                     raise _HubError(404, "EntryNotFound", "Entry not found", sha)
@@ -283,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def timm_repo_files(model: Any) -> dict[str, bytes]:
-    """Files of a timm hub repo for ``model``: ``{"config.json": ..., "model.safetensors": ...}`` via ``save_for_hf``."""
+    """Files of a timm hub repo for ``model`` (``config.json``, ``model.safetensors``), via ``save_for_hf``."""
     from timm.models import save_for_hf
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -117,8 +117,9 @@ def save_transformers_repo(kind: str, folder: Path, seed: int = 0) -> Path:
         proc = T.ViTImageProcessor(size={"height": 32, "width": 32})
     elif kind == "dinov2":
         model = T.Dinov2Model(T.Dinov2Config(mlp_ratio=2, **vit_like))
-        proc = T.BitImageProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}, do_center_crop=True,
-                                   image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+        proc = T.BitImageProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32},
+                                   do_center_crop=True, image_mean=[0.485, 0.456, 0.406],
+                                   image_std=[0.229, 0.224, 0.225])
     elif kind == "beit":
         model = T.BeitModel(T.BeitConfig(intermediate_size=64, use_mean_pooling=True, **vit_like))
         proc = T.BeitImageProcessor(size={"height": 32, "width": 32}, do_center_crop=False)
@@ -130,8 +131,8 @@ def save_transformers_repo(kind: str, folder: Path, seed: int = 0) -> Path:
         proc = T.ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=None)
     elif kind == "dinov3_vit":
         model = T.DINOv3ViTModel(T.DINOv3ViTConfig(intermediate_size=64, **vit_like))
-        proc = T.DINOv3ViTImageProcessorFast(size={"height": 32, "width": 32}) if hasattr(T, "DINOv3ViTImageProcessorFast") \
-            else T.ViTImageProcessor(size={"height": 32, "width": 32})
+        processor = getattr(T, "DINOv3ViTImageProcessorFast", T.ViTImageProcessor)
+        proc = processor(size={"height": 32, "width": 32})
     elif kind in ("clip", "siglip"):
         text = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
         vision = dict(intermediate_size=64, **vit_like)

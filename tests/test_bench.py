@@ -111,7 +111,8 @@ def test_quick_pipeline_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     page = (tmp_path / "results" / "RESULTS.md").read_text()
     assert "## dev targets (1)" in page and "## test targets (1)" in page
-    for ranker in ("proximity (labels)", "proximity (label-free)", "logme", "prior (source accuracy)", "random (200 draws)"):
+    for ranker in ("proximity (labels)", "proximity (label-free)", "logme", "prior (source accuracy)",
+                   "random (200 draws)"):
         assert f"| {ranker} |" in page
     assert "## Cost" in page and "## Negative-transfer risk on test targets" in page
     rows = (tmp_path / "results" / "pairs.csv").read_text().splitlines()
@@ -160,7 +161,8 @@ def test_v2_ground_truth_chooses_the_lr_on_seed_0_and_averages_seeds_1_to_4(tmp_
     assert evaluate_v2.ground_truth(store)["finetune"] == {}
     m = evaluate_v2.metrics({"a": 3, "b": 2, "c": 1}, {"a": 0.9, "b": 0.8, "c": 0.5})
     assert m == {"tau": pytest.approx(1.0), "regret": 0.0, "top1": 1.0, "top3": 1.0}
-    assert evaluate_v2.metrics({"a": 1, "b": 2, "c": 3}, {"a": 0.9, "b": 0.8, "c": 0.5})["regret"] == pytest.approx(40.0)
+    assert evaluate_v2.metrics({"a": 1, "b": 2, "c": 3},
+                               {"a": 0.9, "b": 0.8, "c": 0.5})["regret"] == pytest.approx(40.0)
 
 
 def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
@@ -168,7 +170,8 @@ def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
     selection, summary.json in the issue's schema."""
     import run
     if not domains.FASHION.is_dir():
-        pytest.skip(f"needs Debian's dataset-fashion-mnist ({domains.FASHION}; .ci/run installs it): the generalist's union")
+        pytest.skip(f"needs Debian's dataset-fashion-mnist ({domains.FASHION}; .ci/run installs it): "
+                    "the generalist's union")
     run.main(["--protocol", "2", "--quick", "--out", str(tmp_path)])
     res = tmp_path / "v2" / "results"
     summary = json.loads((res / "summary.json").read_text())

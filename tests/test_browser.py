@@ -98,14 +98,17 @@ def _page_requests(netlog: Path) -> list[str]:
         if e["type"] in (types["REQUEST_ALIVE"], types["URL_REQUEST_START_JOB"]) and params:
             requests.setdefault(e["source"]["id"], {}).update(params)
     return [r.get("url", "?") for r in requests.values()
-            if "file://" in str(r.get("network_isolation_key", "")) or r.get("traffic_annotation") == BLINK_RESOURCE_LOADER]
+            if "file://" in str(r.get("network_isolation_key", ""))
+            or r.get("traffic_annotation") == BLINK_RESOURCE_LOADER]
 
 
-def test_the_html_page_renders_in_chromium_and_fetches_nothing(browser, backbones, target_dir, tmp_path, proxy, fresh_cache):
+def test_the_html_page_renders_in_chromium_and_fetches_nothing(browser, backbones, target_dir, tmp_path, proxy,
+                                                               fresh_cache):
     port, seen = proxy
     page = tmp_path / "r.html"
     res = CliRunner().invoke(app, ["rank", str(target_dir), "--model", f"local-dir:{backbones['A']}", "--model",
-                                   f"local-dir:{backbones['B']}", "-n", "40", "--format", "html", "--output", str(page)])
+                                   f"local-dir:{backbones['B']}", "-n", "40", "--format", "html", "--output",
+                                   str(page)])
     assert res.exit_code == 0, res.output
     png = tmp_path / "r.png"
     fetched = _screenshot(browser, page, png, port, tmp_path / "profile")

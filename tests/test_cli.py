@@ -31,7 +31,8 @@ def test_rank_json_contract(target_dir, models, fresh_cache):
     assert d["sample"]["n_images"] == 40 and d["sample"]["n_classes"] == 4
     assert [c["rank"] for c in d["ranking"]] == [1, 2]
     for c in d["ranking"]:
-        assert set(c) >= {"rank", "model", "domain", "fit", "risk", "risk_interval", "risk_band", "risk_reason", "signals",
+        assert set(c) >= {"rank", "model", "domain", "fit", "risk", "risk_interval", "risk_band", "risk_reason",
+                          "signals",
                           "fit_basis"}
         assert c["fit_basis"] and set(c["fit_basis"]) <= set(c["signals"])
         assert c["risk_band"] in ("low", "medium", "high", "unknown") and 0 <= c["risk"] <= 1
@@ -62,13 +63,15 @@ def test_cached_rerun_is_reported(target_dir, models, fresh_cache):
     third = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 16, "--no-cache").stdout)
     assert not third["ranking"][0]["cached"]
     _run("rank", target_dir, *models, "-f", "json", "-n", 200, "--no-control")   # every image, labelled
-    free = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 200, "--labels", "none", "--no-control").stdout)
+    free = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 200, "--labels", "none",
+                           "--no-control").stdout)
     assert all(c["cached"] for c in free["ranking"])       # same images: evidence does not depend on labels
 
 
 def test_bad_models_are_reported_and_the_rest_still_runs(target_dir, backbones, tmp_path, fresh_cache):
     res = _run("rank", target_dir, "-f", "json", "-n", 16, "--model", f"local-dir:{tmp_path / 'gone'}",
-               "--model", "hf-hub:org/does-not-exist", "--model", "timm:resnet18.a1_in1k", "--model", f"local-dir:{backbones['A']}")
+               "--model", "hf-hub:org/does-not-exist", "--model", "timm:resnet18.a1_in1k", "--model",
+               f"local-dir:{backbones['A']}")
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert [c["model"] for c in d["ranking"]] == [f"local-dir:{backbones['A']}"]
@@ -125,7 +128,8 @@ def test_catalog_commands():
 
 
 def test_an_unknown_model_source_is_a_usage_error_before_any_decoding(target_dir, backbones):
-    for bad, hint in (("resnet18", "For a timm model use 'timm:resnet18'."), ("s3:bucket/m", "expected one of timm:, hf-hub:, local-dir:"),
+    for bad, hint in (("resnet18", "For a timm model use 'timm:resnet18'."),
+                      ("s3:bucket/m", "expected one of timm:, hf-hub:, local-dir:"),
                       ("org/net", "It looks like a Hub repo id: use 'hf-hub:org/net'.")):
         res = _run("rank", target_dir, "--model", f"local-dir:{backbones['A']}", "--model", bad)
         assert res.exit_code == 2 and hint in res.stderr, res.output      # the whole hint, nothing elided
@@ -175,7 +179,8 @@ def test_channel_mismatch_fails_at_forward_with_the_numbers(backbones, fresh_cac
 def test_transformers_repo_without_image_processor_is_reported_at_load_stage(hub, target_dir, backbones, fresh_cache):
     import json as _json
     hub.add_repo("org/tiny-vit-tf", {"config.json": _json.dumps({"model_type": "vit"}).encode()})
-    r = proximity.rank(target_dir, models=["hf-hub:org/tiny-vit-tf", f"local-dir:{backbones['A']}"], sample=8, control=False)
+    r = proximity.rank(target_dir, models=["hf-hub:org/tiny-vit-tf", f"local-dir:{backbones['A']}"], sample=8,
+                       control=False)
     assert [c.model for c in r.ranking] == [f"local-dir:{backbones['A']}"]
     assert r.failed[0].stage == "load" and "no preprocessor_config.json" in r.failed[0].error
 
@@ -207,5 +212,6 @@ def test_label_free_run_normalises_by_random_weights_on_a_small_subset(target_di
     for c in d["ranking"]:
         assert c["signals"]["rankme_rel"]["value"] > 0 and c["signals"]["rankme_rel"]["reason"] == "on 64 images"
         assert c["signals"]["probe"]["value"] is None
-    off = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 80, "--labels", "none", "--no-control").stdout)
+    off = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 80, "--labels", "none",
+                          "--no-control").stdout)
     assert all(c["signals"]["rankme_rel"]["value"] is None for c in off["ranking"])

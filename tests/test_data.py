@@ -27,7 +27,8 @@ def test_discovery_is_recursive_and_skips_hidden_and_non_images(tmp_path):
     for rel in ("a.png", "x/b.JPG", "x/y/c.tiff", ".hidden/d.png", "x/.e.png"):
         p = tmp_path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(a).save(p, format="PNG" if p.suffix.lower() == ".png" else ("JPEG" if p.suffix.lower() == ".jpg" else "TIFF"))
+        Image.fromarray(a).save(p, format="PNG" if p.suffix.lower() == ".png"
+                                else ("JPEG" if p.suffix.lower() == ".jpg" else "TIFF"))
     (tmp_path / "notes.txt").write_text("hi")
     assert [p.relative_to(tmp_path).as_posix() for p in find_images(tmp_path)] == ["a.png", "x/b.JPG", "x/y/c.tiff"]
 

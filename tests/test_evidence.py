@@ -35,7 +35,8 @@ def test_cache_hit_skips_the_forward_pass_and_key_covers_ingredients(backbones, 
     first = collect_evidence(spec, sample)
     assert not first.cached and any(fresh_cache.rglob("*.npz"))
     import proximity.evidence as evmod
-    monkeypatch.setattr(evmod, "open_backbone", lambda *a, **k: (_ for _ in ()).throw(AssertionError("forward pass on a cache hit")))
+    monkeypatch.setattr(evmod, "open_backbone",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("forward pass on a cache hit")))
     second = collect_evidence(spec, sample)
     assert second.cached
     np.testing.assert_array_equal(first.features, second.features)

@@ -121,7 +121,8 @@ def test_output_on_a_real_read_only_mount_is_refused_first(tmp_path, backbones):
     assert res.exit_code == 2 and "Read-only file system" in res.stderr
 
 
-def test_failed_write_keeps_the_previous_file_and_prints_the_result(target_dir, models, tmp_path, fresh_cache, monkeypatch):
+def test_failed_write_keeps_the_previous_file_and_prints_the_result(target_dir, models, tmp_path, fresh_cache,
+                                                                    monkeypatch):
     out = tmp_path / "results" / "ranking.json"
     out.parent.mkdir()
     out.write_text("previous result\n")
@@ -204,7 +205,7 @@ def test_files_copied_under_another_key_are_rejected(target_dir, models, fresh_c
     first = _run("rank", target_dir, *models, "-n", 16, "-f", "json")
     files = sorted(fresh_cache.rglob("*.npz"))
     blobs = [f.read_bytes() for f in files]
-    for f, blob in zip(files, blobs[1:] + blobs[:1], strict=True):                        # every file under another's key
+    for f, blob in zip(files, blobs[1:] + blobs[:1], strict=True):           # every file under another's key
         f.write_bytes(blob)
     again = _run("rank", target_dir, *models, "-n", 16, "-f", "json")
     assert again.exit_code == 0 and _fits(again.stdout) == _fits(first.stdout)
@@ -271,7 +272,8 @@ def fake_zoo(monkeypatch, tmp_path):
     member = zoo.ZooMember(
         id="tiny.fake", package="numpy", module="numpy", weights="w.pth", architecture="test_resnet", size=32,
         mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=1.0, interpolation="bilinear",
-        entry={"name": "tiny", "pretraining": {"datasets": ["imagenet-1k"], "domains": ["natural"], "method": "supervised"},
+        entry={"name": "tiny",
+               "pretraining": {"datasets": ["imagenet-1k"], "domains": ["natural"], "method": "supervised"},
                "facts": {"license": "mit"}, "provenance": {"pretraining": "test"}},
         build=lambda p: timm.create_model("test_resnet", num_classes=0),
         check=lambda m, p, ph: C.CheckResult(True, "ok"))

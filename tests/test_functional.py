@@ -37,7 +37,8 @@ def test_in_domain_backbone_ranks_first_label_free(backbones, target_dir, fresh_
     assert r.best.model == _models(backbones)[1]
     a, b = r.ranking
     assert a.signals["early_shift"].value + 3 * a.signals["early_shift"].sd < b.signals["early_shift"].value
-    assert a.signals["probe"].value is None and a.signals["probe"].reason == "not run: labels switched off (--labels none)"
+    assert a.signals["probe"].value is None
+    assert a.signals["probe"].reason == "not run: labels switched off (--labels none)"
     assert a.signals["control"].value is None
 
 

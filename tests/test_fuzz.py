@@ -57,7 +57,8 @@ def _tiff_with_strip_offsets_typed(tmp_path, type_code: int) -> Path:
     return p
 
 
-@pytest.mark.parametrize("type_code,name", [(11, "FLOAT"), (5, "RATIONAL"), (10, "SRATIONAL"), (12, "DOUBLE"), (2, "ASCII")])
+@pytest.mark.parametrize("type_code,name",
+                         [(11, "FLOAT"), (5, "RATIONAL"), (10, "SRATIONAL"), (12, "DOUBLE"), (2, "ASCII")])
 def test_strip_offsets_of_the_wrong_type_is_a_skip_with_its_reason(tmp_path, type_code, name):
     image, reason, _ = read_image(_tiff_with_strip_offsets_typed(tmp_path, type_code))
     assert image is None and reason.startswith("cannot decode"), (name, reason)

@@ -73,12 +73,13 @@ def test_the_checker_sees_an_upward_import():
         "line 1: from . import __version__"]
     source = "from . import resolve_spec\nfrom .builder import resolve_spec\nfrom .. import backbones\n"
     assert _imports_from_init(PKG / "backbones" / "source_new.py", source) == ["line 1: from . import resolve_spec"]
-    assert _imports_from_init(PKG / "evidence.py", "from .backbones import open_backbone\n") == []  # a public API, from outside
+    assert _imports_from_init(PKG / "evidence.py",
+                              "from .backbones import open_backbone\n") == []  # a public API, from outside
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_module_imports_from_the_package_init(path):
-    assert _imports_from_init(path) == [], f"{path.name} takes names from proximity/__init__.py: use the module that defines them"
+    assert _imports_from_init(path) == [], f"{path.name} takes names from a package __init__: import their module"
 
 
 LIGHT = ["proximity", "proximity.errors", "proximity._version", "proximity.types", "proximity.catalog",
@@ -89,7 +90,8 @@ LIGHT = ["proximity", "proximity.errors", "proximity._version", "proximity.types
 @pytest.mark.parametrize("module", LIGHT)
 def test_light_modules_load_neither_torch_nor_sklearn(module):
     code = (f"import sys, json; import {module}; "
-            "print(json.dumps(sorted(m for m in ('torch', 'sklearn', 'scipy', 'timm', 'transformers') if m in sys.modules)))")
+            "print(json.dumps(sorted(m for m in ('torch', 'sklearn', 'scipy', 'timm', 'transformers') if m in "
+            "sys.modules)))")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert run.returncode == 0, run.stderr

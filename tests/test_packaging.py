@@ -28,7 +28,8 @@ def test_the_readme_api_example_runs_as_written(backbones, target_images, tmp_pa
     zoo = tmp_path / "data" / "zoo" / "catalog"
     zoo.mkdir(parents=True)
     for name, key, domain in (("gratings_net", "A", "natural"), ("blobs_net", "B", "medical-radiology")):
-        (zoo / f"{name}.toml").write_text(f'source = "local-dir:{backbones[key]}"\n\n[pretraining]\ndomains = ["{domain}"]\n')
+        (zoo / f"{name}.toml").write_text(f'source = "local-dir:{backbones[key]}"\n\n[pretraining]\ndomains = '
+                                          f'["{domain}"]\n')
     monkeypatch.setenv("PROXIMITY_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     exec(compile(_readme_python(), "README.md", "exec"), {"__name__": "__readme__"})
@@ -39,9 +40,11 @@ def test_the_readme_api_example_runs_as_written(backbones, target_images, tmp_pa
 
 def test_python_dash_m_proximity():
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    run = subprocess.run([sys.executable, "-m", "proximity", "--version"], capture_output=True, text=True, env=env, timeout=120)
+    run = subprocess.run([sys.executable, "-m", "proximity", "--version"], capture_output=True, text=True, env=env,
+                         timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == f"proximity {proximity.__version__}", run.stderr
-    run = subprocess.run([sys.executable, "-m", "proximity", "rank", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    run = subprocess.run([sys.executable, "-m", "proximity", "rank", "--help"], capture_output=True, text=True, env=env,
+                         timeout=120)
     assert run.returncode == 0 and "--format" in run.stdout and "html" in run.stdout
 
 

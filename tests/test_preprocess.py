@@ -6,7 +6,8 @@ import torch
 from proximity.errors import ChannelMismatchError
 from proximity.preprocess import Preprocess
 
-CFG = {"input_size": (3, 32, 32), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "crop_pct": 1.0, "interpolation": "bilinear"}
+CFG = {"input_size": (3, 32, 32), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "crop_pct": 1.0,
+       "interpolation": "bilinear"}
 
 
 def test_grey_to_rgb_resize_and_normalise():
@@ -74,7 +75,8 @@ def test_lanczos_is_used_not_replaced_and_an_unknown_interpolation_is_refused():
     from proximity.errors import UnsupportedModelError
 
     img = np.random.default_rng(1).random((50, 70)).astype(np.float32)
-    out = {m: Preprocess.from_data_config({**CFG, "interpolation": m})([img]) for m in ("lanczos", "bilinear", "bicubic")}
+    out = {m: Preprocess.from_data_config({**CFG, "interpolation": m})([img])
+           for m in ("lanczos", "bilinear", "bicubic")}
     assert Preprocess.from_data_config({**CFG, "interpolation": "lanczos"}).interpolation == "lanczos"
     assert not torch.allclose(out["lanczos"], out["bilinear"]) and not torch.allclose(out["lanczos"], out["bicubic"])
     with pytest.raises(UnsupportedModelError, match="interpolation 'random' is not one proximity implements"):

@@ -18,7 +18,8 @@ def test_fit_with_labels_is_the_probe_and_ties_prefer_a_measured_shift():
     b = {"probe": V(1.0, 0.0), "early_shift": V(0.4, 0.01, False), "prior": V(None)}
     c = {"probe": V(1.0, 0.0), "early_shift": V(0.2, 0.01, False), "prior": V(None)}
     assert fit_score(a, "labels") == fit_score(b, "labels") == 1.0
-    order = sorted([(sort_key(fit_score(s, "labels"), s, i), n) for i, (n, s) in enumerate([("a", a), ("b", b), ("c", c)])])
+    order = sorted([(sort_key(fit_score(s, "labels"), s, i), n)
+                    for i, (n, s) in enumerate([("a", a), ("b", b), ("c", c)])])
     assert [n for _, n in order] == ["c", "b", "a"]
 
 

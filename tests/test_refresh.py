@@ -32,7 +32,8 @@ def world(hub, tmp_path, backbones):
            "refresh/new-text": ("transformers", [], 40), "timm/resnet10t.c3_in1k": ("timm", ["imagenet-1k"], 999)}
     for repo, (lib, ds, dl) in new.items():
         hub.add_repo(repo, files, card_data={"license": "mit", "datasets": ds}, downloads=dl, library_name=lib,
-                     tags=["refresh-demo"], pipeline_tag="text-generation" if "text" in repo else "image-feature-extraction")
+                     tags=["refresh-demo"], pipeline_tag="text-generation" if "text" in repo
+                     else "image-feature-extraction")
     cat = tmp_path / "cat"
     cat.mkdir()
     (cat / "alpha.toml").write_text(f'source = "hf-hub:refresh/alpha"\nrevision = "{OLD}"\n\n[facts]\nlicense = "mit"\n'
@@ -114,7 +115,7 @@ def test_filters_without_discover_and_failing_hub_write_nothing(world, monkeypat
     monkeypatch.setattr(H, "hub_reachable", lambda *a, **k: False)
     res = _run("catalog", "refresh", "--catalog", world["cat"], "--yes")
     assert res.exit_code == 2 and "nothing written" in res.output and "could not be reached" in res.output
-    res = _run("catalog", "refresh", "--catalog", world["cat"], "--dry-run")   # offline: a known problem, exit 2 (README)
+    res = _run("catalog", "refresh", "--catalog", world["cat"], "--dry-run")   # offline: a known problem, exit 2
     assert res.exit_code == 2 and "could not be reached" in res.stderr and "Traceback" not in res.output
     assert _snapshot(world["cat"]) == before
 

@@ -36,7 +36,8 @@ def models(backbones):
 def saved(target_dir, models, tmp_path, fresh_cache):
     """A labelled result saved as JSON, with a skipped file, a failed candidate and settings."""
     out = tmp_path / "r.json"
-    res = _run("rank", target_dir, *models, "--model", f"local-dir:{tmp_path / 'gone'}", "-n", 40, "-f", "json", "-o", out)
+    res = _run("rank", target_dir, *models, "--model", f"local-dir:{tmp_path / 'gone'}", "-n", 40, "-f", "json", "-o",
+               out)
     assert res.exit_code == 0, res.output
     return out
 
@@ -74,7 +75,8 @@ def test_plain_progress_lines_on_stderr_and_nothing_but_json_on_stdout(target_di
     assert quiet.stderr == ""
 
 
-def test_banner_comes_after_the_inputs_are_checked_and_promises_only_what_runs(target_dir, models, tmp_path, fresh_cache):
+def test_banner_comes_after_the_inputs_are_checked_and_promises_only_what_runs(target_dir, models, tmp_path,
+                                                                               fresh_cache):
     res = _run("rank", tmp_path / "nowhere", *models)
     assert res.exit_code == 2 and "Ranking" not in res.stderr              # the path is checked first
     res = _run("rank", target_dir, *models, "-n", 20, "-f", "json")
@@ -95,20 +97,23 @@ def test_labels_none_is_said_as_such(target_dir, models, fresh_cache):
            "images" in res.stderr
     d = json.loads(res.stdout)
     assert d["mode"] == "label-free" and d["settings"]["control"] is True      # the label-free control ran
-    reasons = [s["reason"] for c in d["ranking"] for s in c["signals"].values()] + [c["risk_reason"] for c in d["ranking"]]
+    reasons = [s["reason"] for c in d["ranking"] for s in c["signals"].values()]
+    reasons += [c["risk_reason"] for c in d["ranking"]]
     assert not [r for r in reasons if "no labels" in r or "sub-folders" in r]
     assert d["ranking"][0]["signals"]["probe"]["reason"] == "not run: labels switched off (--labels none)"
     assert d["ranking"][0]["signals"]["gain"]["reason"].startswith("not run: labels switched off (--labels none)")
 
 
-def test_one_class_is_singular_and_the_header_mode_holds_when_nothing_ranks(backbones, target_dir, tmp_path, fresh_cache):
+def test_one_class_is_singular_and_the_header_mode_holds_when_nothing_ranks(backbones, target_dir, tmp_path,
+                                                                            fresh_cache):
     imgs, _ = S.gratings(6, [0], np.random.default_rng(0))
     one = S.write_folder(tmp_path / "one", imgs, np.array(["only"] * 6))
     res = _run("rank", one, "--model", f"local-dir:{backbones['A']}")
     assert res.exit_code == 0, res.output
-    assert "1 class;" in _flat(res.stdout) and "1 classes" not in _flat(res.stdout) and "label-free (one class)" in res.stderr
+    assert "1 class;" in _flat(res.stdout) and "1 classes" not in _flat(res.stdout)
+    assert "label-free (one class)" in res.stderr
     res = _run("rank", target_dir, "--model", f"local-dir:{tmp_path / 'gone'}", "-n", 8)
-    assert res.exit_code == 1 and "Ranking mode: labels" in _flat(res.stdout)       # nothing ranked; the folder has classes
+    assert res.exit_code == 1 and "Ranking mode: labels" in _flat(res.stdout)  # nothing ranked; the folder has classes
     r = proximity.rank(target_dir, models=[f"local-dir:{tmp_path / 'gone'}"], sample=8)
     assert r.mode == "labels" and r.settings["control"] is False             # no control ran
     with pytest.raises(NothingRankedError, match="No backbone could be ranked: 1 failed .*result.failed"):
@@ -174,6 +179,7 @@ def test_report_refuses_what_is_not_a_result(tmp_path):
     for text in ("not json", json.dumps({"schema_version": 9}), json.dumps({"schema_version": 2, "ranking": []})):
         bad.write_text(text)
         res = _run("report", bad, "-f", "html")
-        assert res.exit_code == 2 and "is not a readable proximity result" in res.stderr and "Traceback" not in res.output
+        assert res.exit_code == 2 and "is not a readable proximity result" in res.stderr
+        assert "Traceback" not in res.output
     res = _run("report", tmp_path / "missing.json")
     assert res.exit_code == 2 and "missing.json" in res.stderr

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _model(features=("gain",), coef=(-2.0,), lo=(-0.1,), hi=(0.3,), free=("log_shift",), free_coef=(0.5,)):
     def var(f, c, lo_, hi_):
         k = len(f) + 1
-        return {"features": list(f), "mean": [0.0] * len(f), "scale": [0.1] * len(f), "coef": list(c), "intercept": -0.5,
+        return {"features": list(f), "mean": [0.0] * len(f), "scale": [0.1] * len(f), "coef": list(c),
+                "intercept": -0.5,
                 "cov": (np.eye(k) * 0.04).tolist(), "range": [list(lo_), list(hi_)]}
     return R.RiskModel.from_dict({"schema": 1, "variants": {"labels": var(features, coef, lo, hi),
                                                             "label-free": var(free, free_coef, (0.0,), (2.0,))}})
@@ -86,7 +87,9 @@ def test_fit_script_recovers_the_sign_and_is_deterministic(tmp_path):
     lab = a["variants"]["labels"]
     assert lab["features"][0] in ("gain", "gain_z") and lab["coef"][0] < 0      # more gain, less risk
     m = R.RiskModel.from_dict(a)
-    assert R.estimate({"gain": V(0.3, 0.03)}, 150, 4, model=m).value < R.estimate({"gain": V(-0.1, 0.03)}, 150, 4, model=m).value
+    good = R.estimate({"gain": V(0.3, 0.03)}, 150, 4, model=m)
+    bad = R.estimate({"gain": V(-0.1, 0.03)}, 150, 4, model=m)
+    assert good.value < bad.value
 
 
 def test_the_shipped_risk_model_was_fitted_on_the_codes_signal_versions():

@@ -57,7 +57,8 @@ def test_early_shift_without_bn_needs_reference_moments():
     bn = compute_signals(SignalContext(evidence=_evidence(), entry=ENTRY), ["early_shift"])["early_shift"]
     assert with_ref.value == pytest.approx(bn.value) and "reference moments of 10" in with_ref.reason
     ev.layer_names, ev.image_means, ev.image_vars, ev.source_means, ev.source_vars = [], [], [], [], []
-    assert "no early layers" in compute_signals(SignalContext(evidence=ev, entry=ENTRY), ["early_shift"])["early_shift"].reason
+    assert "no early layers" in compute_signals(SignalContext(evidence=ev, entry=ENTRY),
+                                                ["early_shift"])["early_shift"].reason
 
 
 def test_probe_knn_control_gain_on_separable_features():
@@ -81,7 +82,8 @@ def test_label_signals_absent_with_reasons():
     assert "only 1 image" in compute_signals(tiny, ["probe"])["probe"].reason
     none = SignalContext(evidence=_evidence(), entry=ENTRY, labels=None)
     assert "no labels" in compute_signals(none, ["knn"])["knn"].reason
-    noctl = SignalContext(evidence=_evidence(), entry=ENTRY, labels=np.repeat([0, 1], 20), control_reason="skipped (--no-control)")
+    noctl = SignalContext(evidence=_evidence(), entry=ENTRY, labels=np.repeat([0, 1], 20),
+                          control_reason="skipped (--no-control)")
     assert compute_signals(noctl, ["gain"])["gain"].reason == "skipped (--no-control)"
 
 

@@ -50,10 +50,12 @@ def test_random_weights_control_differs_and_is_seeded(tf_repos):
 def test_transformers_and_timm_rank_together_through_the_fake_hub(hub, tf_repos, target_dir, backbones, fresh_cache):
     sha = hub.add_dir("org/tiny-dinov2", tf_repos["dinov2"])
     hub.add_dir("org/tiny-vit-tf", tf_repos["vit"])
-    r = proximity.rank(target_dir, models=["hf-hub:org/tiny-dinov2", "hf-hub:org/tiny-vit-tf", f"local-dir:{backbones['A']}"],
+    r = proximity.rank(target_dir,
+                       models=["hf-hub:org/tiny-dinov2", "hf-hub:org/tiny-vit-tf", f"local-dir:{backbones['A']}"],
                        sample=40)
     assert not r.failed, r.failed
-    assert {c.model for c in r.ranking} == {"hf-hub:org/tiny-dinov2", "hf-hub:org/tiny-vit-tf", f"local-dir:{backbones['A']}"}
+    assert {c.model for c in r.ranking} == {"hf-hub:org/tiny-dinov2", "hf-hub:org/tiny-vit-tf",
+                                            f"local-dir:{backbones['A']}"}
     for c in r.ranking:
         assert c.signals["probe"].value is not None and c.signals["gain"].value is not None
     assert r.best.model == f"local-dir:{backbones['A']}"       # trained on gratings vs untrained tiny transformers
@@ -82,9 +84,11 @@ def test_remote_code_unknown_type_and_wrong_weights_are_reported(hub, tf_repos, 
     cfg = json.loads(files["config.json"])
     cfg["hidden_size"], cfg["num_attention_heads"] = 48, 2               # weights saved at 32 do not fit
     hub.add_repo("org/wrong-weights", {**files, "config.json": json.dumps(cfg).encode()})
-    r = proximity.rank(target_dir, models=["hf-hub:org/remote-code", "hf-hub:org/wrong-weights", f"local-dir:{backbones['A']}"],
+    r = proximity.rank(target_dir,
+                       models=["hf-hub:org/remote-code", "hf-hub:org/wrong-weights", f"local-dir:{backbones['A']}"],
                        sample=12, control=False)
     assert [c.model for c in r.ranking] == [f"local-dir:{backbones['A']}"]
     why = {f.model: f.error for f in r.failed}
     assert "remote code" in why["hf-hub:org/remote-code"]
-    assert "weights do not match" in why["hf-hub:org/wrong-weights"] or "size mismatch" in why["hf-hub:org/wrong-weights"]
+    wrong = why["hf-hub:org/wrong-weights"]
+    assert "weights do not match" in wrong or "size mismatch" in wrong

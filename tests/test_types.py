@@ -57,7 +57,8 @@ def test_every_exclusion_kind_survives_a_saved_result(filters, entry, kind):
     x = filters.exclusion(entry)
     assert x is not None and x.kind == kind and filters.why_excluded(entry) == x.reason
     assert dict(x) == x.to_dict() == {"model": "e", "reason": x.reason} and x["reason"] == x.reason
-    r = Ranking(sample=SampleSummary("p", 1, 1, [], "none", "", {}), ranking=[], failed=[], mode="label-free", excluded=[x])
+    r = Ranking(sample=SampleSummary("p", 1, 1, [], "none", "", {}), ranking=[], failed=[], mode="label-free",
+                excluded=[x])
     back = Ranking.from_dict(json.loads(r.to_json())).excluded[0]
     assert json.loads(r.to_json())["excluded"] == [{"model": "e", "reason": x.reason}]
     assert back == x and back.label == EXCLUSION_KINDS[kind][0]

@@ -100,7 +100,8 @@ def test_make_samples_script(tmp_path):
 def test_rank_the_real_zoo_on_a_sample_folder(built, tmp_path, fresh_cache):
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_samples.py"), str(tmp_path), "--per-class", "12"],
                    capture_output=True, check=True)
-    res = CliRunner().invoke(app, ["rank", str(tmp_path / "textures"), "--catalog", "zoo", "-f", "json", "--sample", "36"])
+    res = CliRunner().invoke(app,
+                             ["rank", str(tmp_path / "textures"), "--catalog", "zoo", "-f", "json", "--sample", "36"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["failed"] == [] and len(d["ranking"]) == 4

@@ -50,13 +50,15 @@ def open_backbone(spec: BackboneSpec, *, pretrained: bool = True, device: str | 
             model = fmt.build(spec, source, pretrained)
         except RuntimeError as exc:
             if any(k in str(exc) for k in _MISMATCH):
-                raise UnsupportedModelError(spec.entry.id, f"weights do not match the architecture: {str(exc)[:300]}") from None
+                raise UnsupportedModelError(spec.entry.id,
+                                            f"weights do not match the architecture: {str(exc)[:300]}") from None
             raise
     model.eval()
     dev = torch.device(device)
     early = find_early_layers(model)
     model.to(dev)
-    return Backbone(spec=spec, model=model, early_layers=early, early_modules=[] if early else find_early_modules(model),
+    return Backbone(spec=spec, model=model, early_layers=early,
+                    early_modules=[] if early else find_early_modules(model),
                     early_channels=early_channels(model),
                     feature_dim=int(getattr(model, "num_features", 0)), device=dev, pretrained=pretrained)
 

@@ -27,10 +27,12 @@ class TimmFormat(Format):
         if "architecture" not in cfg:
             raise UnsupportedModelError(entry.id, "config.json names neither a timm 'architecture' nor a transformers "
                                         "'model_type'")
-        pcfg = dict(cfg.get("pretrained_cfg") or {k: v for k, v in cfg.items() if k not in ("architecture", "model_args")})
+        pcfg = dict(cfg.get("pretrained_cfg")
+                    or {k: v for k, v in cfg.items() if k not in ("architecture", "model_args")})
         truncated = entry.truncated_at or (cfg.get("proximity") or {}).get("truncated_at", "")
         if truncated and not source.holds_files:
-            raise UnsupportedModelError(entry.id, "truncated_at needs a hf-hub: or local-dir: repo holding the truncated "
+            raise UnsupportedModelError(entry.id,
+                                        "truncated_at needs a hf-hub: or local-dir: repo holding the truncated "
                                         "weights")
         spec = make_spec(entry, create_name=where.timm_name, architecture=cfg["architecture"], pretrained_cfg=pcfg,
                          revision=where.revision, fmt=self.name, truncated_at=truncated)

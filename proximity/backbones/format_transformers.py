@@ -141,7 +141,8 @@ def _open(spec: BackboneSpec, source: Source, pretrained: bool) -> nn.Module:
                    if not (k.startswith("pooler.") and (".layernorm." in k or "dense" in k))]
         if missing or info.get("mismatched_keys"):
             raise UnsupportedModelError(spec.entry.id, f"weights do not match {type(model).__name__}: missing "
-                                        f"{sorted(missing)[:4]}, mismatched {list(info.get('mismatched_keys', ()))[:2]}")
+                                        f"{sorted(missing)[:4]}, mismatched "
+                                        f"{list(info.get('mismatched_keys', ()))[:2]}")
     else:
         model = AutoModel.from_config(config)
     model = model.float()                         # transformers 5 loads a checkpoint's own dtype (bf16...)
@@ -169,7 +170,8 @@ class TransformersBackbone(nn.Module):
             first = int(sizes[0]) if sizes else 0
             stem = next((n for n in ("embedder", "embeddings", "stem") if hasattr(model, n)), None)
             if stem:
-                self.feature_info.append({"module": f"model.{stem}", "num_chs": int(getattr(cfg, "embedding_size", 0) or first)})
+                self.feature_info.append({"module": f"model.{stem}",
+                                          "num_chs": int(getattr(cfg, "embedding_size", 0) or first)})
             self.feature_info.append({"module": f"model.{blocks[0]}.0", "num_chs": first})
         elif blocks is not None and len(blocks[1]) >= 2:                          # token model: first two blocks
             self.feature_info = [{"module": f"model.{blocks[0]}.{i}", "num_chs": self.num_features} for i in (0, 1)]

@@ -100,11 +100,13 @@ def truncate(model: nn.Module, truncated_at: str) -> TruncatedBackbone:
     parent, _, index = truncated_at.rpartition(".")
     seq = model.get_submodule(parent) if parent else None
     if not isinstance(seq, nn.Sequential) or not index.isdigit() or int(index) >= len(seq):
-        raise UnsupportedModelError(truncated_at, "truncated_at must name an index of a Sequential (e.g. 'features.39'); "
+        raise UnsupportedModelError(truncated_at,
+                                    "truncated_at must name an index of a Sequential (e.g. 'features.39'); "
                                     f"got '{truncated_at}'")
     k = int(index)
     if parent != "features":
-        raise UnsupportedModelError(truncated_at, "only truncation inside the top-level 'features' Sequential is supported")
+        raise UnsupportedModelError(truncated_at,
+                                    "only truncation inside the top-level 'features' Sequential is supported")
     info = [f for f in (getattr(model, "feature_info", None) or [])
             if f.get("module", "").startswith("features.") and int(f["module"].split(".")[1]) <= k]
     return TruncatedBackbone(nn.Sequential(*list(seq)[: k + 1]), info, truncated_at)

@@ -36,7 +36,7 @@ class Location:
     format: str                     # the format that reads it ("" when its config.json names none)
     config: Mapping[str, Any]       # config.json; for timm: names, {"architecture", "pretrained_cfg"} from timm
     revision: str                   # what the cache key pins: Hub commit, timm version + name, content hash
-    timm_name: str                  # what timm.create_model loads: "resnet18.a1_in1k", "hf-hub:ORG/NAME@SHA", "local-dir:PATH"
+    timm_name: str                  # what timm.create_model loads: "resnet18.a1_in1k", "hf-hub:O/N@SHA", "local-dir:P"
     repo: str = ""                  # what transformers' from_pretrained loads: a Hub repo id or a folder
     pin: str | None = None          # the revision handed to from_pretrained while resolving (None: a folder)
 
@@ -60,7 +60,9 @@ class Source(ABC):
     def format_of(self, entry: CatalogEntry, config: Mapping[str, Any]) -> str:
         """``timm`` / ``transformers`` / ``""`` (unknown): the entry's ``format``, else what its
         ``config.json`` says (``architecture`` → timm, ``model_type`` → transformers)."""
-        return entry.format or ("timm" if "architecture" in config else "transformers" if "model_type" in config else "")
+        if entry.format:
+            return entry.format
+        return "timm" if "architecture" in config else "transformers" if "model_type" in config else ""
 
     def load_revision(self, spec: BackboneSpec) -> str | None:
         """The revision to hand to loaders (from_pretrained, hf_hub_download); None for files on disk."""
@@ -128,7 +130,8 @@ def get_source(entry: CatalogEntry) -> Source:
 def get_format(name: str, entry: CatalogEntry) -> Format:
     """The format ``name`` (from :meth:`Source.format_of`); UnsupportedModelError when there is none."""
     if not name:
-        raise UnsupportedModelError(entry.id, "config.json names neither a timm 'architecture' nor a transformers 'model_type'")
+        raise UnsupportedModelError(entry.id,
+                                    "config.json names neither a timm 'architecture' nor a transformers 'model_type'")
     try:
         return FORMATS[name]
     except KeyError:

@@ -60,7 +60,8 @@ class HubSource(Source):
     def file(self, spec: BackboneSpec, filename: str) -> Path:
         from huggingface_hub import hf_hub_download
 
-        return Path(hf_hub_download(HubRepo.parse(spec.entry.locator).repo, filename, revision=self.load_revision(spec)))
+        return Path(hf_hub_download(HubRepo.parse(spec.entry.locator).repo, filename,
+                                    revision=self.load_revision(spec)))
 
     @contextlib.contextmanager
     def reading(self, model: str) -> Iterator[None]:

@@ -52,7 +52,8 @@ class Backbone:
         """Pooled features of shape (N, feature_dim) for a preprocessed batch (N, C, H, W)."""
         out = self.model(x.to(self.device))
         if out.ndim != 2:
-            raise UnsupportedModelError(self.spec.entry.id, f"pooled output has shape {tuple(out.shape)}, expected (N, d)")
+            raise UnsupportedModelError(self.spec.entry.id,
+                                        f"pooled output has shape {tuple(out.shape)}, expected (N, d)")
         return out
 
 
@@ -76,7 +77,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def make_spec(entry: CatalogEntry, *, create_name: str, architecture: str, pretrained_cfg: dict[str, Any],
-              revision: str, fmt: str, truncated_at: str = "", model_kwargs: dict[str, Any] | None = None) -> BackboneSpec:
+              revision: str, fmt: str, truncated_at: str = "",
+              model_kwargs: dict[str, Any] | None = None) -> BackboneSpec:
     """The spec from a model's own pretrained config with the entry's ``[input]`` overrides on top."""
     from timm.data import resolve_data_config
 

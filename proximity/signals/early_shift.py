@@ -33,7 +33,8 @@ def shift_from_moments(mu_t: np.ndarray, var_t: np.ndarray, mu_s: np.ndarray, va
 
 
 def _value(ev, sources, rows=None) -> float:
-    return float(np.mean([shift_from_moments(*ev.layer_moments(i, rows), *sources[i]) for i in range(len(ev.layer_names))]))
+    return float(np.mean([shift_from_moments(*ev.layer_moments(i, rows), *sources[i])
+                          for i in range(len(ev.layer_names))]))
 
 
 def _sources(ctx: SignalContext) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
@@ -41,10 +42,12 @@ def _sources(ctx: SignalContext) -> tuple[list[tuple[np.ndarray, np.ndarray]], s
     ev, ref = ctx.evidence, ctx.reference
     if ev.layer_names and all(v.size for v in ev.source_vars):
         sources = list(zip(ev.source_means, ev.source_vars, strict=True))
-        what = f"{len(ev.layer_names)} early BN layers ({ev.layer_names[0]} … {ev.layer_names[-1]}) vs their running statistics"
+        what = (f"{len(ev.layer_names)} early BN layers ({ev.layer_names[0]} … {ev.layer_names[-1]}) "
+                "vs their running statistics")
         if ref is not None and all(ref.moments(n) is not None for n in ev.layer_names):
             gap = np.mean([shift_from_moments(*ref.moments(n), *sources[i]) for i, n in enumerate(ev.layer_names)])
-            what += f"; the reference moments differ from the BN statistics by {gap:.2f}" + (" (they disagree)" if gap > 0.25 else "")
+            what += (f"; the reference moments differ from the BN statistics by {gap:.2f}"
+                     + (" (they disagree)" if gap > 0.25 else ""))
         return sources, what
     if not ev.layer_names:
         raise SignalUnavailable("no early layers found (no batch norm and no feature_info)")

@@ -81,7 +81,8 @@ def gaussian_fit(features: np.ndarray, *, shrink: bool | None = None) -> tuple[n
     """
     x = np.asarray(features, np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
-        raise InvalidParameterError("features", "gaussian_fit", "an array of shape (n, d) with n ≥ 2", getattr(x, "shape", None))
+        raise InvalidParameterError("features", "gaussian_fit", "an array of shape (n, d) with n ≥ 2",
+                                    getattr(x, "shape", None))
     n, d = x.shape
     mu = x.mean(0)
     if shrink if shrink is not None else n < 2 * d:

@@ -54,7 +54,8 @@ def stripes(n: int, rng: np.random.Generator):
     for c, angle in enumerate((0, 45, 90, 135)):
         for _ in range(n):
             t = np.deg2rad(angle + rng.normal(0, 4))
-            g = np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * (xx * np.cos(t) + yy * np.sin(t)) + rng.uniform(0, 2 * np.pi))
+            g = np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * (xx * np.cos(t) + yy * np.sin(t))
+                       + rng.uniform(0, 2 * np.pi))
             g = (g + 0.4 * rng.normal(size=g.shape) + 1.4) / 2.8
             imgs.append(_to_uint8(_colourise(np.clip(g, 0, 1), rng)))
             labels.append(c)
@@ -109,7 +110,8 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _grey_to_rgb64(img: np.ndarray) -> np.ndarray:
-    return np.repeat(np.asarray(Image.fromarray(img).resize((SIZE, SIZE), Image.Resampling.BICUBIC))[..., None], 3, axis=2)
+    return np.repeat(np.asarray(Image.fromarray(img).resize((SIZE, SIZE), Image.Resampling.BICUBIC))[..., None], 3,
+                     axis=2)
 
 
 def fashion(n: int, rng: np.random.Generator):
@@ -150,7 +152,8 @@ def photos(n: int, rng: np.random.Generator):
         for _ in range(n):
             s = int(rng.integers(SIZE, min(h, w) // 2))
             y, x = int(rng.integers(0, h - s)), int(rng.integers(0, w - s))
-            out.append(np.asarray(Image.fromarray(img[y:y + s, x:x + s]).resize((SIZE, SIZE), Image.Resampling.LANCZOS)))
+            out.append(np.asarray(Image.fromarray(img[y:y + s, x:x + s]).resize((SIZE, SIZE),
+                                                                                Image.Resampling.LANCZOS)))
             lab.append(c)
     return out, lab, list(src)
 

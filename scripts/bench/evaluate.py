@@ -83,7 +83,8 @@ def score_targets(out: Path | None, targets: list[str], backbones: list[str], n_
             catalog.mkdir()
             for b in backbones:
                 folder = (out / "backbones" / b).resolve()
-                (catalog / f"{b}.toml").write_text(f'source = "local-dir:{folder}"\nreference = "{folder / "reference.npz"}"\n')
+                (catalog / f"{b}.toml").write_text(f'source = "local-dir:{folder}"\nreference = '
+                                                   f'"{folder / "reference.npz"}"\n')
         for t in targets:
             folder = _write_split(t, Path(tmp) / t, n_per_class)
             res[t], seconds[t] = {}, {}
@@ -206,7 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     meta = {p.parent.name: json.loads(p.read_text()) for p in (args.out / "backbones").glob("*/bench.json")}
     backbones = sorted(meta)
     archs = sorted({m["arch"] for m in meta.values()})
-    complete = [t.name for t in TARGETS if all((b, t.name) in ft for b in backbones) and all((a, t.name) in sc for a in archs)]
+    complete = [t.name for t in TARGETS if all((b, t.name) in ft for b in backbones)
+                and all((a, t.name) in sc for a in archs)]
     if not complete:
         raise SystemExit("no target has complete ground truth yet: run scripts/bench/finetune.py first")
     scored, seconds = score_targets(args.out, complete, backbones, 6 if args.quick else None)
@@ -216,19 +218,22 @@ def main(argv: list[str] | None = None) -> None:
         acc = {b: float(np.mean(ft[(b, t)])) for b in backbones}
         rk = rankers(scored[t]["labels"], scored[t]["label-free"], prior)
         rng = np.random.default_rng(0)
-        rand = [_metrics({b: float(x) for b, x in zip(backbones, rng.random(len(backbones)), strict=True)}, acc) for _ in range(200)]
+        rand = [_metrics({b: float(x) for b, x in zip(backbones, rng.random(len(backbones)), strict=True)}, acc)
+                for _ in range(200)]
         per[t] = {name: _metrics(score, acc) for name, score in rk.items()}
         per[t]["random (200 draws)"] = tuple(float(np.mean([r[i] for r in rand])) for i in range(3))
     rows = pair_rows(scored, ft, sc, {b: meta[b]["arch"] for b in backbones}, SPLIT_OF)
     args.page.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(args.page.parent / "pairs.csv", rows)   # now already: the zoo tier below takes minutes (render rewrites it)
+    # now already: the zoo tier below takes minutes (render rewrites it)
+    write_csv(args.page.parent / "pairs.csv", rows)
     jobs = [json.loads(x) for x in args.store.read_text().splitlines() if x.strip()]
     cost = {"proximity_labels_s": sum(v["labels"] for v in seconds.values()),
             "proximity_free_s": sum(v["label-free"] for v in seconds.values()),
             "finetune_s": sum(r["seconds"] for r in jobs if r["target"] in complete),
             "n_jobs": sum(r["target"] in complete for r in jobs)}
     zoo = None if args.quick else zoo_tier(args.zoo_store, None)
-    state = {"per": per, "rows": rows, "complete": complete, "backbones": backbones, "meta": meta, "cost": cost, "zoo": zoo,
+    state = {"per": per, "rows": rows, "complete": complete, "backbones": backbones, "meta": meta, "cost": cost,
+             "zoo": zoo,
              "ft": {f"{m}|{t}": v for (m, t), v in ft.items()}, "sc": {f"{m}|{t}": v for (m, t), v in sc.items()}}
     state_path.write_text(json.dumps(state, indent=None) + "\n")
     render(state, args.page)
@@ -260,7 +265,8 @@ def _rescore(row: dict) -> None:
     if load_model() is None:
         return
     sig = {"gain": V(row["gain"], row["gain_sd"]), "probe": V(row["probe"], row["probe_sd"]),
-           "early_shift": V(row["early_shift"], row["early_shift_sd"], False), "frechet": V(row["frechet"], None, False)}
+           "early_shift": V(row["early_shift"], row["early_shift_sd"], False),
+           "frechet": V(row["frechet"], None, False)}
     row["risk_cal"] = estimate(sig, int(row["n"]), int(row["classes"])).value
     free = {**sig, "gain": V(None, reason="no labels"), "probe": V(None, reason="no labels")}
     row["risk_cal_free"] = estimate(free, int(row["n"]), 0).value
@@ -284,7 +290,8 @@ def zoo_tier(store: Path, n_per_class: int | None) -> dict | None:
     targets = [t.name for t in TARGETS if all((m, t.name) in ft and (m, t.name) in sc for m in members)]
     if len(members) < 2 or not targets:
         return None
-    scored, seconds = score_targets(None, targets, members, n_per_class, catalog=[folder / f"{m}.toml" for m in members])
+    scored, seconds = score_targets(None, targets, members, n_per_class,
+                                    catalog=[folder / f"{m}.toml" for m in members])
     rows = pair_rows(scored, ft, sc, {m: m for m in members}, SPLIT_OF)
     prior = {m: entries[m].imagenet_top1 for m in members}
     jobs = [json.loads(x) for x in store.read_text().splitlines() if x.strip()]
@@ -292,7 +299,8 @@ def zoo_tier(store: Path, n_per_class: int | None) -> dict | None:
     for t in targets:
         rk = scored[t]["labels"].ranking
         picks[t] = {"proximity (labels)": rk[0].model,
-                    "logme": max(rk, key=lambda c: -np.inf if c.signals["logme"].value is None else c.signals["logme"].value).model}
+                    "logme": max(rk, key=lambda c: -np.inf if c.signals["logme"].value is None
+                                 else c.signals["logme"].value).model}
     return {"members": members, "missing": missing, "targets": targets, "rows": rows, "prior": prior,
             "picks": picks, "seconds": seconds, "ft": {f"{m}|{t}": v for (m, t), v in ft.items()},
             "sc": {f"{m}|{t}": v for (m, t), v in sc.items()},
@@ -312,9 +320,11 @@ def zoo_lines(z: dict) -> list[str]:
     if z["missing"]:
         lines += [f"No ground truth for {', '.join(z['missing'])}: each VGG16 trunk costs about 30 img/s to train at "
                   "64 px on these 2 cores (≈1.5 CPU-hours for the two), and its weights (48–57 MB) need a GPU call of "
-                  "their own; the session's GPU time went to the two EfficientNets. They are not in this tier's numbers.", ""]
+                  "their own; the session's GPU time went to the two EfficientNets. They are not in this tier's "
+                  "numbers.", ""]
     head = [f"{short[m]} fine-tuned" for m in members] + [f"{short[m]} scratch" for m in members]
-    lines += ["| target | split | " + " | ".join(head) + " | best | proximity | LogME | prior |", "|---|---|" + "---|" * (len(head) + 4)]
+    lines += ["| target | split | " + " | ".join(head) + " | best | proximity | LogME | prior |",
+              "|---|---|" + "---|" * (len(head) + 4)]
     picks = {"proximity (labels)": [], "logme": [], "prior (ImageNet top-1)": []}
     for t in z["targets"]:
         acc = {m: float(np.mean(ft[(m, t)])) for m in members}
@@ -329,14 +339,19 @@ def zoo_lines(z: dict) -> list[str]:
     lines += ["", "| ranker | picks the better-fine-tuning member | mean regret |", "|---|---|---|"]
     for k, reg in picks.items():
         lines.append(f"| {k} | {sum(r == 0 for r in reg)} / {len(reg)} | {np.mean(reg) * 100:.1f} pts |")
-    lines += ["", "Negative-transfer risk on all of this tier's pairs (none of them was used to fit or choose anything):", "",
-              "| risk | AUROC (95 % CI) | Brier (95 % CI) | Brier of the base rate | negative pairs |", "|---|---|---|---|---|"]
+    lines += ["",
+              "Negative-transfer risk on all of this tier's pairs (none of them was used to fit or choose anything):",
+              "",
+              "| risk | AUROC (95 % CI) | Brier (95 % CI) | Brier of the base rate | negative pairs |",
+              "|---|---|---|---|---|"]
     for key, label in (("risk_v0", "v0 (uncalibrated), with labels"), ("risk_cal", "calibrated, with labels"),
                        ("risk_cal_free", "calibrated, label-free")):
         if z["rows"] and key in z["rows"][0]:
             lines += _risk_lines(z["rows"], key, label)
     lab = sum(v["labels"] for v in z["seconds"].values())
-    lines += ["", f"Cost: proximity with labels on the {len(z['targets'])} targets {lab:.0f} s on this machine's 2 CPU cores "
+    lines += ["",
+              f"Cost: proximity with labels on the {len(z['targets'])} targets {lab:.0f} s on this machine's 2 CPU "
+              "cores "
               f"(the ground truth ran on a GPU: {z['job_s'] / 60:.1f} min of job time there).", ""]
     return lines
 
@@ -412,7 +427,8 @@ def write_plots(folder: Path, per: dict, rows: list[dict], complete: list[str], 
     out = ["tau.png"]
     test = [r for r in rows if r["split"] == "test"]
     keys = [(k, lab) for k, lab in (("risk_v0", "v0 (uncalibrated)"), ("risk_cal", "calibrated (labels)"),
-                                    ("risk_cal_free", "calibrated (label-free)")) if test and test[0].get(k) is not None]
+                                    ("risk_cal_free", "calibrated (label-free)"))
+            if test and test[0].get(k) is not None]
     if keys:
         fig, ax = plt.subplots(figsize=(4.5, 4.5))
         ax.plot([0, 1], [0, 1], "k--", lw=0.7, label="perfect calibration")
@@ -447,13 +463,15 @@ def write_page(page: Path, per, rows, complete, backbones, ft, sc, meta, cost, p
         lines += ["![weighted tau per ranker](tau.png)", ""]
     for part in ("dev", "test"):
         ts = [t for t in complete if SPLIT_OF[t] == part]
-        lines += [f"## {part} targets ({len(ts)})", "", "| ranker | weighted τ (95 % CI) | top-1 regret | top-3 hit |", "|---|---|---|---|"]
+        lines += [f"## {part} targets ({len(ts)})", "", "| ranker | weighted τ (95 % CI) | top-1 regret | top-3 hit |",
+                  "|---|---|---|---|"]
         for name in names:
             tau, reg, hit = (_boot([per[t][name][i] for t in ts]) for i in range(3))
             lines.append(f"| {name} | {tau[0]:.2f} ({tau[1]:.2f}, {tau[2]:.2f}) | {reg[0] * 100:.1f} pts "
                          f"({reg[1] * 100:.1f}, {reg[2] * 100:.1f}) | {hit[0]:.2f} |")
         lines.append("")
-    show = [n for n in ("proximity (labels)", "logme", "probe", "prior (source accuracy)", "proximity (label-free)") if n in names]
+    show = [n for n in ("proximity (labels)", "logme", "probe", "prior (source accuracy)", "proximity (label-free)")
+            if n in names]
     lines += ["## Per target: weighted τ / top-1 regret (points)", "",
               "| target | split | relation | " + " | ".join(show) + " |", "|---|---|---|" + "---|" * len(show)]
     for t in complete:
@@ -463,7 +481,8 @@ def write_page(page: Path, per, rows, complete, backbones, ft, sc, meta, cost, p
     test = [r for r in rows if r["split"] == "test"]
     lines += ["## Negative-transfer risk on test targets", "",
               "A pair is negative when its fine-tuned mean is below the from-scratch mean of the same architecture.",
-              "", "| risk | AUROC (95 % CI) | Brier (95 % CI) | Brier of the base rate | negative pairs |", "|---|---|---|---|---|"]
+              "", "| risk | AUROC (95 % CI) | Brier (95 % CI) | Brier of the base rate | negative pairs |",
+              "|---|---|---|---|---|"]
     for key, label in (("risk_v0", "v0 (uncalibrated), with labels"), ("risk_v0_free", "v0 (uncalibrated), label-free"),
                        ("risk_cal", "calibrated, with labels"), ("risk_cal_free", "calibrated, label-free")):
         if test and key in test[0]:
@@ -473,16 +492,18 @@ def write_page(page: Path, per, rows, complete, backbones, ft, sc, meta, cost, p
     lines.append("")
     ratio = cost["finetune_s"] / max(cost["proximity_labels_s"], 1e-9)
     lines += ["## Cost", "",
-              f"proximity on all {len(complete)} targets, without the evidence cache: {cost['proximity_labels_s']:.0f} s with labels "
-              f"(random-weights control included), {cost['proximity_free_s']:.0f} s label-free. The ground truth for the same "
+              f"proximity on all {len(complete)} targets, without the evidence cache: "
+              f"{cost['proximity_labels_s']:.0f} s with labels (random-weights control included), "
+              f"{cost['proximity_free_s']:.0f} s label-free. The ground truth for the same "
               f"targets: {cost['n_jobs']} training jobs, {cost['finetune_s'] / 60:.1f} min of job time — "
               f"**{ratio:.0f}×** the proximity runs with labels.", ""]
+    archs = sorted({m["arch"] for m in meta.values()})
     lines += ["## Fine-tuned test accuracy (mean of 3 seeds at the best learning rate) vs from scratch", "",
-              "| target | " + " | ".join(backbones) + " | scratch (" + ", ".join(sorted({m['arch'] for m in meta.values()})) + ") |",
+              "| target | " + " | ".join(backbones) + " | scratch (" + ", ".join(archs) + ") |",
               "|---" * (len(backbones) + 2) + "|"]
     for t in complete:
         cells = [f"{np.mean(ft[(b, t)]):.2f}" for b in backbones]
-        scratch = ", ".join(f"{np.mean(sc[(a, t)]):.2f}" for a in sorted({m['arch'] for m in meta.values()}))
+        scratch = ", ".join(f"{np.mean(sc[(a, t)]):.2f}" for a in archs)
         lines.append(f"| {t} ({SPLIT_OF[t]}) | " + " | ".join(cells) + f" | {scratch} |")
     if zoo:
         lines += [""] + zoo_lines(zoo)

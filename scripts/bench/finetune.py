@@ -7,8 +7,8 @@ each architecture from scratch, resumably (one JSON line per finished job).
 Protocol (per target, fixed stratified split 50 % train / 20 % val / 30 % test, seeded):
 all layers trained, AdamW (weight decay 0.05), backbone learning rate = head rate / 10, one
 warm-up epoch then cosine decay, at most 30 epochs, early stopping on validation accuracy
-(patience 5 after at least 10 epochs, best epoch restored), random horizontal flips. Stage 1 sweeps the head learning rate
-over (3e-4, 1e-3, 3e-3) with seed 0; stage 2 repeats the best one (by validation accuracy) with
+(patience 5 after at least 10 epochs, best epoch restored), random horizontal flips. Stage 1 sweeps the head
+learning rate over (3e-4, 1e-3, 3e-3) with seed 0; stage 2 repeats the best one (by validation accuracy) with
 seeds 1 and 2. From scratch: the same architecture with timm's initialisation, one learning rate
 for all layers, the same sweep and seeds. A (backbone, target) pair is *negative transfer* when
 the mean test accuracy of its 3 seeds is below the from-scratch mean.
@@ -26,7 +26,8 @@ images of a target are split 70 % train / 30 % val (stratified, at least one per
 and the accuracy is measured on the target's separate held-out test set; stage 2 repeats the
 best learning rate with seeds 1–4 (the noise ceiling compares seeds 1–2 with seeds 3–4). The
 rest is as above, except that targets whose class a mirror image changes (orientations,
-letters, digits: ``TargetV2.flip_ok``) are trained without flips. Five from-scratch architectures: the four families and the generalist's.
+letters, digits: ``TargetV2.flip_ok``) are trained without flips. Five from-scratch architectures: the four
+families and the generalist's.
 Jobs run target by target (a target's ground truth completes before the next one starts), and
 ``--shard I/N`` lets N processes share one store (jobs split by (model, target) pair).
 
@@ -144,7 +145,8 @@ def _build_zoo(job: Job, n_classes: int) -> tuple[torch.nn.Module, list[dict], t
         return model, [{"params": model.parameters(), "lr": job.lr}], norm, ""
     folder = Path(spec.entry.source.split(":", 1)[1])
     digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
-    return model, [{"params": bb.model.parameters(), "lr": job.lr / 10}, {"params": head.parameters(), "lr": job.lr}], norm, digest
+    return model, [{"params": bb.model.parameters(), "lr": job.lr / 10},
+                   {"params": head.parameters(), "lr": job.lr}], norm, digest
 
 
 def _build(job: Job, n_classes: int, out: Path) -> tuple[torch.nn.Module, list[dict]]:
@@ -220,7 +222,8 @@ def run_job(job: Job, out: Path, device: str = "cpu") -> dict:
     return {**asdict(job), "weights_sha256": digest, "torch": torch.__version__,
             "device": torch.cuda.get_device_name() if device.startswith("cuda") else device,
             "code_version": pretrain._code_version(), "val_acc": best, "test_acc": _accuracy(model, x[te], y[te]),
-            "best_epoch": best_epoch, "n_train": len(tr), "n_test": len(te), "seconds": round(time.perf_counter() - t0, 2)}
+            "best_epoch": best_epoch, "n_train": len(tr), "n_test": len(te),
+            "seconds": round(time.perf_counter() - t0, 2)}
 
 
 @torch.inference_mode()
@@ -282,13 +285,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--targets", nargs="*", default=None)
     ap.add_argument("--backbones", nargs="*", default=None)
     ap.add_argument("--max-jobs", type=int, default=None, help="stop after this many jobs (resume later)")
-    ap.add_argument("--store", type=Path, default=None, help="JSON-lines results file [default: OUT/groundtruth/jobs.jsonl]")
+    ap.add_argument("--store", type=Path, default=None,
+                    help="JSON-lines results file [default: OUT/groundtruth/jobs.jsonl]")
     ap.add_argument("--device", default="cpu", help="torch device for the training jobs (cpu, cuda)")
     ap.add_argument("--deadline", type=float, default=None, help="start no new job after this many seconds")
     ap.add_argument("--tier", choices=("bench", "zoo"), default="bench",
                     help="bench: pretrain.py's backbones; zoo: the real offline zoo at 64 px")
     ap.add_argument("--protocol", type=int, choices=(1, 2), default=1,
-                    help="2: targets_v2, OUT/v2/backbones, 4 seeds at the best lr [store: results/v2/groundtruth.jsonl]")
+                    help="2: targets_v2, OUT/v2/backbones, 4 seeds at the best lr [store: "
+                         "results/v2/groundtruth.jsonl]")
     ap.add_argument("--shard", default="0/1", help="I/N: run only this process's share of the (model, target) pairs")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (e.g. 1 per process with --shard)")
     args = ap.parse_args(argv)

@@ -93,7 +93,8 @@ def main() -> None:
     t_rank = time.perf_counter() - t
     signals = sum(c.timings["signals_s"] for c in r.ranking)
     print(f"decode {args.n} images once             {t_decode:7.2f} s")
-    print(f"rank, control excluded (no cache)       {t_rank:7.2f} s  = {t_rank / bare_total:.2f} x bare forward ({bare_total:.2f} s)")
+    print(f"rank, control excluded (no cache)       {t_rank:7.2f} s  = {t_rank / bare_total:.2f} x bare forward "
+          f"({bare_total:.2f} s)")
     print(f"  of which signals (probes, kNN, shift) {signals:7.2f} s")
 
     r = proximity.rank(images, models=models, sample=args.n, control=True, use_cache=True, batch_size=args.batch_size)

@@ -82,7 +82,8 @@ PLANS_V2 = tuple(Plan(f"{arch.split('_')[-1]}-{dom}", arch, dom, epochs=SCHEDULE
                  for dom in doms) + (Plan("generalist-all", "wide_resnet", "all", n_per_class=250,
                                           epochs=SCHEDULES["wide_resnet"][0], lr=SCHEDULES["wide_resnet"][1]),)
 QUICK_V2 = tuple(Plan(p.id, p.arch, p.domain, n_per_class=12 if p.domain == "all" else 24, epochs=1, lr=p.lr)
-                 for p in PLANS_V2 if p.id in ("resnet-stripes", "convnext-shapes", "efficientnet-cells", "generalist-all"))
+                 for p in PLANS_V2
+                 if p.id in ("resnet-stripes", "convnext-shapes", "efficientnet-cells", "generalist-all"))
 
 PLANS = tuple(Plan(f"{arch.split('_')[1]}-{dom}", arch, dom) for arch, dom in (
     ("test_resnet", "stripes"), ("test_resnet", "blobs"), ("test_resnet", "shapes"), ("test_resnet", "fashion"),
@@ -126,7 +127,8 @@ def train(plan: Plan, protocol: int = 1) -> tuple[torch.nn.Module, float]:
     Random horizontal flips — under protocol 2 not for classes of ``NO_FLIP_DOMAINS`` (protocol 1
     flipped every class, stripes' 45°/135° included, which capped its stripes backbones at 0.75)."""
     imgs, labels, names = source_data(plan.domain, plan.n_per_class, plan.seed)
-    no_flip = torch.tensor([protocol >= 2 and (plan.domain if plan.domain != "all" else n.split("/")[0]) in NO_FLIP_DOMAINS
+    no_flip = torch.tensor([protocol >= 2
+                            and (plan.domain if plan.domain != "all" else n.split("/")[0]) in NO_FLIP_DOMAINS
                             for n in names])
     rng = np.random.default_rng(plan.seed)
     order = rng.permutation(len(labels))
@@ -260,7 +262,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.only and plan.id not in args.only:
             continue
         meta = build_one(plan, out, ref_per_class=8 if args.quick else 100, min_accuracy=bar, priors=args.protocol == 2)
-        extra = f"  generic {meta['generic_accuracy']:.3f}  {meta['params_m']:.2f} M" if "generic_accuracy" in meta else ""
+        extra = (f"  generic {meta['generic_accuracy']:.3f}  {meta['params_m']:.2f} M" if "generic_accuracy" in meta
+                 else "")
         print(f"{plan.id:18s} {meta['status']:10s} held-out acc {meta['val_accuracy']:.3f}  "
               f"train {meta['train_seconds']:6.1f} s{extra}", flush=True)
 

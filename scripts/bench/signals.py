@@ -46,7 +46,8 @@ def main() -> None:
     k = min(256, args.d)
     top = np.argsort(w)[::-1][:k]
     ref = ReferenceStats(mu=mu.astype(np.float32), eigvecs=v[:, top].astype(np.float32), eigvals=w[top],
-                         residual=float((w.sum() - w[top].sum()) / (args.d - k)) if args.d > k else 0.0, n=args.n, layer_names=(),
+                         residual=float((w.sum() - w[top].sum()) / (args.d - k)) if args.d > k else 0.0, n=args.n,
+                         layer_names=(),
                          layer_means=(), layer_vars=(), provenance={}, path=Path("synthetic"))
     print(f"n = {args.n}, d = {args.d}, {args.classes} classes; (reference built in {time.perf_counter() - t:.1f} s)")
     ctx = SignalContext(evidence=ev, entry=CatalogEntry(id="x", source="timm:x", imagenet_top1=80.0), labels=y,

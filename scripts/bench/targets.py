@@ -64,7 +64,8 @@ def _new_shapes(n, rng):
     imgs, labels = [], []
     for c, shape in enumerate(names):
         for _ in range(n):
-            im = Image.fromarray(D._to_uint8(D._colourise(np.clip(0.5 + 0.15 * rng.normal(size=(D.SIZE, D.SIZE)), 0, 1), rng)))
+            im = Image.fromarray(D._to_uint8(D._colourise(np.clip(0.5 + 0.15 * rng.normal(size=(D.SIZE, D.SIZE)), 0, 1),
+                                                          rng)))
             d = ImageDraw.Draw(im)
             r = rng.uniform(12, 24)
             cx, cy = rng.uniform(r, D.SIZE - r, 2)

@@ -59,7 +59,8 @@ def _crops(images: dict[str, np.ndarray], lo: int, hi_frac: float, grey: bool = 
             for _ in range(n):
                 s = int(rng.integers(lo, max(lo + 1, int(min(h, w) * hi_frac))))
                 y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
-                crop = np.asarray(Image.fromarray(img[y:y + s, x:x + s]).resize((D.SIZE, D.SIZE), Image.Resampling.BILINEAR))
+                crop = np.asarray(Image.fromarray(img[y:y + s, x:x + s]).resize((D.SIZE, D.SIZE),
+                                                                                Image.Resampling.BILINEAR))
                 out.append(np.repeat(crop[..., None], 3, 2) if crop.ndim == 2 else crop[..., :3])
                 lab.append(c)
         return out, lab, list(images)
@@ -78,7 +79,8 @@ def _zoom_levels(load: Callable[[], np.ndarray], sides=(48, 128, 320)):
             for _ in range(n):
                 s = int(side * rng.uniform(0.85, 1.15))
                 y, x = int(rng.integers(0, h - s)), int(rng.integers(0, w - s))
-                out.append(np.asarray(Image.fromarray(img[y:y + s, x:x + s, :3]).resize((D.SIZE, D.SIZE), Image.Resampling.BILINEAR)))
+                out.append(np.asarray(Image.fromarray(img[y:y + s, x:x + s, :3]).resize((D.SIZE, D.SIZE),
+                                                                                        Image.Resampling.BILINEAR)))
                 lab.append(c)
         return out, lab, [f"side{s}" for s in sides]
     return build
@@ -92,13 +94,15 @@ def _cells_counts(n, rng):
 
 def _cells_small(n, rng):
     names = ["round", "elongated", "clustered"]
-    out = [D.cells_layout({"round": "sparse"}.get(k, k), rng, int(rng.integers(10, 16))) for k in names for _ in range(n)]
+    out = [D.cells_layout({"round": "sparse"}.get(k, k), rng, int(rng.integers(10, 16))) for k in names
+           for _ in range(n)]
     return out, [c for c in range(3) for _ in range(n)], names
 
 
 def _lattice_periods(n, rng):
     names, periods = ["fine", "medium", "coarse"], (5.0, 9.0, 15.0)
-    out = [D.lattice_pattern(str(rng.choice(["dots", "grid"])), rng, p * rng.uniform(0.9, 1.1)) for p in periods for _ in range(n)]
+    out = [D.lattice_pattern(str(rng.choice(["dots", "grid"])), rng, p * rng.uniform(0.9, 1.1)) for p in periods
+           for _ in range(n)]
     return out, [c for c in range(3) for _ in range(n)], names
 
 
@@ -165,7 +169,8 @@ def _faces(n, rng):
     out, lab = [], []
     for c, idx in enumerate((np.arange(100), np.arange(100, 200))):
         for i in rng.permutation(idx)[:n]:
-            g = np.asarray(Image.fromarray(np.uint8(np.clip(faces[i], 0, 1) * 255)).resize((D.SIZE, D.SIZE), Image.Resampling.BICUBIC))
+            g = np.asarray(Image.fromarray(np.uint8(np.clip(faces[i], 0, 1) * 255)).resize((D.SIZE, D.SIZE),
+                                                                                           Image.Resampling.BICUBIC))
             out.append(np.repeat(g[..., None], 3, 2))
             lab.append(c)
     return out, lab, ["face", "not-face"]
@@ -203,7 +208,8 @@ NEW = (
     ("blobs-grey-inverted", "shifted", "colour and contrast shift of blobs", 40, _blobs_grey_inverted),
     ("photos-lowres", "shifted", "resolution shift of photos (12 px)", 40, _photos_lowres),
     ("fashion-rotated-small-scale", "shifted", "rotation and scale shift of fashion", 40, _fashion_rotated),
-    ("stripes-lowres", "shifted", "resolution shift of stripes (16 px)", 40, _lowres(T._stripes_at((22.5, 67.5, 112.5, 157.5)))),
+    ("stripes-lowres", "shifted", "resolution shift of stripes (16 px)", 40,
+     _lowres(T._stripes_at((22.5, 67.5, 112.5, 157.5)))),
     ("shapes-small", "small", "near shapes, 8 per class", 8, T._new_shapes),
     ("fashion-small", "small", "near fashion, 8 per class", 8, T._fashion_subset((0, 2, 4, 6, 8))),
     ("lattice-small", "small", "inverted lattices, 8 per class", 8, _lattice_small),
@@ -211,7 +217,8 @@ NEW = (
     ("textures-small", "small", "near none (natural textures), 8 per class", 8, _textures),
     ("retina-zoom", "none", "near none (fundus, magnification classes)", 40, _zoom_levels(_skimage("retina"))),
     ("faces", "none", "near none (grey faces vs not)", 40, _faces),
-    ("hubble-zoom", "none", "near none (sky survey, magnification classes)", 40, _zoom_levels(_skimage("hubble_deep_field"), (40, 100, 240))),
+    ("hubble-zoom", "none", "near none (sky survey, magnification classes)", 40,
+     _zoom_levels(_skimage("hubble_deep_field"), (40, 100, 240))),
 )
 
 
