@@ -92,8 +92,10 @@ def bench_catalog(root: Path, folder: Path, backbones: list[str]) -> Path:
         meta = json.loads((src / "bench.json").read_text())
         facts = ""
         if "params_m" in meta:
-            facts = (f"\n[facts]\nparams_m = {meta['params_m']:.6f}\nimagenet_top1 = {100 * meta['generic_accuracy']:.4f}\n"
-                     f"\n[provenance]\n\"facts.imagenet_top1\" = \"benchmark generic accuracy (pretrain.generic_accuracy), "
+            facts = (f"\n[facts]\nparams_m = {meta['params_m']:.6f}\nimagenet_top1 = "
+                     f"{100 * meta['generic_accuracy']:.4f}\n"
+                     "\n[provenance]\n\"facts.imagenet_top1\" = \"benchmark generic accuracy "
+                     "(pretrain.generic_accuracy), "
                      f"standing in for ImageNet top-1\"\n\"facts.params_m\" = \"counted by pretrain.py\"\n")
         (folder / f"{b}.toml").write_text(f'source = "local-dir:{src}"\nreference = "{src / "reference.npz"}"\n{facts}')
     return folder
@@ -269,24 +271,28 @@ def candidates() -> dict[str, list[dict]]:
     """The documented candidates per mode (at most 20 each): dicts of FitRule fields, or
     ``{"learned": terms}`` for a pairwise model trained on the other dev targets."""
     single = lambda n: {"name": n, "kind": "single", "terms": [[n, 1.0]]}  # noqa: E731
-    zmean = lambda *ns: {"name": "z-mean(" + ", ".join(ns) + ")", "kind": "z-mean", "terms": [[n, 1.0] for n in ns]}  # noqa: E731
+    zmean = lambda *ns: {"name": "z-mean(" + ", ".join(ns) + ")", "kind": "z-mean",  # noqa: E731
+                         "terms": [[n, 1.0] for n in ns]}
     labels = [single(n) for n in ("probe", "probe_loo", "logme", "sfda", "nleep", "knn", "hscore", "transrate",
                                   "etran_lda", "ncti_ncc")]
-    labels += [zmean("probe", "logme"), zmean("probe_loo", "logme"), zmean("logme", "sfda"), zmean("probe", "logme", "sfda", "knn"),
+    labels += [zmean("probe", "logme"), zmean("probe_loo", "logme"), zmean("logme", "sfda"),
+               zmean("probe", "logme", "sfda", "knn"),
                zmean("logme", "gain"), zmean("probe", "logme", "prior"),
                {"name": "rank-mean(probe, logme, sfda, knn, nleep)", "kind": "rank-mean",
                 "terms": [[n, 1.0] for n in ("probe", "logme", "sfda", "knn", "nleep")]},
-               {"name": "small-n switch: logme below 10 per class, else probe", "kind": "single", "terms": [["probe", 1.0]],
+               {"name": "small-n switch: logme below 10 per class, else probe", "kind": "single",
+                "terms": [["probe", 1.0]],
                 "small": single("logme"), "small_below": 10},
-               {"name": "pairwise(probe, logme, sfda, knn, gain)", "learned": ["probe", "logme", "sfda", "knn", "gain"]},
+               {"name": "pairwise(probe, logme, sfda, knn, gain)",
+                "learned": ["probe", "logme", "sfda", "knn", "gain"]},
                {"name": "pairwise(probe, logme, sfda, knn, gain, prior, params)",
                 "learned": ["probe", "logme", "sfda", "knn", "gain", "prior", "params"]}]
     free = [single(n) for n in ("early_shift", "frechet", "rankme", "rankme_rel", "cluster", "cluster_rel", "alpha_req",
                                 "etran_energy", "prior", "params")]
     free += [zmean("rankme_rel", "cluster_rel"), zmean("cluster_rel", "prior"), zmean("rankme_rel", "prior"),
              zmean("early_shift", "cluster_rel"), zmean("cluster", "prior"),
-             {"name": "pairwise(label-free signals)", "learned": ["early_shift", "rankme_rel", "cluster_rel", "alpha_req",
-                                                                 "etran_energy"]},
+             {"name": "pairwise(label-free signals)",
+              "learned": ["early_shift", "rankme_rel", "cluster_rel", "alpha_req", "etran_energy"]},
              {"name": "pairwise(label-free signals, prior, params)",
               "learned": ["early_shift", "rankme_rel", "cluster_rel", "alpha_req", "etran_energy", "prior", "params"]}]
     return {"labels": labels, "label-free": free}
@@ -347,7 +353,8 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
     backbones = sorted(metas)
     archs = sorted({m["arch"] for m in metas.values()})
     tlist = [t for t in targets_v2.TARGETS
-             if all((b, t.name) in gt["finetune"] for b in backbones) and all((a, t.name) in gt["scratch"] for a in archs)]
+             if all((b, t.name) in gt["finetune"] for b in backbones)
+             and all((a, t.name) in gt["scratch"] for a in archs)]
     if not tlist:
         raise SystemExit(f"no target has complete protocol-2 ground truth in {store}")
     catalog = bench_catalog(root, root / "bench-catalog", backbones)
@@ -363,7 +370,8 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
     dev = [t.name for t in tlist if t.split == "dev"]
     if do_select:
         chosen = select(data, dev, {t: smallest_class(scored[t]) for t in dev})
-        doc = {"schema": 1, "protocol": PROTOCOL_NAME, "date": str(date.today()), "code_version": pretrain._code_version(),
+        doc = {"schema": 1, "protocol": PROTOCOL_NAME, "date": str(date.today()),
+               "code_version": pretrain._code_version(),
                "dev_targets": dev, "ground_truth": str(store.name),
                "rules": {mode: c["rule"] for mode, c in chosen.items()},
                "selection": {mode: c["table"] for mode, c in chosen.items()},
@@ -480,10 +488,12 @@ def summarise(state: dict) -> dict:
             tau, lo, hi = boot([m["tau"] for m in ms])
             kind = "proximity" if n.startswith("proximity") else "random" if n == "random" else \
                 "prior" if n.startswith("prior") or n in ("params",) else "signal"
-            labels = n.startswith("proximity (labels") or (n in SIGNALS and "labels" in SIGNALS[n].needs) or n in ("etran", "ncti")
+            labels = (n.startswith("proximity (labels") or (n in SIGNALS and "labels" in SIGNALS[n].needs)
+                      or n in ("etran", "ncti"))
             rankers[n] = {"kind": kind, "labels": bool(labels), "tau": tau, "ci": [lo, hi],
                           "regret_pts": float(np.mean([m["regret"] for m in ms])),
-                          "top1": float(np.mean([m["top1"] for m in ms])), "top3": float(np.mean([m["top3"] for m in ms])),
+                          "top1": float(np.mean([m["top1"] for m in ms])),
+                          "top3": float(np.mean([m["top3"] for m in ms])),
                           "n_targets": len(ms)}
         ceil = [state["ceilings"][t] for t in ts if state["ceilings"][t] is not None]
         by_family: dict = {}
@@ -510,9 +520,11 @@ def summarise(state: dict) -> dict:
                          "fame_better": int(sum(x < -0.05 for x in v)), "tied": int(sum(abs(x) <= 0.05 for x in v)),
                          "mean_gain_pts": float(np.mean(v))} for g, v in fame.items()},
             "n_targets": len(ts), "noise_ceiling": float(np.mean(ceil)) if ceil else None, "rankers": rankers,
-            "by_family": {f: {n: {"tau": boot(v)[0], "ci": list(boot(v)[1:]), "n_targets": len(v)} for n, v in d.items()}
+            "by_family": {f: {n: {"tau": boot(v)[0], "ci": list(boot(v)[1:]), "n_targets": len(v)}
+                              for n, v in d.items()}
                           for f, d in by_family.items()},
-            "by_relation": {g: {n: {"tau": boot(v)[0], "ci": list(boot(v)[1:]), "n_targets": len(v)} for n, v in d.items()}
+            "by_relation": {g: {n: {"tau": boot(v)[0], "ci": list(boot(v)[1:]), "n_targets": len(v)}
+                                for n, v in d.items()}
                             for g, d in by_relation.items()},
             "risk": risk_summary([r for r in state["rows"] if r["split"] == split])}
     return out
@@ -521,7 +533,8 @@ def summarise(state: dict) -> dict:
 def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     edges = np.linspace(0, 1, bins + 1)
     idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    return float(sum(abs(p[idx == b].mean() - y[idx == b].mean()) * (idx == b).mean() for b in range(bins) if (idx == b).any()))
+    return float(sum(abs(p[idx == b].mean() - y[idx == b].mean()) * (idx == b).mean() for b in range(bins)
+                     if (idx == b).any()))
 
 
 def risk_summary(rows: list[dict]) -> dict:
@@ -560,9 +573,11 @@ def reliability_svg(bins_by_mode: dict[str, list[dict]], title: str) -> str:
     colours = {"labels": "#1f77b4", "label-free": "#d62728"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size + 20}" font-family="sans-serif" '
              'font-size="11">', f'<text x="{pad}" y="14">{title}</text>',
-             f'<rect x="{pad}" y="{pad}" width="{size - 2 * pad}" height="{size - 2 * pad}" fill="none" stroke="#999"/>',
-             '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#bbb" stroke-dasharray="4 3"/>'.format(*xy(0, 0), *xy(1, 1))]
-    for i, t in enumerate((0, 0.5, 1)):
+             f'<rect x="{pad}" y="{pad}" width="{size - 2 * pad}" height="{size - 2 * pad}" fill="none" '
+             'stroke="#999"/>',
+             '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#bbb" stroke-dasharray="4 3"/>'.format(
+                 *xy(0, 0), *xy(1, 1))]
+    for t in (0, 0.5, 1):
         x, y = xy(t, 0)
         parts.append(f'<text x="{x - 6}" y="{y + 14}">{t:g}</text>')
         x, y = xy(0, t)
@@ -572,8 +587,9 @@ def reliability_svg(bins_by_mode: dict[str, list[dict]], title: str) -> str:
     for k, (mode, bins) in enumerate(bins_by_mode.items()):
         c = colours.get(mode, "#333")
         pts = [xy(b["predicted"], b["observed"]) for b in bins]
-        parts.append('<polyline fill="none" stroke="{}" points="{}"/>'.format(c, " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)))
-        for b, (x, y) in zip(bins, pts):
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+        parts.append(f'<polyline fill="none" stroke="{c}" points="{points}"/>')
+        for b, (x, y) in zip(bins, pts, strict=True):
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{2 + 1.2 * np.sqrt(b["pairs"]):.1f}" fill="{c}" '
                          f'fill-opacity="0.5"><title>{mode}: {b["pairs"]} pairs, predicted {b["predicted"]:.2f}, '
                          f'observed {b["observed"]:.2f}</title></circle>')
@@ -588,9 +604,10 @@ def write_page(state: dict, summary: dict, page: Path) -> None:
              "`scipy.stats.weightedtau(score, fine-tuned accuracy)` averaged over targets with a 95 % bootstrap "
              "interval; regret in accuracy points; the noise ceiling is the τ between seed halves (1–2 vs 3–4).", ""]
     for split, d in summary["splits"].items():
-        lines += [f"## {split} targets ({d['n_targets']}) — noise ceiling {d['noise_ceiling']:.2f}" if d["noise_ceiling"]
-                  is not None else f"## {split} targets ({d['n_targets']})", "",
-                  "| ranker | kind | labels | weighted τ (95 % CI) | top-1 regret | top-1 | top-3 |", "|---|---|---|---|---|---|---|"]
+        lines += [f"## {split} targets ({d['n_targets']}) — noise ceiling {d['noise_ceiling']:.2f}"
+                  if d["noise_ceiling"] is not None else f"## {split} targets ({d['n_targets']})", "",
+                  "| ranker | kind | labels | weighted τ (95 % CI) | top-1 regret | top-1 | top-3 |",
+                  "|---|---|---|---|---|---|---|"]
         for n, r in sorted(d["rankers"].items(), key=lambda kv: -kv[1]["tau"] if np.isfinite(kv[1]["tau"]) else 9):
             lines.append(f"| {n} | {r['kind']} | {'yes' if r['labels'] else 'no'} | {r['tau']:.2f} ({r['ci'][0]:.2f}, "
                          f"{r['ci'][1]:.2f}) | {r['regret_pts']:.1f} | {r['top1']:.2f} | {r['top3']:.2f} |")
@@ -607,7 +624,8 @@ def write_page(state: dict, summary: dict, page: Path) -> None:
                       "fame prior, the generic accuracy; accuracy points of the fine-tuned top pick):", ""]
             for g, v in fame.items():
                 lines.append(f"- {g}: proximity better on {v['proximity_better']}, fame better on {v['fame_better']}, "
-                             f"tied on {v['tied']} of {v['n_targets']} targets; mean difference {v['mean_gain_pts']:+.1f} pts")
+                             f"tied on {v['tied']} of {v['n_targets']} targets; mean difference "
+                             f"{v['mean_gain_pts']:+.1f} pts")
             lines += [""]
         for mode, r in d["risk"].items():
             skill = "n/a" if r.get("brier_skill") is None else f"{r['brier_skill']:.2f}"
