@@ -69,7 +69,7 @@ def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | 
 
 
 def _summary(s: Sample) -> SampleSummary:
-    classes = {}
+    classes: dict[str, int] = {}
     if s.labels is not None:
         for code in s.labels:
             classes[s.class_names[code]] = classes.get(s.class_names[code], 0) + 1
@@ -226,7 +226,8 @@ def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate]
     """Fit, risk and rank for every scored entry, best first (rules in ranking.py and risk.py);
     also the rule that ran."""
     n_classes = smp.n_classes if smp.labels is not None else 0
-    smallest = int(np.bincount(np.unique(smp.labels, return_inverse=True)[1]).min()) if n_classes >= 2 else None
+    smallest = (int(np.bincount(np.unique(smp.labels, return_inverse=True)[1]).min())
+                if n_classes >= 2 and smp.labels is not None else None)
     rule, fits = fit_scores([s[2] for s in scored], mode, smallest_class=smallest)  # type: ignore[arg-type]
     probes = [s[2]["probe"].value for s in scored if s[2].get("probe") is not None and s[2]["probe"].value is not None]
     context = {"best_probe": max(probes) if probes else None}   # the run-level evidence the risk may use
@@ -236,7 +237,7 @@ def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate]
         candidates.append((sort_key(fit, signals, index), Candidate(
             rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=r.value, risk_band=r.band,
             risk_reason=_plain_gain(r.reason), signals=signals, timings=timings, cached=cached,
-            risk_interval=None if r.low is None else (r.low, r.high), fit_basis=basis)))
+            risk_interval=None if r.low is None or r.high is None else (r.low, r.high), fit_basis=basis)))
     ranked = [c for _, c in sorted(candidates, key=lambda t: t[0])]
     for i, c in enumerate(ranked, 1):
         c.rank = i

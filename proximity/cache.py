@@ -149,7 +149,8 @@ def save_arrays(key: str, arrays: Mapping[str, np.ndarray]) -> Path | None:
                 remove_stale_tmp(shard)
         buf = io.BytesIO()
         meta = json.dumps({"key": key, "sha256": checksum(arrays)})
-        np.savez(buf, **arrays, **{_META: np.array(meta)})
+        payload: dict[str, Any] = {**arrays, _META: np.array(meta)}
+        np.savez(buf, **payload)
         atomic_write(path, buf.getvalue())
     except OSError as exc:
         _Run.unwritable = cache_dir()

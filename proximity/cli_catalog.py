@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 from rich.console import Console
@@ -40,9 +40,10 @@ def catalog_list(
     except ProximityError as exc:
         _fail(exc)
     entries = [e for e in cat if (not domain or set(domain) & set(e.domains)) and (e.loadable or not loadable_only)]
-    rows = [{"id": e.id, "source": e.source, "domain": e.domain, "method": e.method, "params_m": e.params_m,
-             "imagenet_top1": e.imagenet_top1, "license": e.license, "gated": e.gated, "loadable": e.loadable,
-             "signals": _supported(e)} for e in entries]
+    rows: list[dict[str, Any]] = [
+        {"id": e.id, "source": e.source, "domain": e.domain, "method": e.method, "params_m": e.params_m,
+         "imagenet_top1": e.imagenet_top1, "license": e.license, "gated": e.gated, "loadable": e.loadable,
+         "signals": _supported(e)} for e in entries]
     if not rows:
         err.print(f"no entries in '{cat.name}' match")
         raise typer.Exit(1)

@@ -8,9 +8,12 @@ seconds while it runs, one when it is done — so that a long run is never a sil
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 #: Seconds between two plain progress lines of one task.
 EVERY = 15.0
@@ -28,7 +31,7 @@ class BarProgress:
 
         self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                            TimeRemainingColumn(), console=console, transient=False)
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self):
         self._p.__enter__()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -54,7 +55,8 @@ def efficientnet_lite(checkpoint: Path, arch: str) -> nn.Module:
 
     src = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = timm.create_model(arch, pretrained=False)
-    blocks = [f"blocks.{i}.{j}" for i, stage in enumerate(model.blocks) for j in range(len(stage))]
+    stages = cast(nn.Sequential, model.blocks)
+    blocks = [f"blocks.{i}.{j}" for i, stage in enumerate(stages) for j in range(len(cast(nn.Sequential, stage)))]
     out = {}
     for key, value in src.items():
         m = re.match(r"_blocks\.(\d+)\.(\w+)\.(.+)", key)

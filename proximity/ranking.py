@@ -72,14 +72,14 @@ class FitRule:
 
     def scores(self, signal_sets: Sequence[Mapping[str, SignalValue]]) -> list[tuple[float | None, list[str]]]:
         """(fit, basis) for each candidate of one run."""
-        cols = {}
+        cols: dict[str, list[float | None]] = {}
         for name, _ in self.terms:
             sign = -1.0 if name in SIGNALS and not SIGNALS[name].higher_is_better else 1.0
-            vals = [None if s.get(name) is None or s[name].value is None else sign * s[name].value for s in signal_sets]
+            vals = [None if (sv := s.get(name)) is None or sv.value is None else sign * sv.value for s in signal_sets]
             cols[name] = vals if self.kind == "single" else _normalise(vals, self.kind)
-        out = []
+        out: list[tuple[float | None, list[str]]] = []
         for i in range(len(signal_sets)):
-            parts = [(cols[n][i], w) for n, w in self.terms if cols[n][i] is not None]
+            parts = [(v, w) for n, w in self.terms if (v := cols[n][i]) is not None]
             basis = [n for n, _ in self.terms if cols[n][i] is not None]
             if not parts or sum(abs(w) for _, w in parts) == 0:
                 out.append((None, []))

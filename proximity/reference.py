@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .backbones import BackboneSpec
 from .cache import data_dir
@@ -149,7 +150,8 @@ def load_reference(path: Path) -> ReferenceStats:
 
 
 def build_reference(spec: BackboneSpec, images: str | Path, *, sample: int = 2000, top_k: int = 256, seed: int = 0,
-                    device: str = "cpu", batch_size: int = 32, output: Path | None = None, progress=None) -> Path:
+                    device: str | torch.device = "cpu", batch_size: int = 32, output: Path | None = None,
+                    progress=None) -> Path:
     """Compute and store the reference statistics of ``spec`` on the images under ``images``."""
     from ._version import __version__
     from .data import load_sample
@@ -175,9 +177,10 @@ def build_reference(spec: BackboneSpec, images: str | Path, *, sample: int = 200
             "n_skipped": len(smp.skipped), "sample_fingerprint": smp.fingerprint, "top_k": k,
             "shrinkage": "ledoit-wolf" if smp.n < 2 * d else "none", "date": date.today().isoformat(),
             "proximity_version": __version__}
-    arrays = {"mu": mu.astype(np.float32), "eigvecs": v[:, order].astype(np.float32), "eigvals": w[order],
-              "residual": np.array(residual), "n": np.array(smp.n), "layer_names": np.array(ev.layer_names, dtype=str),
-              "provenance": np.array(json.dumps(prov))}
+    arrays: dict[str, Any] = {
+        "mu": mu.astype(np.float32), "eigvecs": v[:, order].astype(np.float32), "eigvals": w[order],
+        "residual": np.array(residual), "n": np.array(smp.n), "layer_names": np.array(ev.layer_names, dtype=str),
+        "provenance": np.array(json.dumps(prov))}
     for i in range(len(ev.layer_names)):
         m, var = ev.layer_moments(i)
         arrays[f"lm_{i}"], arrays[f"lv_{i}"] = m, var

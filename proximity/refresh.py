@@ -296,7 +296,7 @@ def apply_refresh(plan: RefreshPlan, *, token: str | None = None) -> list[Path]:
                     staged.append((tmp, target))
         for c in plan.writes:
             target = plan.catalog / f"{c.id}.toml"
-            if c.text == "":
+            if not c.text:                     # "" = delete the file (plan.writes holds no None)
                 staged.append((None, target))
                 continue
             tmp = tmpdir / f"{c.id}.toml"
@@ -305,15 +305,15 @@ def apply_refresh(plan: RefreshPlan, *, token: str | None = None) -> list[Path]:
             staged.append((tmp, target))
         done: list[tuple[Path, Path | None]] = []        # (target, backup of what it replaced)
         try:
-            for i, (tmp, target) in enumerate(staged):
+            for i, (new, target) in enumerate(staged):
                 backup = None
                 if target.exists():
                     backup = tmpdir / f"backup-{i}-{target.name}"
                     shutil.copy2(target, backup)
-                if tmp is None:
+                if new is None:
                     target.unlink()
                 else:
-                    os.replace(tmp, target)
+                    os.replace(new, target)
                 done.append((target, backup))
         except OSError:
             for target, backup in reversed(done):          # put back what was already replaced
@@ -324,7 +324,7 @@ def apply_refresh(plan: RefreshPlan, *, token: str | None = None) -> list[Path]:
             raise
         return [t for t, _ in done]
     finally:
-        for tmp, _ in staged:
-            if tmp is not None and tmp.exists() and tmp.parent != tmpdir:
-                tmp.unlink(missing_ok=True)
+        for new, _ in staged:
+            if new is not None and new.exists() and new.parent != tmpdir:
+                new.unlink(missing_ok=True)
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -39,6 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import InvalidParameterError
 from .types import SignalValue
 
 BANDS = ((0.2, "low"), (0.5, "medium"), (1.01, "high"))
@@ -129,8 +130,8 @@ class Variant:
                                                                   list[str]] | None:
         """(p, low, high, contributions [(feature, coef·z)], features outside the fitted range), or
         None when a feature is missing."""
-        x = [feats.get(f) for f in self.features]
-        if any(v is None for v in x):
+        x = [v for v in (feats.get(f) for f in self.features) if v is not None]
+        if len(x) < len(self.features):
             return None
         z = [(v - m) / s for v, m, s in zip(x, self.mean, self.scale, strict=True)]
         eta = self.intercept + sum(c * zi for c, zi in zip(self.coef, z, strict=True))
@@ -236,7 +237,12 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
              model: RiskModel | None | str = "shipped", n_folds: int | None = None,
              context: Mapping[str, float | None] | None = None) -> Risk:
     """The risk of one candidate (module docstring). ``model=None`` forces the v0 rule."""
-    m = load_model() if model == "shipped" else model
+    if isinstance(model, str):
+        if model != "shipped":
+            raise InvalidParameterError("model", "estimate", "a RiskModel, None or 'shipped'", model)
+        m = load_model()
+    else:
+        m = model
     if m is None:
         value, reason = risk_v0(signals, n_folds)
         return Risk(value, None, None, band(value), reason, "v0")
@@ -258,7 +264,8 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
             tried.append(f"no {', '.join(f for f in var.features if feats.get(f) is None)} for the {name} model")
             continue
         p, lo, hi, contrib, outside = out
-        words, seen = [], set()
+        words: list[str] = []
+        seen: set[str] = set()
         for f, c in sorted(contrib, key=lambda t: -abs(t[1])):
             w = _WORDS[f](ev, c)
             if w not in seen and (abs(c) >= 0.1 or not words):
@@ -293,8 +300,8 @@ def risk_v0(signals: Mapping[str, SignalValue], n_folds: int | None = None) -> t
         return risk, why + " (v0, uncalibrated)"
     if shift is not None and shift.value is not None:
         risk = shift.value / (shift.value + 1.0)
-        free = gain is None or not gain.reason or "no labels" in gain.reason
-        basis = "label-free" if free else f"no gain ({gain.reason})"
+        basis = ("label-free" if gain is None or not gain.reason or "no labels" in gain.reason
+                 else f"no gain ({gain.reason})")
         return risk, (f"{basis}: early-layer statistics {_closeness(shift.value)} the pretraining data "
                       f"(shift {shift.value:.2f}); v0, uncalibrated")
     missing = gain.reason if gain is not None and gain.reason else "no probe gain"

@@ -21,7 +21,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 import torch
@@ -48,8 +48,8 @@ class ZooMember:
     crop_pct: float
     interpolation: str
     entry: dict[str, Any]             # catalog fields (name, pretraining, facts, provenance)
-    build: Callable[[Path], torch.nn.Module] = field(repr=False, default=None)
-    check: Callable[[torch.nn.Module, Path, list[np.ndarray]], C.CheckResult] = field(repr=False, default=None)
+    build: Callable[[Path], torch.nn.Module] = field(repr=False)
+    check: Callable[[torch.nn.Module, Path, list[np.ndarray]], C.CheckResult] = field(repr=False)
     truncated_at: str = ""
 
 
@@ -165,7 +165,8 @@ def _save_repo(model: torch.nn.Module, m: ZooMember, folder: Path, provenance: d
     else:
         from timm.models import save_for_hf
 
-        model.pretrained_cfg = {**dict(model.pretrained_cfg), **_pretrained_cfg(m)}
+        timm_model = cast(Any, model)          # a timm model: its pretrained_cfg is a plain attribute
+        timm_model.pretrained_cfg = {**dict(timm_model.pretrained_cfg), **_pretrained_cfg(m)}
         save_for_hf(model, str(folder), safe_serialization=True)
         config = json.loads((folder / "config.json").read_text())
     config["proximity"] = {"truncated_at": m.truncated_at, **provenance}

@@ -29,7 +29,7 @@ def feature_info(model: nn.Module) -> list[tuple[str, int]]:
     timm ``FeatureInfo``, or a list of dicts as :class:`TruncatedBackbone` and transformers
     backbones carry); empty when it has none."""
     info = getattr(model, "feature_info", None)
-    if hasattr(info, "module_name") and hasattr(info, "channels"):
+    if info is not None and hasattr(info, "module_name") and hasattr(info, "channels"):
         return list(zip(info.module_name(), info.channels(), strict=True))
     if isinstance(info, list):
         return [(f.get("module"), int(f.get("num_chs", 0))) for f in info]

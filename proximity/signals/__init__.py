@@ -126,15 +126,19 @@ def compute_signals(ctx: SignalContext, names: list[str] | None = None) -> dict[
 def require_labels(ctx: SignalContext, what: str = "the signal") -> np.ndarray:
     """The per-class counts of ``ctx.labels``, after the preconditions every label-using signal
     shares (labels given, ≥ 2 classes, ≥ 2 images per class); else SignalUnavailable saying which."""
-    y = ctx.labels
-    if y is None:
-        raise SignalUnavailable("no labels (give class sub-folders or --labels FILE.csv)")
-    classes, counts = np.unique(y, return_counts=True)
+    classes, counts = np.unique(labels_of(ctx), return_counts=True)
     if len(classes) < 2:
         raise SignalUnavailable(f"only one class in the sample: {what} needs at least two")
     if counts.min() < 2:
         raise SignalUnavailable(f"a class has only {counts.min()} image(s): {what} needs ≥ 2 per class")
     return counts
+
+
+def labels_of(ctx: SignalContext) -> np.ndarray:
+    """``ctx.labels`` for a signal that needs them (SignalUnavailable when there are none)."""
+    if ctx.labels is None:
+        raise SignalUnavailable("no labels (give class sub-folders or --labels FILE.csv)")
+    return ctx.labels
 
 
 def signal_versions() -> dict[str, int]:

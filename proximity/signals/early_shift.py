@@ -45,7 +45,11 @@ def _sources(ctx: SignalContext) -> tuple[list[tuple[np.ndarray, np.ndarray]], s
         what = (f"{len(ev.layer_names)} early BN layers ({ev.layer_names[0]} … {ev.layer_names[-1]}) "
                 "vs their running statistics")
         if ref is not None and all(ref.moments(n) is not None for n in ev.layer_names):
-            gap = np.mean([shift_from_moments(*ref.moments(n), *sources[i]) for i, n in enumerate(ev.layer_names)])
+            shifts = []
+            for (mu_s, var_s), n in zip(sources, ev.layer_names, strict=True):
+                mu_r, var_r = ref.moments(n)
+                shifts.append(shift_from_moments(mu_r, var_r, mu_s, var_s))
+            gap = np.mean(shifts)
             what += (f"; the reference moments differ from the BN statistics by {gap:.2f}"
                      + (" (they disagree)" if gap > 0.25 else ""))
         return sources, what

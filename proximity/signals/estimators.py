@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SignalUnavailable
-from . import SignalContext, register_signal, require_labels
+from . import SignalContext, labels_of, register_signal, require_labels
 from . import literature as L
 
 
 def _labelled(ctx: SignalContext) -> tuple[np.ndarray, np.ndarray]:
     require_labels(ctx, "the estimator")
-    return ctx.evidence.features.astype(np.float64), ctx.labels
+    return ctx.evidence.features.astype(np.float64), labels_of(ctx)
 
 
 def _ncti(ctx: SignalContext) -> tuple[float, float, float]:

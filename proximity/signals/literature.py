@@ -29,6 +29,8 @@ one target, so the combinations are rankers (``proximity.ranking``), not per-mod
 
 from __future__ import annotations
 
+from typing import overload
+
 import numpy as np
 
 from ..errors import InvalidParameterError, SignalUnavailable
@@ -38,6 +40,10 @@ VERSIONS = {"sfda": 1, "nleep": 1, "hscore": 1, "transrate": 1, "etran_lda": 1, 
             "ncti_seli": 1, "ncti_ncc": 1, "ncti_vc": 1}
 
 
+@overload
+def _check(x: np.ndarray, y: None = None) -> tuple[np.ndarray, None]: ...
+@overload
+def _check(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 def _check(x: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or x.shape[0] < 2:

@@ -23,7 +23,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
 from ..errors import SignalUnavailable
-from . import SignalContext, register_signal, require_labels
+from . import SignalContext, labels_of, register_signal, require_labels
 from .kernels import rank_mask
 
 
@@ -31,7 +31,7 @@ def _splits(ctx: SignalContext) -> list[tuple[np.ndarray, np.ndarray]]:
     if "splits" in ctx.memo:
         return ctx.memo["splits"]
     counts = require_labels(ctx, "the probe")
-    y = ctx.labels
+    y = labels_of(ctx)
     k = int(min(ctx.folds, counts.min()))
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed)
     ctx.memo["splits"] = list(skf.split(np.zeros(len(y)), y))
@@ -85,7 +85,7 @@ def _probe(ctx: SignalContext, which: str) -> np.ndarray:
         if ev is None:
             raise SignalUnavailable(ctx.control_reason)
         splits = _splits(ctx)
-        ctx.memo[key] = probe_scores(ev.features.astype(np.float64), ctx.labels, splits)
+        ctx.memo[key] = probe_scores(ev.features.astype(np.float64), labels_of(ctx), splits)
     return ctx.memo[key]
 
 
@@ -107,7 +107,7 @@ def probe(ctx: SignalContext):
                  description="k-fold cosine kNN balanced accuracy on frozen features")
 def knn(ctx: SignalContext):
     """k-fold cosine kNN balanced accuracy on frozen features."""
-    y, x, scores = ctx.labels, ctx.evidence.features, []
+    y, x, scores = labels_of(ctx), ctx.evidence.features, []
     for tr, te in _splits(ctx):
         k = max(1, min(5, len(tr) - 1))
         clf = KNeighborsClassifier(n_neighbors=k, metric="cosine").fit(x[tr], y[tr])
@@ -141,4 +141,4 @@ def logme_signal(ctx: SignalContext):
     from .kernels import logme
 
     _splits(ctx)  # same preconditions as the probe: labels, ≥ 2 classes, ≥ 2 images per class
-    return logme(ctx.evidence.features, ctx.labels), None, "log evidence per sample, mean over classes"
+    return logme(ctx.evidence.features, labels_of(ctx)), None, "log evidence per sample, mean over classes"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import SignalContext, register_signal, require_labels
+from . import SignalContext, labels_of, register_signal, require_labels
 
 GRID = np.logspace(-4, 2, 13)
 
@@ -60,12 +60,13 @@ def probe_loo(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     classes, yi = np.unique(y, return_inverse=True)
     s2_mean = float((np.linalg.svd(z - z.mean(0), compute_uv=False) ** 2).mean())
     lams = [g * max(s2_mean, 1e-12) for g in GRID]
-    best = None
+    best: tuple[float, float, float] | None = None
     for lam, dec in zip(lams, _loo_all(z, yi, lams), strict=True):
         pred = dec.argmax(1)
         acc = balanced_accuracy(yi, pred)
         if best is None or acc >= best[0]:
             best = (acc, float(np.std(pred == yi) / np.sqrt(len(yi))), lam)
+    assert best is not None  # GRID is not empty
     return best
 
 
@@ -73,6 +74,6 @@ def probe_loo(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
                  description="leave-one-out ridge probe, balanced accuracy (penalty chosen by the same LOO)")
 def probe_loo_signal(ctx: SignalContext):
     require_labels(ctx, "the probe")
-    y = ctx.labels
+    y = labels_of(ctx)
     acc, sd, lam = probe_loo(ctx.evidence.features, y)
     return acc, sd, f"leave-one-out over {len(y)} images, λ = {lam:.3g}"
