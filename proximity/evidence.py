@@ -47,7 +47,7 @@ class Evidence:
     source_vars: list[np.ndarray]           # per layer (C_l,) BN running_var
     seconds: float                          # wall time of the pass that computed it (kept in the cache)
     cached: bool = False
-    n_params: int | None = None             # parameters of the network that produced it (as loaded, truncation included)
+    n_params: int | None = None             # parameters of the network that produced it (as loaded, truncated)
 
     @property
     def n(self) -> int:
