@@ -28,7 +28,7 @@ from .data import Sample
 
 #: The screen sees ``max(SCREEN_MIN, ceil(SCREEN_FRACTION · n))`` images (all of them when fewer).
 SCREEN_FRACTION = 0.25
-SCREEN_MIN = 64
+SCREEN_MIN = 32
 
 
 @dataclass(frozen=True)

@@ -59,3 +59,25 @@ def test_cli_refuses_conflicting_scale_flags(target_dir):
     assert res.exit_code == 2 and "--executor ray" in res.output
     res = CliRunner().invoke(app, ["rank", str(target_dir), "--model", "timm:x", "--shortlist", "-1"])
     assert res.exit_code == 2
+
+
+def test_the_readme_config_example_runs_as_written(backbones, target_images, tmp_path, monkeypatch, capsys,
+                                                   fresh_cache):
+    """The README's RankConfig example, on a stand-in zoo of the two test backbones (as test_packaging does)."""
+    import re
+    from pathlib import Path
+
+    from conftest import S
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "RankConfig(" in b]
+    imgs, labels = target_images
+    S.write_folder(tmp_path / "samples" / "digits", imgs, labels)
+    zoo = tmp_path / "data" / "zoo" / "catalog"
+    zoo.mkdir(parents=True)
+    for name, key in (("gratings_net", "A"), ("blobs_net", "B")):
+        (zoo / f"{name}.toml").write_text(f'source = "local-dir:{backbones[key]}"\n')
+    monkeypatch.setenv("PROXIMITY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {"__name__": "__readme__"})
+    assert capsys.readouterr().out.strip() == "None []"
