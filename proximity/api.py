@@ -293,7 +293,8 @@ def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate]
     """Fit, risk and rank for every scored entry ``(index, entry, Scored)``, best first (rules in
     ranking.py and risk.py); also the rule that ran."""
     n_classes = smp.n_classes if smp.labels is not None else 0
-    rule, fits = fit_scores([s.signals for *_, s in scored], mode, smallest_class=_smallest_class(smp))  # type: ignore[arg-type]
+    rule, fits = fit_scores([s.signals for *_, s in scored], mode,  # type: ignore[arg-type]
+                            smallest_class=_smallest_class(smp))
     probes = [s.signals["probe"].value for *_, s in scored
               if s.signals.get("probe") is not None and s.signals["probe"].value is not None]
     context = {"best_probe": max(probes) if probes else None}   # the run-level evidence the risk may use

@@ -106,9 +106,18 @@ def rank_cmd(
     max_params: Optional[float] = typer.Option(None, "--max-params", help="Only catalog entries with at most this many parameters (millions)."),
     license: Optional[List[str]] = typer.Option(None, "--license", help="Only catalog entries under this license (repeatable, e.g. apache-2.0, mit)."),
     include_gated: bool = typer.Option(False, "--include-gated", help="Also rank gated Hub models (needs HF_TOKEN with access)."),
-    shortlist: Optional[int] = typer.Option(None, "--shortlist", min=0, help="Screen every candidate cheaply (a quarter of the images, no control), then evaluate only the best N in full; the others are listed as screened. Default: 6 for catalog runs of more than 20 candidates, none for --model lists; 0 = evaluate all."),
-    executor: ExecutorOpt = typer.Option(ExecutorOpt.serial, "--executor", help="serial (this process) or ray (one Ray task per backbone; pip install 'proximity[ray]')."),
-    address: Optional[str] = typer.Option(None, "--address", help="With --executor ray: the Ray cluster (ray://HEAD:10001, HEAD:6379 or auto); default: a local one, or RAY_ADDRESS."),
+    shortlist: Optional[int] = typer.Option(
+        None, "--shortlist", min=0,
+        help="Screen every candidate cheaply (a quarter of the images, no control), then evaluate only the best N "
+             "in full; the others are listed as screened. Default: 6 for catalog runs of more than 20 candidates, "
+             "none for --model lists; 0 = evaluate all."),
+    executor: ExecutorOpt = typer.Option(
+        ExecutorOpt.serial, "--executor",
+        help="serial (this process) or ray (one Ray task per backbone; pip install 'proximity[ray]')."),
+    address: Optional[str] = typer.Option(
+        None, "--address",
+        help="With --executor ray: the Ray cluster (ray://HEAD:10001, HEAD:6379 or auto); default: a local one, "
+             "or RAY_ADDRESS."),
 ) -> None:
     """Rank candidate backbones for the images under PATH."""
     from . import api

@@ -55,7 +55,8 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "include_gated": _bool(),
     "max_params": ((lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
                                             and math.isfinite(v) and v > 0)), "a positive number of millions or None"),
-    "shortlist": ((lambda v: v is None or v == "auto" or _SHORTLIST[0](v)), "an int in the range [1, inf), 'auto' or None"),
+    "shortlist": ((lambda v: v is None or v == "auto" or _SHORTLIST[0](v)),
+                  "an int in the range [1, inf), 'auto' or None"),
     "executor": _options("serial", "ray"),
     "address": ((lambda v: v is None or (isinstance(v, str) and v.strip() != "")), "a Ray address string or None"),
 }

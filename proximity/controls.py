@@ -57,7 +57,8 @@ def control_identity(spec: "BackboneSpec") -> dict[str, Any]:
         found = get_pretrained_cfg(spec.create_name)
         pcfg = found.to_dict() if found is not None else {}
     else:
-        pcfg = dict(cfg.get("pretrained_cfg") or {k: v for k, v in cfg.items() if k not in ("architecture", "model_args")})
+        pcfg = dict(cfg.get("pretrained_cfg")
+                    or {k: v for k, v in cfg.items() if k not in ("architecture", "model_args")})
     args = {k: v for k, v in (cfg.get("model_args") or {}).items() if k != "num_classes"}
     size = pcfg.get("input_size")
     defaults = {"global_pool": pcfg.get("global_pool"), "in_chans": size[0] if size else None,

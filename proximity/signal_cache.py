@@ -114,7 +114,8 @@ def reference_state(entry: "CatalogEntry") -> list[tuple[str, str]]:
     if entry.reference:
         paths = [_explicit(entry)]
     else:
-        paths = sorted((data_dir() / "reference").glob(f"{_safe(entry.source)}--*.npz")) + [hub_reference_path(entry.id)]
+        stored = sorted((data_dir() / "reference").glob(f"{_safe(entry.source)}--*.npz"))
+        paths = stored + [hub_reference_path(entry.id)]
     out = []
     for p in paths:
         try:

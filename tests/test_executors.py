@@ -8,7 +8,8 @@ import pytest
 import proximity
 from proximity.errors import InvalidParameterError
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'proximity[ray]'): the Ray executor is untested")
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'proximity[ray]'): "
+                                        "the Ray executor is untested")
 
 
 @pytest.fixture(scope="module")

@@ -129,7 +129,8 @@ def matrix(ctx, which: str = "pretrained") -> FeatureMatrix:
         elif which == "control-subset":
             f = ctx.control_subset_features
         else:
-            raise ValueError(f"unknown feature matrix '{which}': pretrained, control, pretrained-subset, control-subset")
+            raise ValueError(f"unknown feature matrix '{which}': "
+                             "pretrained, control, pretrained-subset, control-subset")
         ctx.memo[key] = FeatureMatrix(f)
     return ctx.memo[key]
 

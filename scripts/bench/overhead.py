@@ -156,7 +156,8 @@ def main() -> None:
     print(f"bare forward passes (plain timm script)   {s['bare']:8.1f} s")
     print(f"rank, label-free                          {s['label_free']:8.1f} s  = {r['label_free']:.2f} × bare")
     print(f"rank, with labels (control included)      {s['labels']:8.1f} s  = {r['labels']:.2f} × bare")
-    print(f"cached re-run                             {s['cached']:8.1f} s  = {100 * r['cached_vs_first']:.0f} % of the first")
+    print(f"cached re-run                             {s['cached']:8.1f} s  = "
+          f"{100 * r['cached_vs_first']:.0f} % of the first")
     print(f"share of the signals in the labelled run  {100 * res['signals_share_of_labels_run']:7.1f} %")
     if args.cascade:
         sys.path.insert(0, str(Path(__file__).parent))
@@ -169,7 +170,8 @@ def main() -> None:
                                          labels="auto", tmp=tmp)
         c = res["cascade"]
         print(f"cascade (shortlist 6 of {c['candidates']}, {len(c['targets'])} targets)  ×{c['speedup']} faster, "
-              f"same top 3 on {100 * c['same_top3_ordered']:.0f} % of targets ({100 * c['same_top3_set']:.0f} % as a set)")
+              f"same top 3 on {100 * c['same_top3_ordered']:.0f} % of targets "
+              f"({100 * c['same_top3_set']:.0f} % as a set)")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")
 
