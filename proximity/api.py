@@ -4,36 +4,30 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, Sequence, cast
 
 import numpy as np
 
 from . import cache
-from . import signals as sig
-from .backbones import resolve_device, resolve_spec
+from . import risk as risk_mod
 from .catalog import CatalogEntry, adhoc_entry, load_catalog
+from .config import RankConfig
 from .data import Intensity, Sample, load_sample
 from .errors import InvalidParameterError, NoCandidatesError, ProximityError, UnknownSourceError
-from .errors import one_line as _one_line
-from .evidence import collect_evidence
+from .executors import make_executor
 from .filters import Filters
 from .ranking import fit_scores, sort_key
-from .signals.labelfree import CONTROL_SUBSET
-from .signals.probe import folds_used
-from .reference import find_reference
 from .report import Candidate, Failure, Ranking, RunPlan, SampleSummary
-from . import risk as risk_mod
-from .types import Exclusion, Stage
+from .scoring import LABELS_OFF
+from .signals.labelfree import CONTROL_SUBSET
+from .types import Exclusion
 
 logger = logging.getLogger(__name__)
 
-#: progress(task, done, total): task is "sample", "<model>" or "<model> (control)".
+#: progress(task, done, total): task is "sample", "<model>", "<model> (control)" or "<model> (screen)".
 ProgressCallback = Callable[[str, int, int], None]
-#: What the probe-like signals say when labels were switched off on purpose (not "no labels, give …").
-LABELS_OFF = "not run: labels switched off (--labels none)"
 
 
 def _entries(models: Sequence[str] | None, catalog: str | Path | Sequence[str | Path], failed: list[Failure],
@@ -96,8 +90,12 @@ def rank(
     max_params: float | None = None,
     license: str | Sequence[str] | None = None,
     include_gated: bool = False,
+    shortlist: int | Literal["auto"] | None = "auto",
+    executor: Literal["serial", "ray"] = "serial",
+    address: str | None = None,
     progress: ProgressCallback | None = None,
     on_start: Callable[[RunPlan], None] | None = None,
+    config: RankConfig | None = None,
 ) -> Ranking:
     """Rank candidate backbones by measured fit to a sample of images.
 
@@ -111,16 +109,28 @@ def rank(
     labels, sample, seed, intensity : see :func:`proximity.data.load_sample`.
     device : ``auto`` = CUDA, else MPS, else CPU.
     batch_size : images per forward batch.
-    control : run the random-weights control (a second, separately timed pass per backbone,
-        only when labels allow a probe).
-    use_cache : read and write the on-disk evidence cache.
+    control : run the random-weights control (one pass per architecture and input
+        configuration, shared by the candidates that have it; with labels on every image, else on
+        a fixed subset of at most 64).
+    use_cache : read and write the on-disk cache of evidence and signal results (a fully cached
+        re-run runs no forward pass and computes no signal).
     folds : k of the stratified k-fold probe.
     domain, max_params, license, include_gated : which catalog entries to consider (see
         :class:`~proximity.filters.Filters`; not applied to ``models``). Entries set aside are
         listed in ``Ranking.excluded`` with the reason, as are entries marked not loadable.
+    shortlist : how many candidates get the full evaluation after a cheap screen of all of them
+        (:mod:`proximity.cascade`); ``"auto"`` (default) screens catalog runs of more than 20
+        candidates down to 6 and never a ``models`` list; None never screens. Screened-out
+        candidates follow the evaluated ones in ``Ranking.ranking``, marked ``screened``.
+    executor : ``"serial"`` (this process) or ``"ray"`` (one Ray task per backbone; needs
+        ``pip install 'proximity[ray]'``), see :mod:`proximity.executors`.
+    address : the Ray cluster to use (``ray://HOST:10001``, ``HOST:6379`` or ``auto``); None
+        starts a local one unless ``RAY_ADDRESS`` is set. Only with ``executor="ray"``.
     progress : optional callback ``(task, done, total)``.
     on_start : optional callback, called once with a :class:`~proximity.report.RunPlan` when the
         inputs are checked and the sample is decoded, before the first backbone (the CLI's banner).
+    config : a :class:`~proximity.config.RankConfig` holding all the options above at once (then
+        leave them at their defaults); the CLI passes one.
 
     Returns
     -------
@@ -132,59 +142,119 @@ def rank(
     UnknownSourceError (a ``models`` string without a known source prefix, before any decoding).
     A failing backbone never raises: it is recorded in ``Ranking.failed`` and the run goes on.
     """
-    for name, value, lo in (("batch_size", batch_size, 1), ("folds", folds, 2)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-            raise InvalidParameterError(name, "rank", f"an int in the range [{lo}, inf)", value)
-    as_tuple = lambda v: () if v is None else (v,) if isinstance(v, str) else tuple(v)  # noqa: E731
-    filters = Filters(domains=as_tuple(domain), max_params=max_params, licenses=as_tuple(license),
-                      include_gated=include_gated)
+    given = RankConfig.build(models=models, catalog=catalog, labels=labels, sample=sample, seed=seed,
+                             intensity=intensity, device=device, batch_size=batch_size, control=control,
+                             use_cache=use_cache, folds=folds, domain=domain, max_params=max_params,
+                             license=license, include_gated=include_gated, shortlist=shortlist,
+                             executor=executor, address=address)
+    if config is not None and given != RankConfig():
+        raise InvalidParameterError("config", "rank", "given alone (leave the other options at their defaults)",
+                                    "config and options")
+    return run(path_or_sample, config or given, progress=progress, on_start=on_start)
+
+
+def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: ProgressCallback | None = None,
+        on_start: Callable[[RunPlan], None] | None = None) -> Ranking:
+    """:func:`rank` with its options in one :class:`~proximity.config.RankConfig`."""
+    filters = Filters(domains=cfg.domain, max_params=cfg.max_params, licenses=cfg.license,
+                      include_gated=cfg.include_gated)
     filters.validate()
-    dev = resolve_device(device)
+    if cfg.device in ("cuda", "mps"):
+        from .backbones import resolve_device
+
+        resolve_device(cfg.device)               # an absent GPU is said before anything is decoded
     cache.new_run()
     failed: list[Failure] = []
     excluded: list[Exclusion] = []
-    entries = _entries(models, catalog, failed, filters, excluded)  # catalog and --model errors before any decoding
-    if not models and not entries:
+    entries = _entries(cfg.models or None, list(cfg.catalog), failed, filters, excluded)  # before any decoding
+    if not cfg.models and not entries:
         raise NoCandidatesError(excluded)
     if isinstance(path_or_sample, Sample):
         smp = path_or_sample
     else:
         cb = (lambda d, t: progress("sample", d, t)) if progress else None
-        smp = load_sample(path_or_sample, labels=labels, sample=sample, seed=seed, intensity=intensity, progress=cb)
+        smp = load_sample(path_or_sample, labels=cfg.labels, sample=cfg.sample, seed=cfg.seed,
+                          intensity=cast(Intensity, cfg.intensity), progress=cb)
     usable_labels = smp.labels is not None and smp.n_classes >= 2
     if smp.labels is not None and smp.n_classes < 2:
         logger.warning("Only one class (%s) in the sample: label-using signals are skipped.", smp.class_names)
-    labels_off = str(labels) == "none" and not isinstance(path_or_sample, Sample)
+    labels_off = cfg.labels == "none" and not isinstance(path_or_sample, Sample)
+    keep = cfg.shortlist_for(len(entries))
     if on_start is not None:
         on_start(RunPlan(n_candidates=len(entries), n_excluded=len(excluded), n_images=smp.n,
                          n_classes=smp.n_classes, labelled=usable_labels,
-                         control="off" if not control else "all" if usable_labels else "subset",
-                         control_images=0 if not control else smp.n if usable_labels else min(smp.n, CONTROL_SUBSET)))
-    scored, controls = [], 0
-    for index, entry in enumerate(entries):
-        out = _score_one(entry, smp, dev=dev, batch_size=batch_size, seed=seed, folds=folds, control=control,
-                         use_cache=use_cache, progress=progress, labels_off=labels_off)
+                         control="off" if not cfg.control else "all" if usable_labels else "subset",
+                         control_images=0 if not cfg.control else smp.n if usable_labels
+                         else min(smp.n, CONTROL_SUBSET), shortlist=keep))
+    executor = make_executor(cfg)
+    try:
+        screens, full = _screen(entries, smp, cfg, keep, executor, usable_labels, labels_off, failed, progress)
+        results = executor.run([entries[i] for i in full], smp, cfg, labels_off=labels_off, progress=progress)
+    finally:
+        executor.close()
+    scored = []
+    for index, out in zip(full, results, strict=True):
         if isinstance(out, Failure):
             failed.append(out)
         else:
-            *out, control_ran = out
-            controls += control_ran
-            scored.append((index, entry, *out))
+            scored.append((index, entries[index], out))
     # the mode the ranking ran in; with nothing scored, the mode the labels asked for
-    probes = [s["probe"].value is not None for *_, s, _t, _c, _k in scored]
+    probes = [out.signals["probe"].value is not None for *_, out in scored if "probe" in out.signals]
     mode = "labels" if usable_labels and (any(probes) or not scored) else "label-free"
-    cats = None if models else [str(c) for c in ([catalog] if isinstance(catalog, (str, Path)) else catalog)]
-    settings = {"catalog": cats, "sample": sample, "seed": seed, "labels": str(labels), "intensity": intensity,
-                "device": str(dev), "batch_size": batch_size, "folds": folds,
-                "control": controls > 0,                 # a random-weights control pass ran for a candidate
-                "control_requested": control,            # … and whether one was asked for (--no-control: no)
-                "domain": list(filters.domains), "max_params": max_params, "license": list(filters.licenses),
-                "include_gated": include_gated}
+    settings = cfg.settings(device=_device_used([s for *_, s in scored], cfg),
+                            controls=sum(out.control_ran for *_, out in scored), shortlist=keep)
     ranked, rule = _order(scored, mode, smp)
+    ranked += _screened_out(screens, entries, len(ranked))
     if labels_off:
         _say_labels_off(ranked)
     return Ranking(sample=_summary(smp), ranking=ranked, failed=failed, mode=mode, settings=settings,
                    excluded=excluded, fit_rule=rule, risk_model=_risk_model_info())
+
+
+def _screen(entries, smp: Sample, cfg: RankConfig, keep: int | None, executor, usable_labels: bool, labels_off: bool,
+            failed: list[Failure], progress) -> tuple[list, list[int]]:
+    """The cascade's first look (:mod:`proximity.cascade`): (screen results, indices of the
+    entries to evaluate in full); without a shortlist, every entry is evaluated."""
+    if keep is None:
+        return [], list(range(len(entries)))
+    from .cascade import run_screen
+
+    cb = (lambda task, d, t: progress(f"{task} (screen)", d, t)) if progress else None
+    screens, fails = run_screen(entries, smp, cfg, keep, mode="labels" if usable_labels else "label-free",
+                                smallest_class=_smallest_class(smp),
+                                run=lambda es, s, c: executor.run(es, s, c, labels_off=labels_off, progress=cb))
+    failed.extend(fails)
+    return [r for r in screens if not r.kept], [r.index for r in screens if r.kept]
+
+
+def _screened_out(screens, entries, after: int) -> list[Candidate]:
+    """The candidates left out by the screen, by screen rank, after the ``after`` evaluated ones."""
+    out: list[Candidate] = []
+    for r in sorted(screens, key=lambda r: r.rank):
+        e = entries[r.index]
+        out.append(Candidate(rank=after + len(out) + 1, model=e.id, domain=e.domain, fit=None, risk=None,
+                             risk_band="unknown", risk_reason=f"not evaluated: screened out ({r.reason})", signals={},
+                             screened=True, screen={"score": r.score, "rank": r.rank, "reason": r.reason}))
+    return out
+
+
+def _device_used(scored: list, cfg: RankConfig) -> str:
+    """The device the passes ran on; for a run served wholly from the cache, the one the cached
+    results were computed on (no torch is imported to find out)."""
+    seen = [s.device for s in scored if s.device]
+    if seen:
+        return seen[0]
+    if cfg.device == "cpu":
+        return "cpu"
+    from .backbones import resolve_device
+
+    return str(resolve_device(cfg.device))
+
+
+def _smallest_class(smp: Sample) -> int | None:
+    if smp.labels is None or smp.n_classes < 2:
+        return None
+    return int(np.bincount(np.unique(smp.labels, return_inverse=True)[1]).min())
 
 
 def _say_labels_off(ranked: list[Candidate]) -> None:
@@ -223,82 +293,22 @@ def _plain_gain(reason: str) -> str:
 
 
 def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate], dict]:
-    """Fit, risk and rank for every scored entry, best first (rules in ranking.py and risk.py);
-    also the rule that ran."""
+    """Fit, risk and rank for every scored entry ``(index, entry, Scored)``, best first (rules in
+    ranking.py and risk.py); also the rule that ran."""
     n_classes = smp.n_classes if smp.labels is not None else 0
-    smallest = (int(np.bincount(np.unique(smp.labels, return_inverse=True)[1]).min())
-                if n_classes >= 2 and smp.labels is not None else None)
-    rule, fits = fit_scores([s[2] for s in scored], mode, smallest_class=smallest)  # type: ignore[arg-type]
-    probes = [s[2]["probe"].value for s in scored if s[2].get("probe") is not None and s[2]["probe"].value is not None]
+    rule, fits = fit_scores([s.signals for *_, s in scored], mode,  # type: ignore[arg-type]
+                            smallest_class=_smallest_class(smp))
+    probes = [s.signals["probe"].value for *_, s in scored
+              if s.signals.get("probe") is not None and s.signals["probe"].value is not None]
     context = {"best_probe": max(probes) if probes else None}   # the run-level evidence the risk may use
     candidates = []
-    for (index, entry, signals, timings, cached, k), (fit, basis) in zip(scored, fits, strict=True):
-        r = risk_mod.estimate(signals, len(smp.images), n_classes, n_folds=k, context=context)
-        candidates.append((sort_key(fit, signals, index), Candidate(
+    for (index, entry, s), (fit, basis) in zip(scored, fits, strict=True):
+        r = risk_mod.estimate(s.signals, len(smp.images), n_classes, n_folds=s.k, context=context)
+        candidates.append((sort_key(fit, s.signals, index), Candidate(
             rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=r.value, risk_band=r.band,
-            risk_reason=_plain_gain(r.reason), signals=signals, timings=timings, cached=cached,
+            risk_reason=_plain_gain(r.reason), signals=s.signals, timings=s.timings, cached=s.cached,
             risk_interval=None if r.low is None or r.high is None else (r.low, r.high), fit_basis=basis)))
     ranked = [c for _, c in sorted(candidates, key=lambda t: t[0])]
     for i, c in enumerate(ranked, 1):
         c.rank = i
     return ranked, {"mode": mode, **rule.to_dict()}
-
-
-def _score_one(entry: CatalogEntry, smp: Sample, *, dev, batch_size: int, seed: int, folds: int, control: bool,
-               use_cache: bool, progress: ProgressCallback | None, labels_off: bool = False):
-    """Evidence + signals for one entry (and whether its control pass ran); a Failure instead of raising."""
-    stage: Stage = "fetch"
-    try:
-        spec = resolve_spec(entry)
-        stage = "load"
-        cb = (lambda d, t: progress(entry.id, d, t)) if progress else None
-        ev = collect_evidence(spec, smp, pretrained=True, device=dev, batch_size=batch_size, seed=seed,
-                              use_cache=use_cache, progress=cb)
-    except Exception as exc:  # one failing backbone never stops the run (reported in Ranking.failed)
-        failure = Failure.from_exception(entry.id, exc, stage)
-        logger.info("%s failed (%s): %s", entry.id, failure.stage, exc)
-        logger.debug("traceback", exc_info=True)
-        return failure
-    ctl, ctl_reason, ctl_s = None, "random-weights control skipped (--no-control)" if not control else "", 0.0
-    labelled = smp.labels is not None and smp.n_classes >= 2
-    sub_idx = np.sort(np.random.default_rng(seed).permutation(smp.n)[:CONTROL_SUBSET])
-    ctl_sub, ctl_cached = None, True
-    if control:
-        # with labels: the full control (the probe needs it); label-free: the same random
-        # weights on a fixed subset of at most CONTROL_SUBSET images (the normalisation of the
-        # label-free signals needs no more)
-        sub = smp if labelled else Sample(root=smp.root, paths=[smp.paths[i] for i in sub_idx],
-                                          images=[smp.images[i] for i in sub_idx], labels=None, class_names=[],
-                                          intensity=smp.intensity)
-        try:
-            cb = (lambda d, t: progress(f"{entry.id} (control)", d, t)) if progress else None
-            got = collect_evidence(spec, sub, pretrained=False, device=dev, batch_size=batch_size, seed=seed,
-                                   use_cache=use_cache, progress=cb)
-            ctl_s, ctl_cached = got.seconds, got.cached
-            ctl, ctl_sub = (got, got.features[sub_idx]) if labelled else (None, got.features)
-            if not labelled:
-                ctl_reason = (f"{LABELS_OFF}: the control probe needs labels" if labels_off
-                              else "no labels with ≥ 2 classes: the control probe cannot run")
-        except Exception as exc:
-            ctl_reason = f"random-weights control failed: {_one_line(exc)}"
-            logger.warning("%s: %s", entry.id, ctl_reason)
-    ref, ref_reason = None, ""
-    try:
-        ref = find_reference(spec)
-    except ProximityError as exc:
-        logger.warning("%s: %s", entry.id, exc)
-        ref_reason = str(exc)
-    ctx = sig.SignalContext(evidence=ev, entry=entry, labels=smp.labels, control=ctl, reference=ref,
-                            reference_reason=ref_reason,
-                            control_reason=ctl_reason or "control unavailable", folds=folds, seed=seed,
-                            control_subset=sub_idx if ctl_sub is not None else None,
-                            control_subset_features=ctl_sub)
-    t0 = time.perf_counter()
-    try:
-        signals = sig.compute_signals(ctx)
-    except Exception as exc:
-        logger.debug("traceback", exc_info=True)
-        return Failure.from_exception(entry.id, exc, "signal")
-    timings = {"evidence_s": ev.seconds, "control_s": ctl_s, "signals_s": time.perf_counter() - t0}
-    k = folds_used(ctx)  # the folds the probe really used
-    return signals, timings, ev.cached and ctl_cached, k, ctl is not None or ctl_sub is not None

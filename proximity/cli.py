@@ -52,6 +52,11 @@ class Device(str, Enum):
     mps = "mps"
 
 
+class ExecutorOpt(str, Enum):
+    serial = "serial"
+    ray = "ray"
+
+
 class IntensityOpt(str, Enum):
     auto = "auto"
     percentile = "percentile"
@@ -82,7 +87,9 @@ def _setup_logging(quiet: bool) -> None:
     "    proximity rank ./tiles --model timm:resnet18.a1_in1k --model local-dir:./my_backbone --format json\n\n"
     "    proximity rank ./slides --labels none --sample 200 --output ranking.csv --format csv\n\n"
     "    proximity rank ./scans --catalog zoo --catalog default      # offline zoo + Hub backbones\n\n"
-    "    proximity rank ./scans --catalog zoo --format html --output report.html   # one self-contained page"))
+    "    proximity rank ./scans --catalog zoo --format html --output report.html   # one self-contained page\n\n"
+    "    proximity rank ./scans --catalog big_catalog/ --shortlist 5              # screen all, evaluate the best 5\n\n"
+    "    proximity rank ./scans --executor ray --address ray://head:10001      # one Ray task per backbone"))
 def rank_cmd(
     path: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m",
@@ -124,9 +131,22 @@ def rank_cmd(
                                                      "apache-2.0, mit)."),
     include_gated: bool = typer.Option(False, "--include-gated",
                                        help="Also rank gated Hub models (needs HF_TOKEN with access)."),
+    shortlist: Optional[int] = typer.Option(
+        None, "--shortlist", min=0,
+        help="Screen every candidate cheaply (a quarter of the images, no control), then evaluate only the best N "
+             "in full; the others are listed as screened. Default: 6 for catalog runs of more than 20 candidates, "
+             "none for --model lists; 0 = evaluate all."),
+    executor: ExecutorOpt = typer.Option(
+        ExecutorOpt.serial, "--executor",
+        help="serial (this process) or ray (one Ray task per backbone; pip install 'proximity[ray]')."),
+    address: Optional[str] = typer.Option(
+        None, "--address",
+        help="With --executor ray: the Ray cluster (ray://HEAD:10001, HEAD:6379 or auto); default: a local one, "
+             "or RAY_ADDRESS."),
 ) -> None:
     """Rank candidate backbones for the images under PATH."""
     from . import api
+    from .config import RankConfig
 
     _setup_logging(quiet)
     if model and catalog:
@@ -134,6 +154,17 @@ def rank_cmd(
     if model and (domain or max_params is not None or license or include_gated):
         _fail(typer.BadParameter("--domain, --max-params, --license and --include-gated select catalog entries; "
                                  "they do not apply to --model candidates"))
+    if address is not None and executor is not ExecutorOpt.ray:
+        _fail(typer.BadParameter("--address names a Ray cluster: give it with --executor ray"))
+    try:
+        config = RankConfig.build(models=model or None, catalog=catalog or ["default"], labels=labels, sample=sample,
+                                  seed=seed, intensity=intensity.value, device=device.value, batch_size=batch_size,
+                                  control=not no_control, use_cache=not no_cache, folds=folds, domain=domain or None,
+                                  max_params=max_params, license=license or None, include_gated=include_gated,
+                                  shortlist="auto" if shortlist is None else (shortlist or None),
+                                  executor=executor.value, address=address)
+    except ProximityError as exc:
+        _fail(exc)
     if output is not None:
         from .fileio import check_output_path
 
@@ -147,11 +178,8 @@ def rank_cmd(
     what = None if model else "from catalog " + ", ".join(catalog or ["default"])
     try:
         with progress if progress else contextlib.nullcontext():
-            result = api.rank(path, models=model or None, catalog=catalog or ["default"], labels=labels, sample=sample,
-                              seed=seed, intensity=intensity.value, device=device.value, batch_size=batch_size,
-                              control=not no_control, use_cache=not no_cache, folds=folds, progress=progress,
-                              domain=domain or None, max_params=max_params, license=license or None,
-                              include_gated=include_gated, on_start=None if quiet else lambda plan: _banner(plan, what))
+            result = api.rank(path, config=config, progress=progress,
+                              on_start=None if quiet else lambda plan: _banner(plan, what))
     except ProximityError as exc:
         _fail(exc)
     _emit(result, fmt, output)
@@ -175,7 +203,9 @@ def _banner(plan, what: Optional[str]) -> None:
                else f" plus a random-weights control pass on {plan.control_images} of the images"
                if subset else " plus one random-weights control pass")
     faster = "-n makes it faster" if plan.control == "off" else "-n and --no-control make it faster"
-    err.print(f"[dim]Ranking {escape(who)}{aside} on {images}: one forward pass per "
+    screen = (f"a screen of each on a quarter of the images, then, for the best {plan.shortlist}, "
+              if getattr(plan, "shortlist", None) else "")
+    err.print(f"[dim]Ranking {escape(who)}{aside} on {images}: {screen}one forward pass per "
               f"backbone{control} (Hub weights are downloaded on a first run; {faster}).[/]", highlight=False,
               soft_wrap=True)
 

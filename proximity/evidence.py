@@ -14,7 +14,10 @@ Collected per image:
 
 Evidence is cached on disk (:mod:`proximity.cache`), keyed by the backbone source, revision,
 preprocessing, weights (pretrained, or random with seed), sample fingerprint and batch-norm
-re-estimation size, so a re-run performs no forward pass.
+re-estimation size, so a re-run performs no forward pass. The random-weights control is keyed by
+what decides the random network instead of the checkpoint (:func:`proximity.controls.control_identity`),
+so that entries of one architecture and preprocessing share it; no signal reads its early-layer
+moments, so its pass collects the pooled features only.
 """
 
 from __future__ import annotations
@@ -82,6 +85,11 @@ class Evidence:
 
 def evidence_ingredients(spec: BackboneSpec, sample: Sample, *, pretrained: bool, seed: int) -> dict:
     """Every ingredient of the evidence cache key."""
+    if not pretrained:
+        from .controls import control_identity
+
+        return {"control": control_identity(spec), "moments": False, "sample": sample.fingerprint,
+                "weights": f"random:seed={seed}:bn={BN_REESTIMATE_IMAGES}x{BN_REESTIMATE_BATCH}"}
     return {"source": spec.entry.source, "revision": spec.revision, "preprocess": spec.preprocess.describe(),
             "truncated_at": spec.truncated_at, "model_kwargs": spec.model_kwargs,
             "weights": ("pretrained" if pretrained
@@ -125,7 +133,7 @@ def collect_evidence(
         sub = _subsample(sample, BN_REESTIMATE_IMAGES, seed)
         reestimate_batchnorm(backbone, (spec.preprocess(b) for b in sub.batches(BN_REESTIMATE_BATCH)))
     try:
-        ev = forward_pass(backbone, sample, batch_size=batch_size, progress=progress)
+        ev = forward_pass(backbone, sample, batch_size=batch_size, progress=progress, moments=pretrained)
     except Exception as exc:  # reported at the 'forward' stage (ForwardError.stage)
         raise ForwardError(spec.entry.id, exc) from exc
     ev.seconds = time.perf_counter() - start
@@ -143,10 +151,11 @@ def _subsample(sample: Sample, n: int, seed: int) -> Sample:
 
 @torch.inference_mode()
 def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32,
-                 progress: Progress | None = None) -> Evidence:
-    """The single forward pass: pooled features + per-image moments at the early BN inputs."""
+                 progress: Progress | None = None, moments: bool = True) -> Evidence:
+    """The single forward pass: pooled features + per-image moments at the early BN inputs
+    (``moments=False``: the pooled features only, no early layers)."""
     bn = bool(backbone.early_layers)
-    layers = backbone.early_layers if bn else backbone.early_modules
+    layers = (backbone.early_layers if bn else backbone.early_modules) if moments else []
     means: list[list[torch.Tensor]] = [[] for _ in layers]
     vars_: list[list[torch.Tensor]] = [[] for _ in layers]
 

@@ -24,16 +24,18 @@ import zipfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .backbones import BackboneSpec
 from .cache import data_dir
 from .catalog import CatalogEntry
 from .errors import InvalidParameterError, NotWritableError, ProximityError
 from .fileio import atomic_write
+
+if TYPE_CHECKING:  # pragma: no cover - backbones imports torch; finding a reference reads files only
+    from .backbones import BackboneSpec
 
 
 class ReferenceError(ProximityError, ValueError):

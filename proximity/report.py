@@ -11,10 +11,16 @@ JSON contract (``schema_version: 2``; schema 2 only adds fields to schema 1)::
      "ranking": [{"rank", "model", "domain", "fit", "risk", "risk_interval": [low, high] | null,
                   "risk_band", "risk_reason", "fit_basis": [signal, ...],
                   "signals": {name: {"value", "sd", "higher_is_better", "reason"}},
-                  "timings": {"evidence_s", "control_s", "signals_s"}, "cached": bool}],
+                  "timings": {"evidence_s", "control_s", "signals_s"}, "cached": bool,
+                  "screened": bool, "screen": {"score", "rank", "reason"} | null}],   # after a cascade's screen
      "failed": [{"model", "stage": "fetch" | "load" | "forward" | "signal", "error"}],
      "excluded": [{"model", "reason"}],       # catalog entries set aside (filters, not loadable)
-     "settings": {..., "control": bool (a control pass ran), "control_requested": bool}}
+     "settings": {..., "control": bool (a control pass ran), "control_requested": bool,
+                  "shortlist": int | null, "executor": "serial" | "ray"}}
+
+With a shortlist (``--shortlist N``, :mod:`proximity.cascade`), the candidates the screen left
+out follow the evaluated ones in ``ranking``, with ``"screened": true``, their screen score, rank
+and reason in ``screen``, no signals, ``fit`` and ``risk`` null and ``risk_band`` ``unknown``.
 
 ``model`` is the catalog id, or the ``--model`` string exactly as given. CSV has one row per
 ranked model with ``signal.<name>`` and ``signal.<name>.sd`` columns; failed models follow with
@@ -79,13 +85,16 @@ class Candidate:
     cached: bool = False
     risk_interval: tuple[float, float] | None = None     # 90 % interval of the calibrated risk
     fit_basis: list[str] = field(default_factory=list)   # the signals this candidate's fit used
+    screened: bool = False                               # left out by the cascade's screen (not evaluated)
+    screen: dict[str, Any] | None = None                 # its screen {score, rank, reason}
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "model": self.model, "domain": self.domain, "fit": self.fit,
                 "risk": self.risk, "risk_interval": None if self.risk_interval is None else list(self.risk_interval),
                 "risk_band": self.risk_band, "risk_reason": self.risk_reason, "fit_basis": list(self.fit_basis),
                 "signals": {k: v.to_dict() for k, v in self.signals.items()},
-                "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cached": self.cached}
+                "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cached": self.cached,
+                "screened": self.screened, "screen": None if self.screen is None else dict(self.screen)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Candidate":
@@ -96,7 +105,8 @@ class Candidate:
                    signals={k: SignalValue.from_dict(v) for k, v in d.get("signals", {}).items()},
                    timings=dict(d.get("timings", {})), cached=bool(d.get("cached", False)),
                    risk_interval=None if iv is None else (float(iv[0]), float(iv[1])),
-                   fit_basis=list(d.get("fit_basis", [])))
+                   fit_basis=list(d.get("fit_basis", [])), screened=bool(d.get("screened", False)),
+                   screen=None if d.get("screen") is None else dict(d["screen"]))
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,7 @@ class RunPlan:
     labelled: bool               # labels with ≥ 2 classes: the probes (and the control probe) can run
     control: Literal["all", "subset", "off"]   # the random-weights pass: every image, a fixed subset, none
     control_images: int
+    shortlist: int | None = None  # candidates fully evaluated after a screen of all (None: no screen)
 
 
 @dataclass

@@ -47,6 +47,8 @@ def _signal_cell(c: Candidate, name: str) -> str:
 
 
 def _risk(c: Candidate, sep: str = "\n") -> str:
+    if c.screened:                                  # left out by the cascade's screen: not measured in full
+        return "[dim]screened[/]"
     text = f"[{COLOUR.get(c.risk_band, 'dim')}]{c.risk_band}" + (f" {c.risk:.2f}" if c.risk is not None else "") + "[/]"
     if c.risk_interval is not None:
         lo, hi = c.risk_interval

@@ -38,14 +38,16 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..catalog import CatalogEntry
 from ..errors import NumericalError, SignalUnavailable
-from ..evidence import Evidence
 from ..types import SignalNeeds, SignalValue
+
+if TYPE_CHECKING:  # pragma: no cover - the evidence module imports torch; signals need only its arrays
+    from ..evidence import Evidence
 
 
 @dataclass

@@ -12,11 +12,12 @@ import numpy as np
 from ..errors import SignalUnavailable
 from . import SignalContext, labels_of, register_signal, require_labels
 from . import literature as L
+from .shared import matrix
 
 
 def _labelled(ctx: SignalContext) -> tuple[np.ndarray, np.ndarray]:
     require_labels(ctx, "the estimator")
-    return ctx.evidence.features.astype(np.float64), labels_of(ctx)
+    return matrix(ctx).x64, labels_of(ctx)
 
 
 def _ncti(ctx: SignalContext) -> tuple[float, float, float]:
@@ -40,7 +41,8 @@ def nleep(ctx: SignalContext):
 @register_signal("hscore", higher_is_better=True, needs=("labels",), version=L.VERSIONS["hscore"],
                  description="shrinkage-regularised H-score")
 def hscore(ctx: SignalContext):
-    return L.hscore(*_labelled(ctx)), None, "tr(Σ̃_f⁻¹ (1 − α) Σ_g), Ledoit–Wolf α"
+    value = L.hscore(*_labelled(ctx), centered_svd=matrix(ctx).centered_svd())
+    return value, None, "tr(Σ̃_f⁻¹ (1 − α) Σ_g), Ledoit–Wolf α"
 
 
 @register_signal("transrate", higher_is_better=True, needs=("labels",), version=L.VERSIONS["transrate"],

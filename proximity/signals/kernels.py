@@ -133,7 +133,8 @@ def _profile_max(sigma: np.ndarray, z2: np.ndarray, rest: float, n: int, t_floor
     return float(np.exp(u))
 
 
-def logme(features: np.ndarray, labels: np.ndarray) -> float:
+def logme(features: np.ndarray, labels: np.ndarray, *,
+          svd: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """LogME (You et al., ICML 2021): the log maximum evidence of a Bayesian linear model.
 
     For each class c, the one-hot target ``y_c`` is modelled as ``y = F w + ε`` with prior
@@ -158,6 +159,8 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
     ----------
     features : ndarray of shape (n_samples, n_features)
     labels : ndarray of shape (n_samples,) of int class codes
+    svd : optional ``(U, s)`` of ``np.linalg.svd(features, full_matrices=False)`` (float64), when
+        another signal has computed it already (:mod:`proximity.signals.shared`)
 
     Differences from the reference code (thuml/LogME, ``_fit_fixed_point``), measured in the
     tests: besides the solver above, it stops after 11 iterations or at ``|Δt|/t ≤ 1e-3`` and adds 1e-5 to m² and r²
@@ -170,7 +173,7 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
     if f.ndim != 2 or y.shape != (f.shape[0],):
         raise InvalidParameterError("features/labels", "logme", "shapes (n, d) and (n,)", (f.shape, y.shape))
     n, d = f.shape
-    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    u, s = svd if svd is not None else np.linalg.svd(f, full_matrices=False)[:2]
     keep = rank_mask(s, f.shape)
     u, sigma = u[:, keep], s[keep] ** 2
     k = sigma.size

@@ -28,23 +28,27 @@ import numpy as np
 
 from ..errors import SignalUnavailable
 from . import SignalContext, register_signal
+from .shared import matrix
 
 CONTROL_SUBSET = 64
 
 
-def rankme(x: np.ndarray, eps: float = 1e-7) -> float:
-    s = np.linalg.svd(np.asarray(x, np.float64), compute_uv=False)
+def rankme(x: np.ndarray, eps: float = 1e-7, *, s: np.ndarray | None = None) -> float:
+    """RankMe of ``x`` (n, d); ``s``: its singular values when already known."""
+    s = np.linalg.svd(np.asarray(x, np.float64), compute_uv=False) if s is None else s
     if s.sum() <= 0:
         raise SignalUnavailable("the features are all zero")
     p = s / s.sum() + eps
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def alpha_exponent(x: np.ndarray) -> float:
-    """The fitted decay exponent α of the covariance spectrum (see the module docstring)."""
-    x = np.asarray(x, np.float64)
-    x = x - x.mean(0)
-    lam = np.linalg.svd(x, compute_uv=False) ** 2 / max(len(x) - 1, 1)
+def alpha_exponent(x: np.ndarray, *, s: np.ndarray | None = None) -> float:
+    """The fitted decay exponent α of the covariance spectrum (see the module docstring);
+    ``s``: the singular values of the centred ``x`` when already known."""
+    if s is None:
+        x = np.asarray(x, np.float64)
+        s = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    lam = s ** 2 / max(len(x) - 1, 1)
     lam = lam[lam > lam[0] * 1e-10] if lam.size and lam[0] > 0 else lam[:0]
     if lam.size < 3:
         raise SignalUnavailable("fewer than 3 non-negligible eigenvalues: no decay to fit")
@@ -57,22 +61,29 @@ def alpha_req(x: np.ndarray) -> float:
     return -abs(alpha_exponent(x) - 1.0)
 
 
-def cluster_separability(x: np.ndarray, seed: int = 0, k_max: int = 8) -> tuple[float, int]:
-    """(best mean cosine silhouette over k-means with k = 2…k_max, that k)."""
+def cluster_separability(x: np.ndarray, seed: int = 0, k_max: int = 8, *,
+                         distances: np.ndarray | None = None) -> tuple[float, int]:
+    """(best mean cosine silhouette over k-means with k = 2…k_max, that k).
+
+    The silhouettes of every k share one cosine distance matrix of the unit-length rows
+    (``distances`` (n, n), when already known).
+    """
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
+    from sklearn.metrics.pairwise import cosine_distances
 
     x = np.asarray(x, np.float64)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     if len(x) < 4 or (norms == 0).any():
         raise SignalUnavailable("fewer than 4 images, or an all-zero feature vector")
     z = x / norms
+    dist = cosine_distances(z) if distances is None else distances
     best = (-1.0, 0)
     for k in range(2, min(k_max, len(x) - 1) + 1):
         lab = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(z)
         if len(np.unique(lab)) < 2:
             continue
-        best = max(best, (float(silhouette_score(z, lab, metric="cosine")), k))
+        best = max(best, (float(silhouette_score(dist, lab, metric="precomputed")), k))
     if best[1] == 0:
         raise SignalUnavailable("k-means found no two clusters")
     return best
@@ -95,12 +106,12 @@ def _pair(ctx: SignalContext) -> tuple[np.ndarray, np.ndarray]:
 @register_signal("rankme", higher_is_better=True, description="effective rank of the target's embeddings (RankMe)")
 def rankme_signal(ctx: SignalContext):
     f = _features(ctx)
-    return rankme(f), None, f"of {f.shape[0]} × {f.shape[1]} features"
+    return rankme(f, s=matrix(ctx).svd()[1]), None, f"of {f.shape[0]} × {f.shape[1]} features"
 
 
 @register_signal("alpha_req", higher_is_better=True, description="−|α − 1| of the eigenspectrum decay (α-ReQ)")
 def alpha_req_signal(ctx: SignalContext):
-    a = alpha_exponent(_features(ctx))
+    a = alpha_exponent(_features(ctx), s=matrix(ctx).centered_svd()[1])
     return -abs(a - 1.0), None, f"α = {a:.3f}"
 
 
@@ -114,7 +125,8 @@ def cluster_signal(ctx: SignalContext):
                  description="RankMe of the pretrained features ÷ random weights' (same images)")
 def rankme_rel(ctx: SignalContext):
     pre, ctl = _pair(ctx)
-    return rankme(pre) / rankme(ctl), None, f"on {len(pre)} images"
+    return (rankme(pre, s=matrix(ctx, "pretrained-subset").svd()[1]) /
+            rankme(ctl, s=matrix(ctx, "control-subset").svd()[1])), None, f"on {len(pre)} images"
 
 
 @register_signal("cluster_rel", higher_is_better=True, needs=("control",),

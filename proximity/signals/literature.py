@@ -159,24 +159,54 @@ def nleep(x: np.ndarray, y: np.ndarray, *, component_ratio: int = 5, seed: int =
     return float((prob @ cond.T)[np.arange(n), y].mean())
 
 
-def hscore(x: np.ndarray, y: np.ndarray) -> float:
+def hscore(x: np.ndarray, y: np.ndarray, *, centered_svd: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """Shrinkage-regularised H-score: ``tr( Σ̃_f⁻¹ (1 − α) Σ_g )`` with Σ_f the feature
     covariance, Σ_g the covariance of the class-conditional means ``g(x) = E[f | y]``, and
     ``Σ̃_f = (1 − α) Σ_f + α (tr Σ_f / d) I`` shrunk by the Ledoit–Wolf α (Ibrahim et al.); the
-    plain H-score (α = 0) is unstable when n is not ≫ d."""
-    from sklearn.covariance import ledoit_wolf_shrinkage
+    plain H-score (α = 0) is unstable when n is not ≫ d.
 
+    Computed in the n-dimensional span of the centred features instead of with d × d matrices
+    (the same number, to round-off): with ``X_c = U S Vᵀ``, Σ̃_f has eigenvalues
+    ``(1 − α) s_k²/n + α μ`` on V and ``α μ`` elsewhere, and ``g(X) = P U S Vᵀ`` (P averages
+    within classes) lies in V's span, so the trace is ``Σ_k (1 − α) s_k² ‖P u_k‖² / ((1 − α) s_k²
+    + n α μ)``. The Ledoit–Wolf α is scikit-learn's formula with ``‖X_cᵀX_c‖_F² = Σ s⁴``.
+    ``centered_svd``: (U, s) of the centred ``x`` when already known.
+    """
     x, y = _check(x, y)
+    n, d = x.shape
+    if centered_svd is None:
+        u, s, _ = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    else:
+        u, s = centered_svd
     xc = x - x.mean(0)
-    alpha = float(ledoit_wolf_shrinkage(xc, assume_centered=True))
-    cov_f = xc.T @ xc / len(xc)
+    alpha, mu = _ledoit_wolf_from_svd(xc, s)
     counts = np.bincount(y)
-    means = np.zeros((counts.size, x.shape[1]))
-    np.add.at(means, y, xc)
+    means = np.zeros((counts.size, u.shape[1]))
+    np.add.at(means, y, u)
     means /= counts[:, None]
-    g = means[y]
-    cov_g = g.T @ g / len(g)
-    return float(np.trace(np.linalg.solve(_shrink(cov_f, alpha), (1.0 - alpha) * cov_g)))
+    pu2 = (counts[:, None] * means ** 2).sum(0)          # ‖P u_k‖²
+    s2 = s ** 2
+    den = (1.0 - alpha) * s2 + n * alpha * mu
+    num = (1.0 - alpha) * s2 * pu2
+    ok = den > 0                                          # den = 0 only where s_k = 0 and α = 0: no term
+    return float((num[ok] / den[ok]).sum())
+
+
+def _ledoit_wolf_from_svd(xc: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    """(shrinkage, μ = tr Σ / d) of ``sklearn.covariance.ledoit_wolf_shrinkage(xc, assume_centered=True)``,
+    its sums taken in n-space: Σ_jk (X²ᵀX²)_jk = Σ_i (Σ_j x_ij²)² and Σ_jk (XᵀX)_jk² = Σ s⁴."""
+    n, d = xc.shape
+    x2 = xc ** 2
+    trace = x2.sum() / n
+    mu = trace / d
+    if d == 1:
+        return 0.0, mu
+    beta_ = float((x2.sum(1) ** 2).sum())
+    delta_ = float((s ** 4).sum()) / n ** 2
+    beta = 1.0 / (d * n) * (beta_ / n - delta_)
+    delta = (delta_ - 2.0 * mu * trace + d * mu ** 2) / d
+    beta = min(beta, delta)
+    return (0.0 if beta == 0 else beta / delta), mu
 
 
 def coding_rate(z: np.ndarray, eps: float) -> float:

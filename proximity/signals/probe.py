@@ -4,8 +4,10 @@ All use the same seeded stratified k-fold split (k = min(folds, smallest class s
 
 * probe — standardised features → multinomial logistic regression (L2, C = 1) → balanced
   accuracy on the held-out fold; mean ± sd over folds (fitted in the training rows' span:
-  exact, and fast when d > n);
-* knn — cosine k-nearest neighbours (k = min(5, n_train − 1)), balanced accuracy, mean ± sd;
+  exact, and fast when d > n; the span from the fold's Gram matrix, see
+  :func:`proximity.signals.shared.gram_coordinates`);
+* knn — cosine k-nearest neighbours (k = min(5, n_train − 1)), balanced accuracy, mean ± sd
+  (one cosine distance matrix for the sample, sliced per fold);
 * control — the probe on the *random-weights* features of the same architecture;
 * gain — probe − control, paired fold by fold, mean ± sd of the differences.
 """
@@ -15,19 +17,16 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.preprocessing import StandardScaler
 
 from ..errors import SignalUnavailable
 from . import SignalContext, labels_of, register_signal, require_labels
 from .kernels import rank_mask
+from .shared import gram_coordinates, matrix
 
 
 def _splits(ctx: SignalContext) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import StratifiedKFold
+
     if "splits" in ctx.memo:
         return ctx.memo["splits"]
     counts = require_labels(ctx, "the probe")
@@ -49,7 +48,8 @@ def row_space(x_train: np.ndarray) -> np.ndarray:
 
     An L2-penalised linear model's weights lie in that span (the loss gradient is a combination
     of training rows), so fitting on ``x @ basis`` gives exactly the same predictions with
-    r instead of d coordinates — about 10× faster for n = 400, d = 1280.
+    r instead of d coordinates — about 10× faster for n = 400, d = 1280. (The probe takes the
+    same span from the Gram matrix when d ≥ n_train: :func:`~proximity.signals.shared.gram_coordinates`.)
     """
     _, s, vt = np.linalg.svd(x_train, full_matrices=False)
     keep = rank_mask(s, x_train.shape)
@@ -60,13 +60,23 @@ def probe_scores(features: np.ndarray, labels: np.ndarray, splits) -> tuple[np.n
     """Balanced accuracy per fold of the logistic probe; also the number of unconverged fits.
 
     Per fold: standardise on the training part, project onto its row space (exact, see
-    :func:`row_space`), multinomial logistic regression with C = 1.
+    :func:`row_space`), multinomial logistic regression with C = 1. The fold's standardisation
+    makes its matrix its own, so each fold needs its own basis: from the n_train × n_train Gram
+    matrix when d ≥ n_train (:func:`~proximity.signals.shared.gram_coordinates`), else by the
+    SVD of the n_train × d matrix (cheap then).
     """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.preprocessing import StandardScaler
+
     scores, unconverged = [], 0
     for tr, te in splits:
         scaler = StandardScaler().fit(features[tr])
         xtr, xte = scaler.transform(features[tr]), scaler.transform(features[te])
-        if xtr.shape[1] > 32:
+        if xtr.shape[1] >= xtr.shape[0]:
+            xtr, xte = gram_coordinates(xtr, xte)
+        elif xtr.shape[1] > 32:
             basis = row_space(xtr)
             xtr, xte = xtr @ basis, xte @ basis
         clf = LogisticRegression(C=1.0, max_iter=1000)
@@ -85,7 +95,8 @@ def _probe(ctx: SignalContext, which: str) -> np.ndarray:
         if ev is None:
             raise SignalUnavailable(ctx.control_reason)
         splits = _splits(ctx)
-        ctx.memo[key] = probe_scores(ev.features.astype(np.float64), labels_of(ctx), splits)
+        ctx.memo[key] = probe_scores(matrix(ctx, "pretrained" if which == "pretrained" else "control").x64,
+                                      labels_of(ctx), splits)
     return ctx.memo[key]
 
 
@@ -107,11 +118,16 @@ def probe(ctx: SignalContext):
                  description="k-fold cosine kNN balanced accuracy on frozen features")
 def knn(ctx: SignalContext):
     """k-fold cosine kNN balanced accuracy on frozen features."""
-    y, x, scores = labels_of(ctx), ctx.evidence.features, []
-    for tr, te in _splits(ctx):
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    y, scores = labels_of(ctx), []
+    splits = _splits(ctx)
+    dist = matrix(ctx).cosine()         # the sample's cosine distances, once for every fold
+    for tr, te in splits:
         k = max(1, min(5, len(tr) - 1))
-        clf = KNeighborsClassifier(n_neighbors=k, metric="cosine").fit(x[tr], y[tr])
-        scores.append(balanced_accuracy_score(y[te], clf.predict(x[te])))
+        clf = KNeighborsClassifier(n_neighbors=k, metric="precomputed").fit(dist[np.ix_(tr, tr)], y[tr])
+        scores.append(balanced_accuracy_score(y[te], clf.predict(dist[np.ix_(te, tr)])))
     s = np.array(scores)
     return float(s.mean()), float(s.std(ddof=1)), f"{len(s)}-fold, k≤5 cosine neighbours"
 
@@ -141,4 +157,5 @@ def logme_signal(ctx: SignalContext):
     from .kernels import logme
 
     _splits(ctx)  # same preconditions as the probe: labels, ≥ 2 classes, ≥ 2 images per class
-    return logme(ctx.evidence.features, labels_of(ctx)), None, "log evidence per sample, mean over classes"
+    fm = matrix(ctx)
+    return logme(fm.x64, labels_of(ctx), svd=fm.svd()), None, "log evidence per sample, mean over classes"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import SignalContext, labels_of, register_signal, require_labels
+from .shared import matrix
 
 GRID = np.logspace(-4, 2, 13)
 
@@ -28,13 +29,16 @@ def loo_predictions(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     return _loo_all(x, y, [lam])[0]
 
 
-def _loo_all(x: np.ndarray, y: np.ndarray, lams) -> list[np.ndarray]:
+def _loo_all(x: np.ndarray, y: np.ndarray, lams, svd: tuple[np.ndarray, np.ndarray] | None = None) -> list[np.ndarray]:
+    """Leave-one-out decision values for each λ; ``svd`` = (U, s) of the centred ``x`` when known."""
     x = np.asarray(x, np.float64)
     n = len(x)
     classes = np.unique(y)
     t = (y[:, None] == classes[None, :]).astype(np.float64)
-    xc = x - x.mean(0)
-    u, s, _ = np.linalg.svd(xc, full_matrices=False)
+    if svd is None:
+        u, s, _ = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    else:
+        u, s = svd
     keep = s > s.max() * max(x.shape) * np.finfo(np.float64).eps if s.size else s.astype(bool)
     u, s2 = u[:, keep], s[keep] ** 2
     tc = t - t.mean(0)
@@ -52,16 +56,22 @@ def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
 
 
-def probe_loo(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """(balanced accuracy, its sd, the chosen λ) of the leave-one-out ridge probe."""
-    x = np.asarray(x, np.float64)
-    sd = x.std(0)
-    z = (x - x.mean(0)) / np.where(sd > 1e-12, sd, 1.0)
+def probe_loo(x: np.ndarray, y: np.ndarray, *, shared=None) -> tuple[float, float, float]:
+    """(balanced accuracy, its sd, the chosen λ) of the leave-one-out ridge probe.
+
+    ``shared``: the :class:`~proximity.signals.shared.FeatureMatrix` of ``x``, whose standardised
+    features and their one SVD serve both the λ grid and the hat matrix.
+    """
+    from .shared import FeatureMatrix
+
+    fm = shared if shared is not None else FeatureMatrix(x)
+    z = fm.standardized()
     classes, yi = np.unique(y, return_inverse=True)
-    s2_mean = float((np.linalg.svd(z - z.mean(0), compute_uv=False) ** 2).mean())
+    u, s = fm.standardized_svd()
+    s2_mean = float((s ** 2).mean())
     lams = [g * max(s2_mean, 1e-12) for g in GRID]
     best: tuple[float, float, float] | None = None
-    for lam, dec in zip(lams, _loo_all(z, yi, lams), strict=True):
+    for lam, dec in zip(lams, _loo_all(z, yi, lams, svd=(u, s)), strict=True):
         pred = dec.argmax(1)
         acc = balanced_accuracy(yi, pred)
         if best is None or acc >= best[0]:
@@ -75,5 +85,5 @@ def probe_loo(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 def probe_loo_signal(ctx: SignalContext):
     require_labels(ctx, "the probe")
     y = labels_of(ctx)
-    acc, sd, lam = probe_loo(ctx.evidence.features, y)
+    acc, sd, lam = probe_loo(ctx.evidence.features, y, shared=matrix(ctx))
     return acc, sd, f"leave-one-out over {len(y)} images, λ = {lam:.3g}"

@@ -1,34 +1,63 @@
-"""Benchmark: the cost of a `proximity rank` run next to the bare forward passes it needs.
+"""Benchmark: what a `proximity rank` run costs next to the bare forward passes it needs, as a user meets it.
 
-Builds (once, in a temporary folder) 500 labelled 256×256 JPEG images (5 classes of smoothed
-noise) and two small backbones saved as timm local-dir repos (resnet18 and
-mobilenetv3_large_100 architectures, 224 px, seeded random weights: weights do not change the
-cost). Then measures, in the same process:
+    python scripts/bench/overhead.py [--images DIR] [--model SRC ...] [--n 500] [--repeat 2] [--batch-size 32]
+                                     [--cascade K] [--json FILE]
 
-1. bare forward: ``model(x)`` over the already-preprocessed 500 images, per backbone;
-2. rank, control excluded: ``proximity.rank(..., control=False, use_cache=False)``;
-3. the random-weights control pass on its own (from the timings of a run with control);
-4. a cached re-run.
+Every figure is the wall time of a separate process (imports, decoding and preprocessing
+included), on the same images, the best of ``--repeat`` runs (≥ 2):
 
-Prints the figures and the ratio (2) / (1): the overhead of everything that is not the forward
-pass (decode, preprocessing, moments, probes). Usage: ``python scripts/bench/overhead.py [--n 500]``
+1. **bare forward** — a plain timm script (``BARE`` below): decode each image with PIL, timm's
+   own eval transform, ``model(x)`` in batches, for each backbone in turn;
+2. **rank label-free** — ``proximity rank DIR --model … --labels none`` (its control: one
+   random-weights pass per architecture on at most 64 images);
+3. **rank with labels** — ``proximity rank DIR --model …`` (the control on every image);
+4. **cached re-run** — (3) again on the cache (3) wrote: no forward pass, no signal;
+5. the **share of the signals** in (3) (the ``signals_s`` of its JSON over its wall time);
+6. with ``--cascade K``: the catalog cascade on K benchmark dev targets with every offline
+   backbone (``scripts/bench/cascade.py``): its speed-up and how often it keeps the top 3.
+
+Both read every image of the folder. Each rank run has an empty evidence cache of its own.
+Without ``--images``, 500 labelled 256 px
+JPEGs (5 classes of smoothed noise) are made; without ``--model``, two backbones are saved as
+timm ``local-dir`` repos (resnet18 and mobilenetv3_large_100 at 224 px, seeded random weights:
+weights do not change the cost). Prints a table and writes JSON (``--json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+BARE = r'''
+import sys, time
+from pathlib import Path
+import timm, torch
 from PIL import Image
-from scipy.ndimage import gaussian_filter
+from timm.data import create_transform, resolve_data_config
+root, batch, models = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+for name in models:
+    model = timm.create_model(name.removeprefix("timm:"), pretrained=True, num_classes=0).eval()
+    tf = create_transform(**resolve_data_config(model=model))
+    with torch.inference_mode():
+        for i in range(0, len(files), batch):
+            x = torch.stack([tf(Image.open(f).convert("RGB")) for f in files[i:i + batch]])
+            model(x)
+'''
 
 
 def make_images(root: Path, n: int) -> Path:
+    import numpy as np
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+
     rng = np.random.default_rng(0)
     for i in range(n):
         cls = i % 5
@@ -40,72 +69,111 @@ def make_images(root: Path, n: int) -> Path:
     return root
 
 
-def make_backbone(arch: str, folder: Path) -> Path:
+def make_backbone(arch: str, folder: Path) -> str:
     import timm
+    import torch
     from timm.models import save_for_hf
 
     torch.manual_seed(0)
-    model = timm.create_model(arch, num_classes=10)
-    save_for_hf(model, str(folder), safe_serialization=True)
-    return folder
+    save_for_hf(timm.create_model(arch, num_classes=10), str(folder), safe_serialization=True)
+    return f"local-dir:{folder}"
 
 
-def bare_forward(model_dir: Path, sample, batch_size: int) -> float:
-    from proximity.backbones import open_backbone, resolve_spec
-    from proximity.catalog import adhoc_entry
+def _wall(cmd: list[str], env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} … failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    return wall
 
-    spec = resolve_spec(adhoc_entry(f"local-dir:{model_dir}"))
-    bb = open_backbone(spec)
-    batches = [spec.preprocess(b) for b in sample.batches(batch_size)]
-    with torch.inference_mode():
-        bb.model(batches[0][:2])  # warm-up
-        t = time.perf_counter()
-        for x in batches:
-            bb.model(x)
-        return time.perf_counter() - t
+
+def _rank_cmd(images: Path, models: list[str], n: int, batch: int, out: Path, *extra: str) -> list[str]:
+    cmd = [sys.executable, "-m", "proximity", "rank", str(images), "--sample", str(n), "--batch-size", str(batch),
+           "--quiet", "--format", "json", "--output", str(out), *extra]
+    for m in models:
+        cmd += ["--model", m]
+    return cmd
+
+
+def measure(images: Path, models: list[str], *, batch: int, repeat: int, tmp: Path) -> dict:
+    env = dict(os.environ)
+    best: dict[str, float] = {}
+    signals_share = []
+
+    def keep(name: str, value: float) -> None:
+        best[name] = min(best.get(name, float("inf")), value)
+
+    n_files = len([p for p in images.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")])
+    n = n_files          # the bare script reads every file: rank takes them all too
+    for r in range(repeat):
+        keep("bare", _wall([sys.executable, "-c", BARE, str(images), str(batch), *models], env))
+        out = tmp / f"lf{r}.json"
+        keep("label_free", _wall(_rank_cmd(images, models, n, batch, out, "--labels", "none"),
+                                 {**env, "PROXIMITY_CACHE_DIR": str(tmp / f"cache-lf{r}")}))
+        out = tmp / f"lab{r}.json"
+        cache_env = {**env, "PROXIMITY_CACHE_DIR": str(tmp / f"cache-lab{r}")}
+        wall = _wall(_rank_cmd(images, models, n, batch, out), cache_env)
+        keep("labels", wall)
+        got = json.loads(out.read_text())
+        signals_share.append(sum(c["timings"].get("signals_s", 0.0) for c in got["ranking"]) / wall)
+        keep("cached", _wall(_rank_cmd(images, models, n, batch, tmp / f"again{r}.json"), cache_env))
+        again = json.loads((tmp / f"again{r}.json").read_text())
+        assert all(c["cached"] for c in again["ranking"]), "the re-run was not served from the cache"
+        print(f"  run {r + 1}/{repeat}: " + ", ".join(f"{k} {v:.1f} s" for k, v in best.items()), flush=True)
+    return {"images": n_files, "models": models, "batch_size": batch, "repeat": repeat,
+            "seconds": {k: round(v, 2) for k, v in best.items()},
+            "ratios": {"label_free": round(best["label_free"] / best["bare"], 3),
+                       "labels": round(best["labels"] / best["bare"], 3),
+                       "cached_vs_first": round(best["cached"] / best["labels"], 3)},
+            "signals_share_of_labels_run": round(min(signals_share), 3)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--images", type=Path, default=None, help="a folder of labelled images (class sub-folders)")
+    ap.add_argument("--model", action="append", default=None, help="a backbone source (repeatable)")
+    ap.add_argument("--n", type=int, default=500, help="images to make when no --images is given")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=2, help="runs per figure; the best is kept (≥ 2)")
+    ap.add_argument("--cascade", type=int, default=0, help="also measure the cascade on this many dev targets")
+    ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="proximity-bench-"))
-    os.environ.setdefault("PROXIMITY_CACHE_DIR", str(tmp / "cache"))
-    import proximity
+    if args.repeat < 2:
+        ap.error("--repeat must be at least 2 (each figure is the best of ≥ 2 runs)")
+    tmp = Path(tempfile.mkdtemp(prefix="proximity-overhead-"))
+    images = args.images or make_images(tmp / "images", args.n)
+    models = args.model or [make_backbone(a, tmp / a) for a in ("resnet18", "mobilenetv3_large_100")]
+    import torch
 
-    images = make_images(tmp / "images", args.n)
-    archs = ["resnet18", "mobilenetv3_large_100"]
-    dirs = [make_backbone(a, tmp / a) for a in archs]
-    models = [f"local-dir:{d}" for d in dirs]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.n} images, batch {args.batch_size}")
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
+               f"threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(f"{machine}\n{args.repeat} runs per figure, best kept; models: {', '.join(models)}")
+    res = measure(images, models, batch=args.batch_size, repeat=args.repeat, tmp=tmp)
+    res["machine"] = machine
+    s, r = res["seconds"], res["ratios"]
+    print(f"\n{res['images']} images, batch {args.batch_size}")
+    print(f"bare forward passes (plain timm script)   {s['bare']:8.1f} s")
+    print(f"rank, label-free                          {s['label_free']:8.1f} s  = {r['label_free']:.2f} × bare")
+    print(f"rank, with labels (control included)      {s['labels']:8.1f} s  = {r['labels']:.2f} × bare")
+    print(f"cached re-run                             {s['cached']:8.1f} s  = "
+          f"{100 * r['cached_vs_first']:.0f} % of the first")
+    print(f"share of the signals in the labelled run  {100 * res['signals_share_of_labels_run']:7.1f} %")
+    if args.cascade:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import cascade
 
-    t = time.perf_counter()
-    sample = proximity.load_sample(images, sample=args.n)
-    t_decode = time.perf_counter() - t
-    bare = {a: bare_forward(d, sample, args.batch_size) for a, d in zip(archs, dirs, strict=True)}
-    for a in archs:
-        print(f"bare forward {a:24s} {bare[a]:7.2f} s  ({args.n / bare[a]:6.1f} img/s)")
-    bare_total = sum(bare.values())
+        from proximity.cache import data_dir
 
-    t = time.perf_counter()
-    r = proximity.rank(images, models=models, sample=args.n, control=False, use_cache=False, batch_size=args.batch_size)
-    t_rank = time.perf_counter() - t
-    signals = sum(c.timings["signals_s"] for c in r.ranking)
-    print(f"decode {args.n} images once             {t_decode:7.2f} s")
-    print(f"rank, control excluded (no cache)       {t_rank:7.2f} s  = {t_rank / bare_total:.2f} x bare forward "
-          f"({bare_total:.2f} s)")
-    print(f"  of which signals (probes, kNN, shift) {signals:7.2f} s")
-
-    r = proximity.rank(images, models=models, sample=args.n, control=True, use_cache=True, batch_size=args.batch_size)
-    for c in r.ranking:
-        print(f"random-weights control pass {c.model.split('/')[-1]:12s} {c.timings['control_s']:7.2f} s"
-              f" (BN re-estimation on 256 images + forward)")
-    t = time.perf_counter()
-    r2 = proximity.rank(images, models=models, sample=args.n, control=True, use_cache=True, batch_size=args.batch_size)
-    t_cached = time.perf_counter() - t
-    assert all(c.cached for c in r2.ranking)
-    print(f"cached re-run (incl. decoding + signals) {t_cached:6.2f} s")
+        cats = cascade.offline_catalogs(data_dir() / "bench" / "v2", True, tmp)
+        res["cascade"] = cascade.measure(cascade.dev_targets(args.cascade), cats, per_class=32, shortlist=6,
+                                         labels="auto", tmp=tmp)
+        c = res["cascade"]
+        print(f"cascade (shortlist 6 of {c['candidates']}, {len(c['targets'])} targets)  ×{c['speedup']} faster, "
+              f"same top 3 on {100 * c['same_top3_ordered']:.0f} % of targets "
+              f"({100 * c['same_top3_set']:.0f} % as a set)")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1) + "\n")
 
 
 if __name__ == "__main__":
