@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .cache import data_dir
 from .catalog import CatalogEntry
@@ -35,6 +34,8 @@ from .errors import InvalidParameterError, NotWritableError, ProximityError
 from .fileio import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover - backbones imports torch; finding a reference reads files only
+    import torch
+
     from .backbones import BackboneSpec
 
 
