@@ -23,11 +23,12 @@ _LAZY = {
     "Sample": ".data", "load_sample": ".data", "sample_from_arrays": ".data",
     "ProximityError": ".errors",
     "Candidate": ".report", "Failure": ".report", "Ranking": ".report",
+    "RankConfig": ".config",
 }
 
 __all__ = [
     "__version__", "rank", "Ranking", "Candidate", "Failure", "Sample", "load_sample", "sample_from_arrays",
-    "Catalog", "CatalogEntry", "load_catalog", "validate_catalog", "ProximityError",
+    "Catalog", "CatalogEntry", "load_catalog", "validate_catalog", "ProximityError", "RankConfig",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
 
     from .api import rank
     from .catalog import Catalog, CatalogEntry, load_catalog, validate_catalog
+    from .config import RankConfig
     from .data import Sample, load_sample, sample_from_arrays
     from .errors import ProximityError
     from .report import Candidate, Failure, Ranking

@@ -78,6 +78,15 @@ def _power_top(a: np.ndarray, iterations: int = 3) -> float:
     return float(v @ a @ u)
 
 
+def _top_eigenvalue(a: np.ndarray) -> float:
+    """The largest eigenvalue of a symmetric matrix, alone (LAPACK's syevr on one index: the
+    same number as the last of ``eigvalsh``, without the rest of the spectrum)."""
+    from scipy.linalg import eigh
+
+    d = a.shape[0]
+    return float(eigh(a, eigvals_only=True, subset_by_index=[d - 1, d - 1])[0])
+
+
 def _fda_proba(x: np.ndarray, y: np.ndarray, lam: float | None, exact_top: bool = True) -> tuple[np.ndarray, float]:
     """Regularised Fisher discriminant posteriors p(y | x) and the shrinkage used.
 
@@ -99,7 +108,7 @@ def _fda_proba(x: np.ndarray, y: np.ndarray, lam: float | None, exact_top: bool 
         xc = x[y == c] - means[c]
         sw += priors[c] * (xc.T @ xc) / len(xc)
     if lam is None:
-        top = float(np.linalg.eigvalsh(sw)[-1]) if exact_top else _power_top(sw)
+        top = _top_eigenvalue(sw) if exact_top else _power_top(sw)
         lam = max(float(np.exp(-5.0 * top)), 1e-10)
     a = _shrink(sw, lam)
     coef = np.linalg.solve(a, means.T).T              # μ_c S̃_w⁻¹ (S̃_w symmetric)
