@@ -182,7 +182,9 @@ def hscore(x: np.ndarray, y: np.ndarray, *, centered_svd: tuple[np.ndarray, np.n
     else:
         u, s = centered_svd
     xc = x - x.mean(0)
-    alpha, mu = _ledoit_wolf_from_svd(xc, s)
+    from .shared import ledoit_wolf_from_svd
+
+    alpha, mu = ledoit_wolf_from_svd(xc, s)
     counts = np.bincount(y)
     means = np.zeros((counts.size, u.shape[1]))
     np.add.at(means, y, u)
@@ -193,23 +195,6 @@ def hscore(x: np.ndarray, y: np.ndarray, *, centered_svd: tuple[np.ndarray, np.n
     num = (1.0 - alpha) * s2 * pu2
     ok = den > 0                                          # den = 0 only where s_k = 0 and α = 0: no term
     return float((num[ok] / den[ok]).sum())
-
-
-def _ledoit_wolf_from_svd(xc: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    """(shrinkage, μ = tr Σ / d) of ``sklearn.covariance.ledoit_wolf_shrinkage(xc, assume_centered=True)``,
-    its sums taken in n-space: Σ_jk (X²ᵀX²)_jk = Σ_i (Σ_j x_ij²)² and Σ_jk (XᵀX)_jk² = Σ s⁴."""
-    n, d = xc.shape
-    x2 = xc ** 2
-    trace = x2.sum() / n
-    mu = trace / d
-    if d == 1:
-        return 0.0, mu
-    beta_ = float((x2.sum(1) ** 2).sum())
-    delta_ = float((s ** 4).sum()) / n ** 2
-    beta = 1.0 / (d * n) * (beta_ / n - delta_)
-    delta = (delta_ - 2.0 * mu * trace + d * mu ** 2) / d
-    beta = min(beta, delta)
-    return (0.0 if beta == 0 else beta / delta), mu
 
 
 def coding_rate(z: np.ndarray, eps: float) -> float:
