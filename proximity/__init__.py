@@ -23,11 +23,12 @@ _LAZY = {
     "Sample": ".data", "load_sample": ".data", "sample_from_arrays": ".data",
     "ProximityError": ".errors",
     "Candidate": ".report", "Ranking": ".report", "Failure": ".types",
+    "RankConfig": ".config",
 }
 
 __all__ = [
     "__version__", "rank", "Ranking", "Candidate", "Failure", "Sample", "load_sample", "sample_from_arrays",
-    "Catalog", "CatalogEntry", "load_catalog", "validate_catalog", "ProximityError",
+    "Catalog", "CatalogEntry", "load_catalog", "validate_catalog", "ProximityError", "RankConfig",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ._version import __version__
     from .api import rank
     from .catalog import Catalog, CatalogEntry, load_catalog, validate_catalog
+    from .config import RankConfig
     from .data import Sample, load_sample, sample_from_arrays
     from .errors import ProximityError
     from .report import Candidate, Ranking

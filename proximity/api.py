@@ -16,7 +16,7 @@ from .catalog import CatalogEntry, adhoc_entry, load_catalog
 from .config import RankConfig
 from .data import Intensity, Sample, load_sample
 from .errors import InvalidParameterError, NoCandidatesError, ProximityError, UnknownSourceError
-from .executors import make_executor
+from .executors import check_available, make_executor
 from .filters import Filters
 from .ranking import fit_scores, sort_key
 from .report import Candidate, Failure, Ranking, RunPlan, SampleSummary
@@ -163,6 +163,7 @@ def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: Progr
         from .backbones import resolve_device
 
         resolve_device(cfg.device)               # an absent GPU is said before anything is decoded
+    check_available(cfg.executor)               # so is an executor that is not installed
     cache.new_run()
     failed: list[Failure] = []
     excluded: list[Exclusion] = []

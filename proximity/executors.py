@@ -51,14 +51,22 @@ class SerialExecutor:
         pass
 
 
-def _ray():
-    try:
-        import ray
-    except ImportError:
+def check_available(executor: str) -> None:
+    """Raise InvalidParameterError when ``executor`` cannot run here (Ray not installed) — said
+    before anything is decoded; imports nothing."""
+    import importlib.util
+
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
         from .errors import InvalidParameterError
 
         raise InvalidParameterError("executor", "rank", "'serial' here: Ray is not installed "
-                                    "(pip install 'proximity[ray]')", "ray") from None
+                                    "(pip install 'proximity[ray]')", "ray")
+
+
+def _ray():
+    check_available("ray")
+    import ray
+
     return ray
 
 

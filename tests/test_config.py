@@ -54,6 +54,17 @@ def test_api_refuses_a_config_with_other_options(target_dir):
         proximity.rank(target_dir, folds=3, config=RankConfig())
 
 
+def test_ray_not_installed_is_said_before_decoding(monkeypatch, tmp_path):
+    import importlib.util
+
+    import proximity
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(InvalidParameterError, match=r"Ray is not installed \(pip install 'proximity\[ray\]'\)"):
+        proximity.rank(tmp_path / "no-images-here", models=["timm:x"], executor="ray")
+
+
 def test_cli_refuses_conflicting_scale_flags(target_dir):
     res = CliRunner().invoke(app, ["rank", str(target_dir), "--model", "timm:x", "--address", "auto"])
     assert res.exit_code == 2 and "--executor ray" in res.output

@@ -44,6 +44,15 @@ def test_ray_ranks_identically_to_the_serial_run(cluster, target_dir, backbones,
     assert _view(again) == _view(first)
 
 
+def test_the_cascade_screens_on_ray_as_in_one_process(cluster, target_dir, backbones, fresh_cache):
+    models = _models(backbones)[:2]
+    serial = proximity.rank(target_dir, models=models, sample=24, folds=3, use_cache=False, shortlist=1)
+    on_ray = proximity.rank(target_dir, models=models, sample=24, folds=3, use_cache=False, shortlist=1,
+                            executor="ray")
+    assert [c.screened for c in on_ray.ranking] == [False, True]
+    assert _view(on_ray) == _view(serial) and [c.screen for c in on_ray.ranking] == [c.screen for c in serial.ranking]
+
+
 def test_a_task_that_dies_is_a_failed_candidate_and_the_run_goes_on(cluster, target_dir, backbones, fresh_cache,
                                                                      monkeypatch):
     from proximity import executors

@@ -135,6 +135,7 @@ def test_hscore_in_n_space_equals_the_d_by_d_formula():
     from sklearn.covariance import ledoit_wolf_shrinkage
 
     from proximity.signals import literature as L
+    from proximity.signals.shared import ledoit_wolf_from_svd
 
     rng = np.random.default_rng(2)
     for n, d in ((40, 100), (200, 30)):
@@ -147,7 +148,7 @@ def test_hscore_in_n_space_equals_the_d_by_d_formula():
         g = means[y]
         expected = np.trace(np.linalg.solve(L._shrink(cov_f, alpha), (1 - alpha) * (g.T @ g / n)))
         assert L.hscore(x, y) == pytest.approx(expected, rel=1e-10)
-        assert L._ledoit_wolf_from_svd(xc, np.linalg.svd(xc, compute_uv=False))[0] == pytest.approx(alpha, rel=1e-10)
+        assert ledoit_wolf_from_svd(xc, np.linalg.svd(xc, compute_uv=False))[0] == pytest.approx(alpha, rel=1e-10)
 
 
 def test_shared_features_are_read_only():
@@ -156,3 +157,26 @@ def test_shared_features_are_read_only():
     fm = FeatureMatrix(np.ones((3, 2), np.float32))
     with pytest.raises(ValueError):
         fm.x64[0, 0] = 2.0
+
+
+@pytest.mark.parametrize("n,d", [(30, 50), (120, 40), (10, 64)])
+def test_frechet_from_the_shared_svd_equals_the_dense_computation(n, d):
+    """The factored Fréchet distance (Σ₁ from an SVD, no eigendecomposition of it) against the
+    dense one on the covariance gaussian_fit returns."""
+    from proximity.signals.kernels import frechet_distance, frechet_distance_factored, gaussian_fit
+    from proximity.signals.shared import FeatureMatrix, ledoit_wolf_from_svd
+
+    rng = np.random.default_rng(n + d)
+    x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) + 3.0
+    mu, cov = gaussian_fit(x)
+    fm = FeatureMatrix(x)
+    _, s = fm.centered_svd()
+    if n < 2 * d:
+        alpha, m = ledoit_wolf_from_svd(fm.centered, s)
+        eig, rest = (1 - alpha) * s ** 2 / n + alpha * m, alpha * m
+    else:
+        eig, rest = s ** 2 / (n - 1), 0.0
+    a = rng.normal(size=(d, d))
+    ref_cov, ref_mu = a @ a.T / d, rng.normal(size=d)
+    dense = frechet_distance(mu, cov, ref_mu, ref_cov)
+    assert frechet_distance_factored(mu, fm.centered_vt(), eig, rest, ref_mu, ref_cov) == pytest.approx(dense, rel=1e-9)

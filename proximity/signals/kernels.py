@@ -73,6 +73,50 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return max(fd, 0.0)  # round-off only
 
 
+def frechet_distance_factored(mu1: np.ndarray, vt1: np.ndarray, eig1: np.ndarray, rest1: float,
+                              mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """:func:`frechet_distance` for a Σ₁ given by its eigenpairs: ``Σ₁ = V diag(eig1) Vᵀ +
+    rest1 · (I − V Vᵀ)`` with ``Vᵀ = vt1`` of shape (k, d), orthonormal rows (an SVD's), k ≤ d.
+
+    ``Σ₁^½ = V diag(√eig1) Vᵀ + √rest1 · (I − V Vᵀ)`` then needs no eigendecomposition, and
+    ``tr Σ₁ = Σ eig1 + (d − k) rest1``; the rest is :func:`frechet_distance`'s computation and
+    checks, less the positive semi-definiteness check of Σ₂, which the caller vouches for (a
+    reference covariance is PSD by construction: non-negative eigenvalues and residual).
+    The same number as ``frechet_distance(mu1, Σ₁, mu2, sigma2)``, to round-off.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64).ravel(), np.asarray(mu2, np.float64).ravel()
+    vt1, eig1, s2 = np.asarray(vt1, np.float64), np.asarray(eig1, np.float64), np.asarray(sigma2, np.float64)
+    d = mu1.shape[0]
+    k = eig1.shape[0]
+    if mu2.shape != (d,) or s2.shape != (d, d) or vt1.shape != (k, d) or k > d:
+        raise InvalidParameterError("vt1/eig1/mu2/sigma2", "frechet_distance_factored",
+                                    f"shapes (k, {d}), (k,), ({d},) and ({d}, {d}) with k ≤ {d}",
+                                    (vt1.shape, eig1.shape, mu2.shape, s2.shape))
+    for name, a in (("mu1", mu1), ("eig1", eig1), ("mu2", mu2), ("sigma2", s2)):
+        if not np.isfinite(a).all():
+            raise NumericalError(f"frechet_distance: {name} has non-finite values", int((~np.isfinite(a)).sum()))
+    top = max(float(np.abs(eig1).max()) if k else 0.0, abs(rest1), 1e-300)
+    if (k and eig1.min() < -1e-8 * top) or rest1 < -1e-8 * top:
+        raise NumericalError("covariance matrix is not positive semi-definite", float(min(eig1.min(), rest1)))
+    root_rest = np.sqrt(max(rest1, 0.0))
+    root1 = (vt1.T * (np.sqrt(np.clip(eig1, 0.0, None)) - root_rest)) @ vt1
+    root1.flat[:: d + 1] += root_rest
+    s2 = (s2 + s2.T) / 2.0
+    lam = np.linalg.eigvalsh(root1 @ s2 @ root1)
+    tol = 1e-8 * max(float(np.abs(lam).max()), 1e-300)
+    if lam.min() < -tol:
+        raise NumericalError("negative eigenvalue of Σ₁^½ Σ₂ Σ₁^½ beyond round-off", float(lam.min()))
+    trace_sqrt = float(np.sqrt(np.clip(lam, 0.0, None)).sum())
+    trace1 = float(eig1.sum() + (d - k) * max(rest1, 0.0))
+    diff = mu1 - mu2
+    fd = float(diff @ diff + trace1 + np.trace(s2) - 2.0 * trace_sqrt)
+    if not np.isfinite(fd):
+        raise NumericalError("Fréchet distance is not finite", fd)
+    if fd < -1e-8 * max(float(trace1 + np.trace(s2)), 1e-300):
+        raise NumericalError("Fréchet distance is negative beyond round-off", fd)
+    return max(fd, 0.0)
+
+
 def gaussian_fit(features: np.ndarray, *, shrink: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance (float64) of ``features`` of shape (n, d); n ≥ 2.
 

@@ -84,6 +84,15 @@ def _power_top(a: np.ndarray, iterations: int = 3) -> float:
     return float(v @ a @ u)
 
 
+def _top_eigenvalue(a: np.ndarray) -> float:
+    """The largest eigenvalue of a symmetric matrix, alone (LAPACK's syevr on one index: the
+    same number as the last of ``eigvalsh``, without the rest of the spectrum)."""
+    from scipy.linalg import eigh
+
+    d = a.shape[0]
+    return float(eigh(a, eigvals_only=True, subset_by_index=[d - 1, d - 1])[0])
+
+
 def _fda_proba(x: np.ndarray, y: np.ndarray, lam: float | None, exact_top: bool = True) -> tuple[np.ndarray, float]:
     """Regularised Fisher discriminant posteriors p(y | x) and the shrinkage used.
 
@@ -105,7 +114,7 @@ def _fda_proba(x: np.ndarray, y: np.ndarray, lam: float | None, exact_top: bool 
         xc = x[y == c] - means[c]
         sw += priors[c] * (xc.T @ xc) / len(xc)
     if lam is None:
-        top = float(np.linalg.eigvalsh(sw)[-1]) if exact_top else _power_top(sw)
+        top = _top_eigenvalue(sw) if exact_top else _power_top(sw)
         lam = max(float(np.exp(-5.0 * top)), 1e-10)
     a = _shrink(sw, lam)
     coef = np.linalg.solve(a, means.T).T              # μ_c S̃_w⁻¹ (S̃_w symmetric)
@@ -179,7 +188,9 @@ def hscore(x: np.ndarray, y: np.ndarray, *, centered_svd: tuple[np.ndarray, np.n
     else:
         u, s = centered_svd
     xc = x - x.mean(0)
-    alpha, mu = _ledoit_wolf_from_svd(xc, s)
+    from .shared import ledoit_wolf_from_svd
+
+    alpha, mu = ledoit_wolf_from_svd(xc, s)
     counts = np.bincount(y)
     means = np.zeros((counts.size, u.shape[1]))
     np.add.at(means, y, u)
@@ -190,23 +201,6 @@ def hscore(x: np.ndarray, y: np.ndarray, *, centered_svd: tuple[np.ndarray, np.n
     num = (1.0 - alpha) * s2 * pu2
     ok = den > 0                                          # den = 0 only where s_k = 0 and α = 0: no term
     return float((num[ok] / den[ok]).sum())
-
-
-def _ledoit_wolf_from_svd(xc: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    """(shrinkage, μ = tr Σ / d) of ``sklearn.covariance.ledoit_wolf_shrinkage(xc, assume_centered=True)``,
-    its sums taken in n-space: Σ_jk (X²ᵀX²)_jk = Σ_i (Σ_j x_ij²)² and Σ_jk (XᵀX)_jk² = Σ s⁴."""
-    n, d = xc.shape
-    x2 = xc ** 2
-    trace = x2.sum() / n
-    mu = trace / d
-    if d == 1:
-        return 0.0, mu
-    beta_ = float((x2.sum(1) ** 2).sum())
-    delta_ = float((s ** 4).sum()) / n ** 2
-    beta = 1.0 / (d * n) * (beta_ / n - delta_)
-    delta = (delta_ - 2.0 * mu * trace + d * mu ** 2) / d
-    beta = min(beta, delta)
-    return (0.0 if beta == 0 else beta / delta), mu
 
 
 def coding_rate(z: np.ndarray, eps: float) -> float:

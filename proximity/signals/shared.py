@@ -9,7 +9,8 @@ computed once per matrix               used by
 =====================================  ==========================================================
 ``x64`` float64 copy                   every signal that reads the features
 ``svd()`` of X (uncentred)             LogME (its U and singular values), RankMe (the values)
-``centered_svd()`` of X − mean         α-ReQ (the values), H-score (U and the values)
+``centered_svd()`` of X − mean         α-ReQ (the values), H-score (U and the values), Fréchet
+                                       (Vᵀ and the values: Σ_t and its square root, Ledoit–Wolf α)
 ``standardized_svd()`` of Z            probe_loo (Z = X standardised over the sample)
 ``cosine()`` distances (n, n)          kNN (sliced per fold), the k-means silhouettes
 =====================================  ==========================================================
@@ -83,9 +84,20 @@ class FeatureMatrix:
     def centered_svd(self) -> tuple[np.ndarray, np.ndarray]:
         """(U (n, k), s (k,)) of the centred features, all k = min(n, d)."""
         def make():
-            u, s, _ = np.linalg.svd(self.centered, full_matrices=False)
+            u, s, vt = np.linalg.svd(self.centered, full_matrices=False)
+            self._memo["centered_vt"] = vt
             return u, s
         return self._get("centered_svd", make)
+
+    def centered_vt(self) -> np.ndarray:
+        """Vᵀ (k, d) of the same SVD of the centred features (orthonormal rows)."""
+        self.centered_svd()
+        return self._memo["centered_vt"]
+
+    def ledoit_wolf(self) -> tuple[float, float]:
+        """(shrinkage α, μ = tr(S)/d) of scikit-learn's Ledoit–Wolf estimate of the covariance
+        S = X_cᵀX_c / n, from the centred SVD (:func:`ledoit_wolf_from_svd`)."""
+        return self._get("ledoit_wolf", lambda: ledoit_wolf_from_svd(self.centered, self.centered_svd()[1]))
 
     def standardized(self) -> np.ndarray:
         """(X − mean) / sd over the sample (sd ≤ 1e-12 → 1), float64 (n, d)."""
@@ -110,6 +122,24 @@ class FeatureMatrix:
 
             return cosine_distances(self.features)
         return self._get("cosine", make)
+
+
+def ledoit_wolf_from_svd(xc: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    """(shrinkage, μ = tr Σ / d) of ``sklearn.covariance.ledoit_wolf_shrinkage(xc, assume_centered=True)``
+    for centred ``xc`` (n, d) with singular values ``s``, its sums taken in n-space:
+    Σ_jk (X²ᵀX²)_jk = Σ_i (Σ_j x_ij²)² and Σ_jk (XᵀX)_jk² = Σ s⁴ (the same numbers, to round-off)."""
+    n, d = xc.shape
+    x2 = xc ** 2
+    trace = x2.sum() / n
+    mu = trace / d
+    if d == 1:
+        return 0.0, mu
+    beta_ = float((x2.sum(1) ** 2).sum())
+    delta_ = float((s ** 4).sum()) / n ** 2
+    beta = 1.0 / (d * n) * (beta_ / n - delta_)
+    delta = (delta_ - 2.0 * mu * trace + d * mu ** 2) / d
+    beta = min(beta, delta)
+    return (0.0 if beta == 0 else beta / delta), mu
 
 
 def matrix(ctx, which: str = "pretrained") -> FeatureMatrix:

@@ -80,10 +80,10 @@ def offline_catalogs(bench_root: Path, with_zoo: bool, tmp: Path) -> list[Path |
     return cats + (["zoo"] if with_zoo else [])
 
 
-def dev_targets(k: int) -> list[str]:
+def dev_targets(k: int, skip: int = 0) -> list[str]:
     import targets_v2
 
-    return [t.name for t in targets_v2.TARGETS if t.split == "dev"][:k]
+    return [t.name for t in targets_v2.TARGETS if t.split == "dev"][skip:skip + k]
 
 
 def main() -> None:
@@ -91,6 +91,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--targets", type=int, default=8, help="how many dev targets (in the benchmark's order)")
+    ap.add_argument("--skip", type=int, default=0, help="start after this many dev targets")
     ap.add_argument("--per-class", type=int, default=16)
     ap.add_argument("--shortlist", type=int, default=6)
     ap.add_argument("--labels", default="auto", help="auto (with labels) or none")
@@ -102,7 +103,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="proximity-cascade-"))
     cats = offline_catalogs(args.bench_root or data_dir() / "bench" / "v2", args.zoo, tmp)
     extra = ("--max-params", str(args.max_params)) if args.max_params else ()
-    res = measure(dev_targets(args.targets), cats, per_class=args.per_class, shortlist=args.shortlist,
+    res = measure(dev_targets(args.targets, args.skip), cats, per_class=args.per_class, shortlist=args.shortlist,
                   labels=args.labels, tmp=tmp, extra=extra)
     res["max_params"] = args.max_params
     print(f"{len(res['targets'])} targets, {res['candidates']} candidates, shortlist {args.shortlist}: "
