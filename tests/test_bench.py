@@ -1,17 +1,14 @@
 """The benchmark's building blocks (scripts/bench), in their quick mode."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench"
-sys.path.insert(0, str(BENCH))
+from scripts.bench import domains, pretrain
 
-import domains  # noqa: E402
-import pretrain  # noqa: E402
+BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench"
 
 
 @pytest.mark.parametrize("name", ["stripes", "blobs", "shapes", "digits", "photos"])
@@ -52,7 +49,7 @@ def test_plan_covers_the_issue_requirements():
 
 
 def test_targets_are_split_seeded_and_disjoint_from_each_other():
-    import targets
+    from scripts.bench import targets
     names = [t.name for t in targets.TARGETS]
     assert len(names) >= 10 and len(set(names)) == len(names)
     assert {t.split for t in targets.TARGETS} == {"dev", "test"}
@@ -65,7 +62,7 @@ def test_targets_are_split_seeded_and_disjoint_from_each_other():
 
 
 def test_quick_finetune_runs_resumes_and_records(tmp_path, capsys):
-    import finetune
+    from scripts.bench import finetune
     pretrain.main(["--quick", "--out", str(tmp_path), "--only", "resnet-stripes"])
     finetune.main(["--quick", "--out", str(tmp_path), "--targets", "stripes-new-angles"])
     recs = [json.loads(x) for x in (tmp_path / "groundtruth" / "jobs.jsonl").read_text().splitlines()]
@@ -77,7 +74,7 @@ def test_quick_finetune_runs_resumes_and_records(tmp_path, capsys):
 
 
 def test_split_is_stratified_and_disjoint():
-    import finetune
+    from scripts.bench import finetune
     y = np.repeat(np.arange(3), 10)
     tr, va, te = finetune.split(y)
     assert len(set(tr) | set(va) | set(te)) == 30 and not (set(tr) & set(te)) and not (set(va) & set(te))
@@ -85,7 +82,7 @@ def test_split_is_stratified_and_disjoint():
 
 
 def test_evaluation_metrics_known_answers(tmp_path):
-    import evaluate
+    from scripts.bench import evaluate
     assert evaluate.auroc(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 1, 0, 0])) == 1.0
     assert evaluate.auroc(np.array([0.5, 0.5]), np.array([1, 0])) == 0.5
     assert np.isnan(evaluate.auroc(np.array([0.3, 0.4]), np.array([1, 1])))          # one class: undefined
@@ -106,7 +103,7 @@ def test_evaluation_metrics_known_answers(tmp_path):
 
 def test_quick_pipeline_end_to_end(tmp_path, capsys):
     """`scripts/bench/run.py --quick`: pretrain → fine-tune → evaluate on a tiny slice, results page included."""
-    import run
+    from scripts.bench import run
     run.main(["--quick", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     page = (tmp_path / "results" / "RESULTS.md").read_text()
@@ -129,7 +126,7 @@ def test_quick_pipeline_end_to_end(tmp_path, capsys):
 
 def test_v2_split_was_written_first_and_matches_the_code():
     """The committed split (results/v2/split.json) is the code's split; the issue's counts hold."""
-    import targets_v2
+    from scripts.bench import targets_v2
 
     doc = json.loads((BENCH / "results" / "v2" / "split.json").read_text())
     assert {t["name"]: t["split"] for t in doc["targets"]} == {t.name: t.split for t in targets_v2.TARGETS}
@@ -147,7 +144,7 @@ def test_v2_plans_cover_four_families_eight_domains_and_a_generalist():
 
 
 def test_v2_ground_truth_chooses_the_lr_on_seed_0_and_averages_seeds_1_to_4(tmp_path):
-    import evaluate_v2
+    from scripts.bench import evaluate_v2
 
     recs = [{"kind": "finetune", "model": "m", "target": "t", "lr": lr, "seed": 0, "val_acc": v, "test_acc": 0.0,
              "protocol": 2} for lr, v in ((1e-3, 0.5), (3e-3, 0.7))]
@@ -168,7 +165,7 @@ def test_v2_ground_truth_chooses_the_lr_on_seed_0_and_averages_seeds_1_to_4(tmp_
 def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
     """`run.py --protocol 2 --quick`: pretrain → fine-tune (4 seeds) → evaluate_v2 with the fit
     selection, summary.json in the issue's schema."""
-    import run
+    from scripts.bench import run
     if not domains.FASHION.is_dir():
         pytest.skip(f"needs Debian's dataset-fashion-mnist ({domains.FASHION}; .ci/run installs it): "
                     "the generalist's union")
@@ -193,7 +190,7 @@ def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
 
 
 def test_v2_risk_summary_reliability_and_brier_skill_known_answers():
-    import evaluate_v2
+    from scripts.bench import evaluate_v2
 
     rows = [{"risk": p, "risk_label_free": 0.5, "negative": y}
             for p, y in ((0.05, 0), (0.15, 0), (0.15, 1), (0.85, 1), (0.95, 1), (0.95, 0))]
@@ -214,7 +211,7 @@ def test_v2_risk_summary_reliability_and_brier_skill_known_answers():
 def test_v2_metrics_of_ties_and_constant_scores():
     """A ranker that gives every backbone the same score (SFDA saturating at 1 on a tiny sample)
     orders nothing: τ 0, and its top pick is a draw among the tied (expected regret, top-1)."""
-    import evaluate_v2
+    from scripts.bench import evaluate_v2
 
     acc = {"a": 0.9, "b": 0.8, "c": 0.5, "d": 0.7}
     m = evaluate_v2.metrics({k: 1.0 for k in acc}, acc)

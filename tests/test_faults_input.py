@@ -10,7 +10,6 @@ import errno
 import json
 import os
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,7 @@ from proximity.cli import app
 from proximity.errors import CatalogError, LabelsError
 from proximity.filters import Filters
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import fuzz_loader  # noqa: E402
+from scripts import fuzz_loader
 
 
 def _run(*args):

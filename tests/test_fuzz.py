@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import fuzz_loader  # noqa: E402
+from scripts import fuzz_loader
 
 from proximity import load_sample  # noqa: E402
 from proximity.imageio import read_image  # noqa: E402

@@ -32,11 +32,6 @@ def _is_submodule(package: str, name: str) -> bool:
     return (folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file()
 
 
-#: Subpackages whose modules still take names from their own ``__init__`` (the signals register
-#: themselves on the registry that ``signals/__init__.py`` defines, and it imports them back).
-KNOWN_UPWARD = {"proximity.signals"}
-
-
 def _imports_from_init(path: Path, source: str | None = None) -> list[str]:
     """``from <package> import <name>`` where ``<package>`` is the module's own package or one above
     it and ``<name>`` is not a submodule of it (so a name defined in, or re-exported by, that
@@ -56,7 +51,7 @@ def _imports_from_init(path: Path, source: str | None = None) -> list[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            if not (here == target or here.startswith(target + ".")) or target in KNOWN_UPWARD:
+            if not (here == target or here.startswith(target + ".")):
                 continue                  # only the module's own package and the packages above it
             bad += [f"line {node.lineno}: from {'.' * node.level}{node.module or ''} import {a.name}"
                     for a in node.names if not _is_submodule(target, a.name)]

@@ -2,7 +2,6 @@
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +67,7 @@ def test_unknown_or_label_free_when_the_data_cannot_say():
 
 
 def test_fit_script_recovers_the_sign_and_is_deterministic(tmp_path):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import fit_risk
+    from scripts import fit_risk
     rng = np.random.default_rng(0)
     lines = ["target,split,n,classes,gain,gain_sd,probe,early_shift,frechet,negative"]
     for t in range(6):
@@ -119,11 +117,8 @@ def test_fit_risk_protocol_2_learns_from_gain_and_reports_bootstrap_intervals(tm
     probe trails random weights: the chosen labels model uses the gain and separates the pairs."""
     import csv
     import json
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    import fit_risk
+    from scripts import fit_risk
 
     from proximity.risk import RiskModel, estimate
     from proximity.signals import SignalValue

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SignalUnavailable
-from . import SignalContext, register_signal
+from .registry import SignalContext, register_signal
 
 BOOTSTRAP = 200
 

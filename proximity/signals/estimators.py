@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SignalUnavailable
-from . import SignalContext, labels_of, register_signal, require_labels
+from .registry import SignalContext, labels_of, register_signal, require_labels
 from . import literature as L
 from .shared import matrix
 

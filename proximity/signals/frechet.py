@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NumericalError, SignalUnavailable
-from . import SignalContext, register_signal
+from .registry import SignalContext, register_signal
 from .kernels import frechet_distance_factored
 from .shared import matrix
 

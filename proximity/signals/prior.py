@@ -8,7 +8,7 @@ targets; proximity must show it next to its own ranking.
 from __future__ import annotations
 
 from ..errors import SignalUnavailable
-from . import SignalContext, register_signal
+from .registry import SignalContext, register_signal
 
 
 @register_signal("prior", higher_is_better=True, needs=("facts",),

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from ..errors import SignalUnavailable
-from . import SignalContext, labels_of, register_signal, require_labels
+from .registry import SignalContext, labels_of, register_signal, require_labels
 from .kernels import rank_mask
 from .shared import gram_coordinates, matrix
 

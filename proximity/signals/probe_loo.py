@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import SignalContext, labels_of, register_signal, require_labels
+from .registry import SignalContext, labels_of, register_signal, require_labels
 from .shared import matrix
 
 GRID = np.logspace(-4, 2, 13)

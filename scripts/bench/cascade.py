@@ -23,7 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+if not __package__:  # run as a script (python scripts/bench/…): its siblings are scripts.bench.*
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    __package__ = "scripts.bench"
 
 
 def _rank(folder: Path, catalogs: list[Path | str], shortlist: int, cache: Path, labels: str,
@@ -48,7 +50,7 @@ def _top3(result: dict) -> list[str]:
 
 def measure(targets: list[str], catalogs: list[Path | str], *, per_class: int, shortlist: int, labels: str,
             tmp: Path, extra: tuple[str, ...] = ()) -> dict:
-    import evaluate_v2
+    from . import evaluate_v2
 
     rows = []
     for target in targets:
@@ -73,7 +75,7 @@ def measure(targets: list[str], catalogs: list[Path | str], *, per_class: int, s
 
 def offline_catalogs(bench_root: Path, with_zoo: bool, tmp: Path) -> list[Path | str]:
     """The benchmark backbones as one catalog folder, and the zoo's."""
-    import evaluate_v2
+    from . import evaluate_v2
 
     backbones = sorted(p.name for p in (bench_root / "backbones").iterdir() if (p / "config.json").is_file())
     cats: list[Path | str] = [evaluate_v2.bench_catalog(bench_root, tmp / "bench-catalog", backbones)]
@@ -81,7 +83,7 @@ def offline_catalogs(bench_root: Path, with_zoo: bool, tmp: Path) -> list[Path |
 
 
 def dev_targets(k: int, skip: int = 0) -> list[str]:
-    import targets_v2
+    from . import targets_v2
 
     return [t.name for t in targets_v2.TARGETS if t.split == "dev"][skip:skip + k]
 

@@ -30,9 +30,11 @@ import numpy as np
 from PIL import Image
 from scipy.stats import weightedtau
 
-sys.path.insert(0, str(Path(__file__).parent))
-from finetune import split  # noqa: E402
-from targets import TARGETS, make_target  # noqa: E402
+if not __package__:  # run as a script (python scripts/bench/…): its siblings are scripts.bench.*
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    __package__ = "scripts.bench"
+from .finetune import split  # noqa: E402
+from .targets import TARGETS, make_target  # noqa: E402
 
 SIGNALS = {"probe": 1, "knn": 1, "logme": 1, "gain": 1, "early_shift": -1, "frechet": -1}
 #: target name → "dev" | "test"

@@ -39,9 +39,11 @@ import numpy as np
 from PIL import Image
 from scipy.stats import weightedtau
 
-sys.path.insert(0, str(Path(__file__).parent))
-import pretrain  # noqa: E402
-import targets_v2  # noqa: E402
+if not __package__:  # run as a script (python scripts/bench/…): its siblings are scripts.bench.*
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    __package__ = "scripts.bench"
+from . import pretrain  # noqa: E402
+from . import targets_v2  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "v2"
 SEEDS = (1, 2, 3, 4)
@@ -55,7 +57,7 @@ PROTOCOL_NAME = "protocol 2 (v2.0)"
 def ground_truth(store: Path, seeds: tuple[int, ...] = SEEDS) -> dict[str, dict]:
     """``{"finetune"|"scratch": {(model, target): {"lr", "seeds": {seed: acc}, "mean"}}}`` for
     pairs with every seed of ``seeds`` at their chosen learning rate."""
-    from finetune import read_records
+    from .finetune import read_records
 
     recs = read_records(store)
     by: dict = {}

@@ -50,10 +50,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import pretrain  # noqa: E402
-import targets_v2  # noqa: E402
-from targets import TARGETS, make_target  # noqa: E402
+if not __package__:  # run as a script (python scripts/bench/…): its siblings are scripts.bench.*
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    __package__ = "scripts.bench"
+from . import pretrain  # noqa: E402
+from . import targets_v2  # noqa: E402
+from .targets import TARGETS, make_target  # noqa: E402
 
 PROTOCOL = 1
 LRS = (3e-4, 1e-3, 3e-3)

@@ -35,6 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
+if not __package__:  # run as a script (python scripts/bench/overhead.py): its siblings are scripts.bench.*
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    __package__ = "scripts.bench"
+
 BARE = r'''
 import sys, time
 from pathlib import Path
@@ -160,8 +164,7 @@ def main() -> None:
           f"{100 * r['cached_vs_first']:.0f} % of the first")
     print(f"share of the signals in the labelled run  {100 * res['signals_share_of_labels_run']:7.1f} %")
     if args.cascade:
-        sys.path.insert(0, str(Path(__file__).parent))
-        import cascade
+        from . import cascade
 
         from proximity.cache import data_dir
 

@@ -48,8 +48,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-from domains import SIZE, make  # noqa: E402
+if not __package__:  # run as a script (python scripts/bench/…): its siblings are scripts.bench.*
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    __package__ = "scripts.bench"
+from .domains import SIZE, make  # noqa: E402
 
 
 @dataclass(frozen=True)

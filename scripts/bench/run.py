@@ -22,11 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-import evaluate  # noqa: E402
-import evaluate_v2  # noqa: E402
-import finetune  # noqa: E402
-import pretrain  # noqa: E402
+if not __package__:  # run as a script (python scripts/bench/…): its siblings are scripts.bench.*
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    __package__ = "scripts.bench"
+from . import evaluate  # noqa: E402
+from . import evaluate_v2  # noqa: E402
+from . import finetune  # noqa: E402
+from . import pretrain  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 QUICK_TARGETS = ("stripes-new-angles", "shapes-new")   # one dev, one test

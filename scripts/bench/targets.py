@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-import domains as D
+from . import domains as D
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-import domains as D
-import targets as T
+from . import domains as D
+from . import targets as T
 
 N_TEST = 50            # held-out test images per class (fewer where the data has fewer)
 
