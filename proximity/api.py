@@ -20,8 +20,7 @@ from .executors import check_available, make_executor
 from .filters import Filters
 from .ranking import fit_scores, sort_key
 from .report import Candidate, Failure, Ranking, RunPlan, SampleSummary
-from .scoring import LABELS_OFF
-from .signals.labelfree import CONTROL_SUBSET
+from .scoring import LABELS_OFF, control_subset
 from .types import Exclusion
 
 logger = logging.getLogger(__name__)
@@ -84,6 +83,7 @@ def rank(
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto",
     batch_size: int = 32,
     control: bool = True,
+    control_images: int | None = 64,
     use_cache: bool = True,
     folds: int = 5,
     domain: str | Sequence[str] | None = None,
@@ -110,8 +110,10 @@ def rank(
     device : ``auto`` = CUDA, else MPS, else CPU.
     batch_size : images per forward batch.
     control : run the random-weights control (one pass per architecture and input
-        configuration, shared by the candidates that have it; with labels on every image, else on
-        a fixed subset of at most 64).
+        configuration, shared by the candidates that have it, on a fixed subset of the sample).
+    control_images : the size of that subset (default 64; with labels stratified, at least 2
+        images per class, and ``gain`` is the probe − control on it, paired per fold); None: every
+        image (the control costs a whole second pass; ``gain`` is then paired on the whole sample).
     use_cache : read and write the on-disk cache of evidence and signal results (a fully cached
         re-run runs no forward pass and computes no signal).
     folds : k of the stratified k-fold probe.
@@ -144,6 +146,7 @@ def rank(
     """
     given = RankConfig.build(models=models, catalog=catalog, labels=labels, sample=sample, seed=seed,
                              intensity=intensity, device=device, batch_size=batch_size, control=control,
+                             control_images=control_images,
                              use_cache=use_cache, folds=folds, domain=domain, max_params=max_params,
                              license=license, include_gated=include_gated, shortlist=shortlist,
                              executor=executor, address=address)
@@ -182,11 +185,11 @@ def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: Progr
     labels_off = cfg.labels == "none" and not isinstance(path_or_sample, Sample)
     keep = cfg.shortlist_for(len(entries))
     if on_start is not None:
+        n_control = len(control_subset(smp, cfg.seed, cfg.control_images)) if cfg.control else 0
         on_start(RunPlan(n_candidates=len(entries), n_excluded=len(excluded), n_images=smp.n,
                          n_classes=smp.n_classes, labelled=usable_labels,
-                         control="off" if not cfg.control else "all" if usable_labels else "subset",
-                         control_images=0 if not cfg.control else smp.n if usable_labels
-                         else min(smp.n, CONTROL_SUBSET), shortlist=keep))
+                         control="off" if not cfg.control else "all" if n_control == smp.n else "subset",
+                         control_images=n_control, shortlist=keep))
     executor = make_executor(cfg)
     try:
         screens, full = _screen(entries, smp, cfg, keep, executor, usable_labels, labels_off, failed, progress)

@@ -12,7 +12,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -63,7 +63,7 @@ class IntensityOpt(str, Enum):
     full_range = "full-range"
 
 
-def _fail(exc: BaseException, code: int = 2) -> None:
+def _fail(exc: BaseException, code: int = 2) -> NoReturn:
     if os.environ.get("PROXIMITY_DEBUG"):
         raise exc
     err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
@@ -110,6 +110,10 @@ def rank_cmd(
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per forward batch."),
     no_control: bool = typer.Option(False, "--no-control",
                                     help="Skip the random-weights control pass (no 'gain', risk from proximity only)."),
+    control_images: str = typer.Option(
+        "64", "--control-images", metavar="N|all",
+        help="Images the random-weights control sees (stratified by label, ≥ 2 per class); 'all': every image "
+             "(a whole second pass; 'gain' then paired over the whole sample)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the evidence cache."),
     folds: int = typer.Option(5, "--folds", min=2, help="k of the stratified k-fold probe."),
     fmt: RankFmt = typer.Option(RankFmt.table, "--format", "-f",
@@ -156,10 +160,17 @@ def rank_cmd(
                                  "they do not apply to --model candidates"))
     if address is not None and executor is not ExecutorOpt.ray:
         _fail(typer.BadParameter("--address names a Ray cluster: give it with --executor ray"))
+    if control_images.strip().lower() == "all":
+        n_control: Optional[int] = None
+    elif control_images.strip().isdigit():
+        n_control = int(control_images)
+    else:
+        _fail(typer.BadParameter(f"--control-images takes a number of images (≥ 8) or 'all', not '{control_images}'"))
     try:
         config = RankConfig.build(models=model or None, catalog=catalog or ["default"], labels=labels, sample=sample,
                                   seed=seed, intensity=intensity.value, device=device.value, batch_size=batch_size,
-                                  control=not no_control, use_cache=not no_cache, folds=folds, domain=domain or None,
+                                  control=not no_control,
+                                  control_images=n_control, use_cache=not no_cache, folds=folds, domain=domain or None,
                                   max_params=max_params, license=license or None, include_gated=include_gated,
                                   shortlist="auto" if shortlist is None else (shortlist or None),
                                   executor=executor.value, address=address)

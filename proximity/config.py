@@ -41,6 +41,7 @@ def _bool() -> tuple[Callable[[Any], bool], str]:
 
 _SAMPLE = _int(1)
 _SHORTLIST = _int(1)
+_CONTROL_IMAGES = _int(8)
 
 #: parameter -> (check, what it must be). Checked in this order.
 CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -51,6 +52,8 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_size": _int(1),
     "folds": _int(2),
     "control": _bool(),
+    "control_images": ((lambda v: v is None or _CONTROL_IMAGES[0](v)),
+                       "an int in the range [8, inf) or None (every image)"),
     "use_cache": _bool(),
     "include_gated": _bool(),
     "max_params": ((lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -88,6 +91,7 @@ class RankConfig:
     device: str = "auto"
     batch_size: int = 32
     control: bool = True
+    control_images: int | None = 64              # the control's subset (stratified with labels); None: every image
     use_cache: bool = True
     folds: int = 5
     # --- which catalog entries
@@ -144,6 +148,7 @@ class RankConfig:
                 "folds": self.folds,
                 "control": controls > 0,                 # a random-weights control pass ran for a candidate
                 "control_requested": self.control,       # … and whether one was asked for (--no-control: no)
+                "control_images": self.control_images,   # the size of its subset; None: every image
                 "domain": list(self.domain), "max_params": self.max_params, "license": list(self.license),
                 "include_gated": self.include_gated,
                 "shortlist": shortlist,                  # candidates fully evaluated after a screen; None: no screen

@@ -158,19 +158,13 @@ class RayExecutor:
         from .backbones import resolve_spec
         from .evidence import evidence_ingredients
         from .errors import one_line
-        from .scoring import control_subset
+        from .scoring import control_sample
 
         refs: dict[int, Any] = {}
         if not cfg.control:
             return refs
-        labelled = sample.labels is not None and sample.n_classes >= 2
-        from .data import Sample
-
-        sub_idx = control_subset(sample, cfg.seed)
-        sub = sample if labelled else Sample(root=sample.root, paths=[sample.paths[i] for i in sub_idx],
-                                             images=[sample.images[i] for i in sub_idx], labels=None, class_names=[],
-                                             intensity=sample.intensity)
-        sub_ref = sample_ref if labelled else self.ray.put(sub)
+        _, sub = control_sample(sample, cfg)
+        sub_ref = sample_ref if sub is sample else self.ray.put(sub)
         task = self.ray.remote(num_gpus=gpus, max_retries=0)(_control_task)
         by_key: dict[str, Any] = {}
         for i, entry in zip(todo, entries, strict=True):

@@ -46,11 +46,35 @@ class Scored:
     device: str | None = None                # where the passes ran (None: unknown)
 
 
-def control_subset(sample: Sample, seed: int) -> np.ndarray:
-    """Indices (sorted) of the fixed subset of at most CONTROL_SUBSET images of the label-free control."""
-    from .signals.labelfree import CONTROL_SUBSET
+def control_subset(sample: Sample, seed: int, size: int | None) -> np.ndarray:
+    """Indices (sorted) of the images the random-weights control sees: every image when ``size`` is
+    None or ≥ the sample; else, with labels (≥ 2 classes), a seeded stratified subset — each class
+    ``round(size · share)`` images but at least 2 (or all it has), so the control probe has every
+    class in every fold —; without labels, the first ``size`` of a seeded permutation."""
+    n = sample.n
+    if size is None or size >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    if sample.labels is None or sample.n_classes < 2:
+        return np.sort(rng.permutation(n)[:size])
+    y = np.asarray(sample.labels)
+    keep = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        quota = min(len(members), max(2, round(size * len(members) / n)))
+        keep.append(rng.permutation(members)[:quota])
+    return np.sort(np.concatenate(keep))
 
-    return np.sort(np.random.default_rng(seed).permutation(sample.n)[:CONTROL_SUBSET])
+
+def control_sample(sample: Sample, cfg: RankConfig) -> tuple[np.ndarray, Sample]:
+    """(indices, the sub-sample) the control runs on (:func:`control_subset`), labels kept."""
+    idx = control_subset(sample, cfg.seed, cfg.control_images)
+    if len(idx) == sample.n:
+        return idx, sample
+    labels = None if sample.labels is None else np.asarray(sample.labels)[idx]
+    return idx, Sample(root=sample.root, paths=[sample.paths[i] for i in idx], images=[sample.images[i] for i in idx],
+                       labels=labels, class_names=list(sample.class_names) if labels is not None else [],
+                       intensity=sample.intensity)
 
 
 def cached_result(entry: CatalogEntry, sample: Sample, cfg: RankConfig, *, labels_off: bool) -> Scored | None:
@@ -115,17 +139,14 @@ def score_candidate(entry: CatalogEntry, sample: Sample, cfg: RankConfig, *, lab
 
 
 def _control(entry, spec, sample: Sample, cfg: RankConfig, pool, dev, labels_off: bool, progress) -> dict[str, Any]:
-    """The random-weights control: with labels on every image (the control probe needs them),
-    label-free on the fixed subset (the normalisation of the label-free signals needs no more)."""
+    """The random-weights control on the run's control subset (:func:`control_sample`): the
+    control probe and the gain (with labels) and the normalisation of the label-free signals."""
     out: dict[str, Any] = {"evidence": None, "sub": None, "seconds": 0.0, "cached": True, "failed": False,
                            "reason": "" if cfg.control else "random-weights control skipped (--no-control)"}
     if not cfg.control:
         return out
     labelled = sample.labels is not None and sample.n_classes >= 2
-    sub_idx = control_subset(sample, cfg.seed)
-    sub = sample if labelled else Sample(root=sample.root, paths=[sample.paths[i] for i in sub_idx],
-                                         images=[sample.images[i] for i in sub_idx], labels=None, class_names=[],
-                                         intensity=sample.intensity)
+    sub_idx, sub = control_sample(sample, cfg)
     try:
         cb = (lambda d, t: progress(f"{entry.id} (control)", d, t)) if progress else None
         got = pool.get(spec, sub, device=dev, batch_size=cfg.batch_size, seed=cfg.seed, use_cache=cfg.use_cache,
@@ -134,11 +155,11 @@ def _control(entry, spec, sample: Sample, cfg: RankConfig, pool, dev, labels_off
         out.update(failed=True, reason=f"random-weights control failed: {one_line(exc)}")
         logger.warning("%s: %s", entry.id, out["reason"])
         return out
-    out.update(seconds=got.seconds, cached=got.cached, sub_idx=sub_idx)
+    out.update(seconds=got.seconds, cached=got.cached, sub_idx=sub_idx, sub=got.features)
     if labelled:
-        out.update(evidence=got, sub=got.features[sub_idx])
+        out.update(evidence=got)
     else:
-        out.update(sub=got.features, reason=(f"{LABELS_OFF}: the control probe needs labels" if labels_off
+        out.update(reason=(f"{LABELS_OFF}: the control probe needs labels" if labels_off
                                              else "no labels with ≥ 2 classes: the control probe cannot run"))
     return out
 

@@ -135,12 +135,11 @@ def signal_key(identity: dict[str, Any], entry: "CatalogEntry", sample: "Sample"
                *, labels_off: bool) -> str:
     """The cache key of a candidate's signal results (module docstring)."""
     from .signals import signal_versions
-    from .signals.labelfree import CONTROL_SUBSET
 
     return cache.evidence_key({
         "kind": "signals", "signal_cache_version": SIGNAL_CACHE_VERSION, "candidate": identity,
         "sample": sample.fingerprint, "labels": _labels_digest(sample), "labels_off": labels_off,
-        "folds": cfg.folds, "seed": cfg.seed, "control": cfg.control, "control_subset": CONTROL_SUBSET,
+        "folds": cfg.folds, "seed": cfg.seed, "control": cfg.control, "control_images": cfg.control_images,
         "bn": list(CONTROL_BN), "reference": reference_state(entry),
         "signals": signal_versions()})
 

@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="coefficient covariance from this many target-bootstrap refits [protocol 2: 200]")
     args = ap.parse_args(argv)
     if args.protocol == 2 and args.pairs == ROOT / "scripts" / "bench" / "results" / "pairs.csv":
-        args.pairs = ROOT / "scripts" / "bench" / "results" / "v2" / "pairs.csv"
+        args.pairs = ROOT / "scripts" / "bench" / "results" / "v2.2" / "pairs.csv"
     boot = args.bootstrap if args.bootstrap is not None else (200 if args.protocol == 2 else 0)
     reader = read_rows_v2 if args.protocol == 2 else read_rows
     rows = [r for r in reader(args.pairs) if r["split"] == "dev"]
@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, subprocess.CalledProcessError):
         code = "unknown"
     gt = args.pairs.parent / "groundtruth.jsonl"
+    if not gt.is_file():     # a later protocol version's pairs (results/v2.2) on v2's ground truth
+        gt = ROOT / "scripts" / "bench" / "results" / "v2" / "groundtruth.jsonl"
     from proximity.risk import FEATURE_SIGNALS
     from proximity.signals import signal_versions
 

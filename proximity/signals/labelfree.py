@@ -15,9 +15,9 @@ Pure functions (``x``: pooled features (n, d)):
 
 Registered signals: ``rankme``, ``alpha_req``, ``cluster`` on the whole sample, and — the
 per-architecture normalisation — ``rankme_rel`` (pretrained / random weights) and
-``cluster_rel`` (pretrained − random weights), both on the same fixed subset of at most
-``CONTROL_SUBSET`` images, where the random-weights network of the same architecture runs
-label-free (:mod:`proximity.api`). A ratio for the rank (scale-free across widths: a d = 96
+``cluster_rel`` (pretrained − random weights), both on the run's control subset (``--control-images``,
+default 64: :func:`proximity.scoring.control_subset`), where the random-weights network of the
+same architecture runs. A ratio for the rank (scale-free across widths: a d = 96
 and a d = 768 network's numbers both become "times what random weights give") and a
 difference for the silhouette (already in [−1, 1]).
 """
@@ -29,8 +29,6 @@ import numpy as np
 from ..errors import SignalUnavailable
 from .registry import SignalContext, register_signal
 from .shared import matrix
-
-CONTROL_SUBSET = 64
 
 
 def rankme(x: np.ndarray, eps: float = 1e-7, *, s: np.ndarray | None = None) -> float:

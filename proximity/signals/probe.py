@@ -8,8 +8,12 @@ All use the same seeded stratified k-fold split (k = min(folds, smallest class s
   :func:`proximity.signals.shared.gram_coordinates`);
 * knn — cosine k-nearest neighbours (k = min(5, n_train − 1)), balanced accuracy, mean ± sd
   (one cosine distance matrix for the sample, sliced per fold);
-* control — the probe on the *random-weights* features of the same architecture;
-* gain — probe − control, paired fold by fold, mean ± sd of the differences.
+* control — the probe on the *random-weights* features of the same architecture, on the run's
+  control subset (``--control-images``, default 64, stratified: at least 2 images per class;
+  :func:`proximity.scoring.control_subset`) with its own stratified k-fold split;
+* gain — the probe on the *pretrained* features of that same subset − control, paired fold by
+  fold (the same training and test images), mean ± sd of the differences. On the whole sample
+  (``--control-images all``) this is the probe − control of every image.
 """
 
 from __future__ import annotations
@@ -35,6 +39,30 @@ def _splits(ctx: SignalContext) -> list[tuple[np.ndarray, np.ndarray]]:
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed)
     ctx.memo["splits"] = list(skf.split(np.zeros(len(y)), y))
     return ctx.memo["splits"]
+
+
+def _control_splits(ctx: SignalContext) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """(the control subset's labels, its stratified k-fold split); the whole sample's split when the
+    subset is every image."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if ctx.control is None:
+        raise SignalUnavailable(ctx.control_reason)
+    y = labels_of(ctx)
+    if ctx.control_subset is None or len(ctx.control_subset) == len(y):   # the control saw every image
+        if len(ctx.control.features) != len(y):
+            raise ValueError("the control's features do not match the sample: give control_subset")
+        return y, _splits(ctx)
+    if "control_splits" not in ctx.memo:
+        ys = y[ctx.control_subset]
+        _, counts = np.unique(ys, return_counts=True)
+        if len(counts) < len(np.unique(y)) or counts.min() < 2:
+            raise SignalUnavailable(f"the control's {len(ys)} images hold fewer than 2 of a class: "
+                                    "give --control-images a larger number or 'all'")
+        k = int(min(ctx.folds, counts.min()))
+        skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed)
+        ctx.memo["control_splits"] = (ys, list(skf.split(np.zeros(len(ys)), ys)))
+    return ctx.memo["control_splits"]
 
 
 def folds_used(ctx: SignalContext) -> int | None:
@@ -88,15 +116,20 @@ def probe_scores(features: np.ndarray, labels: np.ndarray, splits) -> tuple[np.n
     return np.array(scores), unconverged
 
 
-def _probe(ctx: SignalContext, which: str) -> np.ndarray:
+def _probe(ctx: SignalContext, which: str) -> tuple[np.ndarray, int]:
+    """Per-fold probe scores: ``pretrained`` (every image), ``random`` (the control subset's
+    random-weights features) or ``pretrained-subset`` (the pretrained features of that subset,
+    the same folds as ``random``: the gain's pair)."""
     key = f"probe:{which}"
     if key not in ctx.memo:
-        ev = ctx.evidence if which == "pretrained" else ctx.control
-        if ev is None:
-            raise SignalUnavailable(ctx.control_reason)
-        splits = _splits(ctx)
-        ctx.memo[key] = probe_scores(matrix(ctx, "pretrained" if which == "pretrained" else "control").x64,
-                                      labels_of(ctx), splits)
+        if which == "pretrained":
+            ctx.memo[key] = probe_scores(matrix(ctx).x64, labels_of(ctx), _splits(ctx))
+        else:
+            ys, splits = _control_splits(ctx)
+            if which == "pretrained-subset" and len(ys) == len(labels_of(ctx)):
+                return _probe(ctx, "pretrained")
+            fm = matrix(ctx, "control" if which == "random" else "pretrained-subset")
+            ctx.memo[key] = probe_scores(fm.x64, ys, splits)
     return ctx.memo[key]
 
 
@@ -132,22 +165,24 @@ def knn(ctx: SignalContext):
     return float(s.mean()), float(s.std(ddof=1)), f"{len(s)}-fold, k≤5 cosine neighbours"
 
 
-@register_signal("control", higher_is_better=True, needs=("labels", "control"),
+@register_signal("control", higher_is_better=True, needs=("labels", "control"), version=2,
                  description="the same probe on random weights of the same architecture (baseline)")
 def control(ctx: SignalContext):
     """The same probe on random weights of the same architecture (a baseline)."""
     value, sd, detail = _fmt(*_probe(ctx, "random"))
-    return value, sd, f"random weights (seed {ctx.seed}, BN re-estimated on the sample); {detail}"
+    n = len(ctx.control.features) if ctx.control is not None else 0
+    return value, sd, f"random weights (seed {ctx.seed}, BN re-estimated on them), {n} images; {detail}"
 
 
-@register_signal("gain", higher_is_better=True, needs=("labels", "control"),
-                 description="probe − control, paired per fold")
+@register_signal("gain", higher_is_better=True, needs=("labels", "control"), version=2,
+                 description="probe − control on the control's images, paired per fold")
 def gain(ctx: SignalContext):
     """Probe accuracy minus random-weights probe accuracy, paired per fold."""
-    p, _ = _probe(ctx, "pretrained")
     c, _ = _probe(ctx, "random")
+    p, _ = _probe(ctx, "pretrained-subset")
     d = p - c
-    return float(d.mean()), float(d.std(ddof=1)), f"pretrained − random probe over {len(d)} paired folds"
+    n = len(ctx.control.features) if ctx.control is not None else 0
+    return float(d.mean()), float(d.std(ddof=1)), f"pretrained − random probe on {n} images, {len(d)} paired folds"
 
 
 @register_signal("logme", higher_is_better=True, needs=("labels",), version=2,

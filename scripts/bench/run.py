@@ -65,7 +65,7 @@ def _v2(out: Path, quick: bool) -> None:
     """Protocol 2: pretrain (17 backbones) → fine-tune (28 targets, 4 seeds) → evaluate_v2 with
     the fit selection on dev. ``quick``: 4 backbones, 4 targets, everything under ``out``."""
     q = ["--quick"] if quick else []
-    store = out / "v2" / "groundtruth" / "jobs.jsonl" if quick else evaluate_v2.RESULTS / "groundtruth.jsonl"
+    store = out / "v2" / "groundtruth" / "jobs.jsonl" if quick else evaluate_v2.RESULTS_V2 / "groundtruth.jsonl"
     results = out / "v2" / "results" if quick else evaluate_v2.RESULTS
     t0 = time.perf_counter()
     for name, stage, stage_args in (
