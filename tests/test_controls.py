@@ -123,7 +123,8 @@ def test_gain_pairs_the_same_images_and_the_whole_sample_gives_the_old_gain():
     pre, _ = probe_scores(good[idx].astype(np.float64), y[idx], splits)
     ctl, _ = probe_scores(noise[idx].astype(np.float64), y[idx], splits)
     assert s["control"].value == pytest.approx(ctl.mean()) and "36 images" in s["control"].reason
-    assert s["gain"].value == pytest.approx((pre - ctl).mean()) and s["gain"].sd == pytest.approx((pre - ctl).std(ddof=1))
+    assert s["gain"].value == pytest.approx((pre - ctl).mean())
+    assert s["gain"].sd == pytest.approx((pre - ctl).std(ddof=1))
     full = SignalContext(evidence=_evidence(features=good, n=120), entry=ENTRY, labels=y,
                          control=_evidence(features=noise, n=120), control_subset=np.arange(120),
                          control_subset_features=noise)
