@@ -84,6 +84,7 @@ def rank(
     batch_size: int = 32,
     control: bool = True,
     control_images: int | None = 64,
+    signals: str | Sequence[str] = "core",
     use_cache: bool = True,
     folds: int = 5,
     domain: str | Sequence[str] | None = None,
@@ -114,6 +115,10 @@ def rank(
     control_images : the size of that subset (default 64; with labels stratified, at least 2
         images per class, and ``gain`` is the probe − control on it, paired per fold); None: every
         image (the control costs a whole second pass; ``gain`` is then paired on the whole sample).
+    signals : which signals to compute: ``"core"`` (default: those the shipped fit rules and risk
+        model use, and the baselines — probe, kNN, control, gain, LogME, early_shift, frechet,
+        prior, params), ``"all"`` (also the literature's other estimators and label-free
+        statistics), or names (a list or ``"a,b"``; the core ones are added).
     use_cache : read and write the on-disk cache of evidence and signal results (a fully cached
         re-run runs no forward pass and computes no signal).
     folds : k of the stratified k-fold probe.
@@ -146,7 +151,7 @@ def rank(
     """
     given = RankConfig.build(models=models, catalog=catalog, labels=labels, sample=sample, seed=seed,
                              intensity=intensity, device=device, batch_size=batch_size, control=control,
-                             control_images=control_images,
+                             control_images=control_images, signals=signals,
                              use_cache=use_cache, folds=folds, domain=domain, max_params=max_params,
                              license=license, include_gated=include_gated, shortlist=shortlist,
                              executor=executor, address=address)
@@ -159,6 +164,9 @@ def rank(
 def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: ProgressCallback | None = None,
         on_start: Callable[[RunPlan], None] | None = None) -> Ranking:
     """:func:`rank` with its options in one :class:`~proximity.config.RankConfig`."""
+    from .scoring import signal_names
+
+    signal_names(cfg)                   # an unknown signal name fails here, before any decoding
     filters = Filters(domains=cfg.domain, max_params=cfg.max_params, licenses=cfg.license,
                       include_gated=cfg.include_gated)
     filters.validate()

@@ -114,6 +114,10 @@ def rank_cmd(
         "64", "--control-images", metavar="N|all",
         help="Images the random-weights control sees (stratified by label, ≥ 2 per class); 'all': every image "
              "(a whole second pass; 'gain' then paired over the whole sample)."),
+    signals: str = typer.Option(
+        "core", "--signals", metavar="core|all|NAME,…",
+        help="core: what the fit, the risk and the baselines use; all: also the literature's other estimators "
+             "and label-free statistics (slower); or names (added to core)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the evidence cache."),
     folds: int = typer.Option(5, "--folds", min=2, help="k of the stratified k-fold probe."),
     fmt: RankFmt = typer.Option(RankFmt.table, "--format", "-f",
@@ -169,8 +173,8 @@ def rank_cmd(
     try:
         config = RankConfig.build(models=model or None, catalog=catalog or ["default"], labels=labels, sample=sample,
                                   seed=seed, intensity=intensity.value, device=device.value, batch_size=batch_size,
-                                  control=not no_control,
-                                  control_images=n_control, use_cache=not no_cache, folds=folds, domain=domain or None,
+                                  control=not no_control, control_images=n_control, signals=signals.strip(),
+                                  use_cache=not no_cache, folds=folds, domain=domain or None,
                                   max_params=max_params, license=license or None, include_gated=include_gated,
                                   shortlist="auto" if shortlist is None else (shortlist or None),
                                   executor=executor.value, address=address)

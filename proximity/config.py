@@ -52,6 +52,9 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_size": _int(1),
     "folds": _int(2),
     "control": _bool(),
+    "signals": ((lambda v: v in ("core", "all") or
+                 (isinstance(v, tuple) and len(v) > 0 and all(isinstance(x, str) and x for x in v))),
+                "'core', 'all' or signal names"),
     "control_images": ((lambda v: v is None or _CONTROL_IMAGES[0](v)),
                        "an int in the range [8, inf) or None (every image)"),
     "use_cache": _bool(),
@@ -92,6 +95,7 @@ class RankConfig:
     batch_size: int = 32
     control: bool = True
     control_images: int | None = 64              # the control's subset (stratified with labels); None: every image
+    signals: str | tuple[str, ...] = "core"      # core (what the fit, the risk and the baselines use) | all | names
     use_cache: bool = True
     folds: int = 5
     # --- which catalog entries
@@ -121,6 +125,10 @@ class RankConfig:
         if unknown:
             raise TypeError(f"unknown rank option(s): {', '.join(sorted(unknown))}")
         cats = [catalog] if isinstance(catalog, (str, Path)) else list(catalog)
+        sig = options.get("signals")
+        if sig is not None and sig not in ("core", "all"):       # "a,b" or a list: a tuple of names
+            parts = sig.split(",") if isinstance(sig, str) else list(sig)
+            options["signals"] = tuple(str(s).strip() for s in parts if str(s).strip())
         return cls(models=tuple(models or ()), catalog=tuple(str(c) for c in cats), labels=str(labels),
                    domain=_tuple(domain), license=_tuple(license), **options)
 
@@ -149,6 +157,7 @@ class RankConfig:
                 "control": controls > 0,                 # a random-weights control pass ran for a candidate
                 "control_requested": self.control,       # … and whether one was asked for (--no-control: no)
                 "control_images": self.control_images,   # the size of its subset; None: every image
+                "signals": self.signals if isinstance(self.signals, str) else list(self.signals),
                 "domain": list(self.domain), "max_params": self.max_params, "license": list(self.license),
                 "include_gated": self.include_gated,
                 "shortlist": shortlist,                  # candidates fully evaluated after a screen; None: no screen

@@ -46,6 +46,35 @@ class Scored:
     device: str | None = None                # where the passes ran (None: unknown)
 
 
+#: Computed in every run (``signals="core"``): the baselines a result is shown next to.
+SHOWN_SIGNALS = ("probe", "knn", "control", "gain", "logme", "early_shift", "frechet", "prior", "params")
+
+
+def signal_names(cfg: RankConfig) -> list[str]:
+    """The signals a run computes, in registry order: every one for ``signals="all"``; else
+    :data:`SHOWN_SIGNALS`, those the fit rules (:func:`proximity.ranking.load_rules`, v0 ones
+    included) and the risk model use, and any named. InvalidParameterError for an unknown name."""
+    from .errors import InvalidParameterError
+    from .ranking import V0, load_rules
+    from .risk import FEATURE_SIGNALS, load_model
+    from .signals import SIGNALS
+
+    if cfg.signals == "all":
+        return list(SIGNALS)
+    named = set() if cfg.signals == "core" else set(cfg.signals)
+    unknown = sorted(named - set(SIGNALS))
+    if unknown:
+        raise InvalidParameterError("signals", "rank", f"'core', 'all' or names among {', '.join(SIGNALS)}",
+                                    ",".join(unknown))
+    want = set(SHOWN_SIGNALS) | named
+    for rule in [*V0.values(), *load_rules().values()]:
+        want |= rule.signals()
+    model = load_model()
+    if model is not None:
+        want |= {s for v in model.variants.values() for f in v.features for s in FEATURE_SIGNALS.get(f, (f,))}
+    return [n for n in SIGNALS if n in want]
+
+
 def control_subset(sample: Sample, seed: int, size: int | None) -> np.ndarray:
     """Indices (sorted) of the images the random-weights control sees: every image when ``size`` is
     None or ≥ the sample; else, with labels (≥ 2 classes), a seeded stratified subset — each class
@@ -183,7 +212,7 @@ def _signals(entry, spec, sample: Sample, cfg: RankConfig, ev, ctl: dict[str, An
                             control_subset_features=ctl["sub"])
     t0 = time.perf_counter()
     try:
-        signals = sig.compute_signals(ctx)
+        signals = sig.compute_signals(ctx, signal_names(cfg))
     except Exception as exc:
         logger.debug("traceback", exc_info=True)
         return Failure.from_exception(entry.id, exc, "signal")

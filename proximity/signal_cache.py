@@ -134,12 +134,14 @@ def _labels_digest(sample: "Sample") -> str | None:
 def signal_key(identity: dict[str, Any], entry: "CatalogEntry", sample: "Sample", cfg: "RankConfig",
                *, labels_off: bool) -> str:
     """The cache key of a candidate's signal results (module docstring)."""
+    from .scoring import signal_names
     from .signals import signal_versions
 
     return cache.evidence_key({
         "kind": "signals", "signal_cache_version": SIGNAL_CACHE_VERSION, "candidate": identity,
         "sample": sample.fingerprint, "labels": _labels_digest(sample), "labels_off": labels_off,
         "folds": cfg.folds, "seed": cfg.seed, "control": cfg.control, "control_images": cfg.control_images,
+        "computed": signal_names(cfg),
         "bn": list(CONTROL_BN), "reference": reference_state(entry),
         "signals": signal_versions()})
 

@@ -93,7 +93,7 @@ def score_targets(out: Path | None, targets: list[str], backbones: list[str], n_
             for mode, labels in (("labels", "auto"), ("label-free", "none")):   # each cold: the cost a user pays
                 t0 = time.perf_counter()
                 res[t][mode] = proximity.rank(folder, catalog=catalog, sample=None, labels=labels, batch_size=64,
-                                              use_cache=False)
+                                              use_cache=False, signals="all")
                 seconds[t][mode] = time.perf_counter() - t0
     return res, seconds
 

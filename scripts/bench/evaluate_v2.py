@@ -151,7 +151,7 @@ def score_target(target: str, root: Path, catalog: Path, n_per_class: int | None
         folder = write_user_images(target, Path(tmp) / target, n_per_class)
         for mode, labels in modes.items():
             t0 = time.perf_counter()
-            r = proximity.rank(folder, catalog=catalog, sample=None, labels=labels, batch_size=64)
+            r = proximity.rank(folder, catalog=catalog, sample=None, labels=labels, batch_size=64, signals="all")
             out["seconds"][mode] = round(time.perf_counter() - t0, 2)
             out[mode] = r.to_dict()
             out["versions"][mode] = signal_versions()
