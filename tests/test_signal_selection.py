@@ -38,3 +38,18 @@ def test_core_and_all_through_the_api_and_the_cli(target_dir, backbones, tmp_pat
     assert set(d["ranking"][0]["signals"]) == set(SIGNALS) and d["settings"]["signals"] == "all"
     bad = CliRunner().invoke(app, ["rank", str(target_dir), "--model", model, "--signals", "nleep,bogus"])
     assert bad.exit_code == 2 and "bogus" in bad.output
+
+
+def test_a_label_free_run_never_imports_scikit_learn(target_dir, backbones, tmp_path):
+    """Label-using signals check for labels before importing scikit-learn (2.4 s of a label-free run)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, proximity; r = proximity.rank(sys.argv[1], models=[sys.argv[2]], labels='none', sample=16, "
+            "use_cache=False); assert r.ranking[0].signals['early_shift'].value is not None; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))")
+    out = subprocess.run([sys.executable, "-c", code, str(target_dir), f"local-dir:{backbones['A']}"],
+                         capture_output=True, text=True, env={**__import__("os").environ,
+                                                              "PROXIMITY_CACHE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

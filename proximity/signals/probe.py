@@ -29,12 +29,12 @@ from .shared import gram_coordinates, matrix
 
 
 def _splits(ctx: SignalContext) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import StratifiedKFold
-
     if "splits" in ctx.memo:
         return ctx.memo["splits"]
-    counts = require_labels(ctx, "the probe")
+    counts = require_labels(ctx, "the probe")     # before importing scikit-learn: label-free runs never do
     y = labels_of(ctx)
+    from sklearn.model_selection import StratifiedKFold
+
     k = int(min(ctx.folds, counts.min()))
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed)
     ctx.memo["splits"] = list(skf.split(np.zeros(len(y)), y))
@@ -44,11 +44,11 @@ def _splits(ctx: SignalContext) -> list[tuple[np.ndarray, np.ndarray]]:
 def _control_splits(ctx: SignalContext) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     """(the control subset's labels, its stratified k-fold split); the whole sample's split when the
     subset is every image."""
-    from sklearn.model_selection import StratifiedKFold
-
     if ctx.control is None:
         raise SignalUnavailable(ctx.control_reason)
     y = labels_of(ctx)
+    from sklearn.model_selection import StratifiedKFold
+
     if ctx.control_subset is None or len(ctx.control_subset) == len(y):   # the control saw every image
         if len(ctx.control.features) != len(y):
             raise ValueError("the control's features do not match the sample: give control_subset")
@@ -151,11 +151,11 @@ def probe(ctx: SignalContext):
                  description="k-fold cosine kNN balanced accuracy on frozen features")
 def knn(ctx: SignalContext):
     """k-fold cosine kNN balanced accuracy on frozen features."""
+    y, scores = labels_of(ctx), []
+    splits = _splits(ctx)
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.neighbors import KNeighborsClassifier
 
-    y, scores = labels_of(ctx), []
-    splits = _splits(ctx)
     dist = matrix(ctx).cosine()         # the sample's cosine distances, once for every fold
     for tr, te in splits:
         k = max(1, min(5, len(tr) - 1))
