@@ -9,8 +9,9 @@ included), on the same images, the best of ``--repeat`` runs (≥ 2):
 1. **bare forward** — a plain timm script (``BARE`` below): decode each image with PIL, timm's
    own eval transform, ``model(x)`` in batches, for each backbone in turn;
 2. **rank label-free** — ``proximity rank DIR --model … --labels none`` (its control: one
-   random-weights pass per architecture on at most 64 images);
-3. **rank with labels** — ``proximity rank DIR --model …`` (the control on every image);
+   random-weights pass per architecture on 64 of the images);
+3. **rank with labels** — ``proximity rank DIR --model …`` (the control on 64 stratified images,
+   the default ``--control-images``; the core signals, the default ``--signals``);
 4. **cached re-run** — (3) again on the cache (3) wrote: no forward pass, no signal;
 5. the **share of the signals** in (3) (the ``signals_s`` of its JSON over its wall time);
 6. with ``--cascade K``: the catalog cascade on K benchmark dev targets with every offline
