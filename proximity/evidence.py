@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -152,9 +152,11 @@ def _subsample(sample: Sample, n: int, seed: int) -> Sample:
 
 @torch.inference_mode()
 def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32,
-                 progress: Progress | None = None, moments: bool = True) -> Evidence:
+                 progress: Progress | None = None, moments: bool = True, overlap: bool | None = None) -> Evidence:
     """The single forward pass: pooled features + per-image moments at the early BN inputs
-    (``moments=False``: the pooled features only, no early layers)."""
+    (``moments=False``: the pooled features only, no early layers). ``overlap``: decode and
+    preprocess the next batch in a thread while the model runs this one (:func:`_inputs`; default:
+    on an accelerator, where the model does not need the CPU's cores)."""
     bn = bool(backbone.early_layers)
     layers = (backbone.early_layers if bn else backbone.early_modules) if moments else []
     means: list[list[torch.Tensor]] = [[] for _ in layers]
@@ -182,10 +184,11 @@ def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32,
                    for i, (_, m) in enumerate(layers)]
     feats, done = [], 0
     try:
-        for batch in sample.batches(batch_size):
-            f = backbone.features(backbone.spec.preprocess(batch))
+        for n, x in _inputs(backbone, sample, batch_size, backbone.device.type != "cpu" if overlap is None
+                            else overlap):
+            f = backbone.features(x)
             feats.append(f.float().cpu().numpy())
-            done += len(batch)
+            done += n
             if progress is not None:
                 progress(done, sample.n)
     finally:
@@ -204,6 +207,32 @@ def forward_pass(backbone: Backbone, sample: Sample, *, batch_size: int = 32,
         source_vars=[_running(m, "running_var") for _, m in layers],
         seconds=0.0, n_params=sum(p.numel() for p in backbone.model.parameters()),
     )
+
+
+def _inputs(backbone: Backbone, sample: Sample, batch_size: int, overlap: bool) -> Iterator[tuple[int, torch.Tensor]]:
+    """(images, preprocessed batch) in order. With ``overlap``, one worker thread decodes and
+    preprocesses batch k + 1 (into pinned memory for CUDA, so the copy to the device can run
+    asynchronously) while the caller runs the model on batch k: torch's kernels release the GIL,
+    so the two proceed together. The batches and their order are the same either way."""
+    prep = backbone.spec.preprocess
+    starts = range(0, sample.n, batch_size)
+    pin = backbone.device.type == "cuda"
+
+    def make(start: int) -> tuple[int, torch.Tensor]:
+        x = prep([sample.as_float(i) for i in range(start, min(start + batch_size, sample.n))])
+        return x.shape[0], (x.pin_memory() if pin else x)
+
+    if not overlap:
+        yield from (make(s) for s in starts)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="proximity-prefetch") as pool:
+        pending = [pool.submit(make, s) for s in starts[:1]]
+        for s in starts[1:]:
+            pending.append(pool.submit(make, s))      # the next batch, while this one runs
+            yield pending.pop(0).result()
+        yield from (f.result() for f in pending)
 
 
 def _running(module, attr: str) -> np.ndarray:

@@ -11,6 +11,7 @@ process or on another machine (:mod:`proximity.executors`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -55,8 +56,8 @@ def signal_names(cfg: RankConfig) -> list[str]:
     :data:`SHOWN_SIGNALS`, those the fit rules (:func:`proximity.ranking.load_rules`, v0 ones
     included) and the risk model use, and any named. InvalidParameterError for an unknown name."""
     from .errors import InvalidParameterError
-    from .ranking import V0, load_rules
-    from .risk import FEATURE_SIGNALS, load_model
+    from .ranking import rule_path
+    from .risk import model_path
     from .signals import SIGNALS
 
     if cfg.signals == "all":
@@ -66,13 +67,28 @@ def signal_names(cfg: RankConfig) -> list[str]:
     if unknown:
         raise InvalidParameterError("signals", "rank", f"'core', 'all' or names among {', '.join(SIGNALS)}",
                                     ",".join(unknown))
-    want = set(SHOWN_SIGNALS) | named
+    want = set(SHOWN_SIGNALS) | named | _used_by_shipped(_stamp(rule_path()), _stamp(model_path()))
+    return [n for n in SIGNALS if n in want]
+
+
+def _stamp(path) -> tuple[str, int] | None:
+    return (str(path), path.stat().st_mtime_ns) if path.is_file() else None
+
+
+@functools.lru_cache(maxsize=8)
+def _used_by_shipped(rules: tuple[str, int] | None, model: tuple[str, int] | None) -> frozenset[str]:
+    """The signals the fit rules (v0 ones included) and the risk model use; read once per version
+    of their files (the arguments), not once per candidate."""
+    from .ranking import V0, load_rules
+    from .risk import FEATURE_SIGNALS, load_model
+
+    want: set[str] = set()
     for rule in [*V0.values(), *load_rules().values()]:
         want |= rule.signals()
-    model = load_model()
-    if model is not None:
-        want |= {s for v in model.variants.values() for f in v.features for s in FEATURE_SIGNALS.get(f, (f,))}
-    return [n for n in SIGNALS if n in want]
+    risk = load_model()
+    if risk is not None:
+        want |= {s for v in risk.variants.values() for f in v.features for s in FEATURE_SIGNALS.get(f, (f,))}
+    return frozenset(want)
 
 
 def control_subset(sample: Sample, seed: int, size: int | None) -> np.ndarray:

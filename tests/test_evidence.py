@@ -117,3 +117,19 @@ def test_channel_moments_are_exact_also_far_from_zero(scale, shift, layout, dims
     v64, m64 = torch.var_mean(x.double(), dim=dims, correction=0, keepdim=True)
     np.testing.assert_allclose(m.double().numpy(), m64.numpy(), rtol=1e-6)
     np.testing.assert_allclose(v.double().reshape(v64.shape).numpy(), v64.numpy(), rtol=1e-5)
+
+
+def test_overlapped_preprocessing_gives_the_same_evidence(backbones, target_dir):
+    """Decoding and preprocessing the next batch in a thread (the accelerator default) changes
+    nothing: same features, same moments, same order, bit for bit; also for a short last batch."""
+    from proximity.evidence import forward_pass
+
+    sample = load_sample(target_dir, sample=23)
+    bb = open_backbone(resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}")))
+    seen = []
+    a = forward_pass(bb, sample, batch_size=5, overlap=False)
+    b = forward_pass(bb, sample, batch_size=5, overlap=True, progress=lambda d, t: seen.append(d))
+    assert seen == [5, 10, 15, 20, 23]
+    np.testing.assert_array_equal(a.features, b.features)
+    for x, y in zip(a.image_means + a.image_vars, b.image_means + b.image_vars, strict=True):
+        np.testing.assert_array_equal(x, y)

@@ -50,7 +50,7 @@ class Backbone:
     @torch.inference_mode()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features of shape (N, feature_dim) for a preprocessed batch (N, C, H, W)."""
-        out = self.model(x.to(self.device))
+        out = self.model(x.to(self.device, non_blocking=True))   # asynchronous from pinned memory
         if out.ndim != 2:
             raise UnsupportedModelError(self.spec.entry.id,
                                         f"pooled output has shape {tuple(out.shape)}, expected (N, d)")

@@ -53,6 +53,9 @@ def _control_splits(ctx: SignalContext) -> tuple[np.ndarray, list[tuple[np.ndarr
         if len(ctx.control.features) != len(y):
             raise ValueError("the control's features do not match the sample: give control_subset")
         return y, _splits(ctx)
+    if len(ctx.control.features) != len(ctx.control_subset):
+        raise ValueError(f"the control evidence has {len(ctx.control.features)} images, its subset "
+                         f"{len(ctx.control_subset)}: it must hold the subset's images only")
     if "control_splits" not in ctx.memo:
         ys = y[ctx.control_subset]
         _, counts = np.unique(ys, return_counts=True)

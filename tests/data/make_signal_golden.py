@@ -29,7 +29,9 @@ def _features(rng: np.random.Generator, n: int, d: int, y: np.ndarray, signal: f
 
 
 def golden_context(name: str, n: int, d: int, classes: int, seed: int):
-    """A SignalContext with labels, a control, the label-free control subset and a reference."""
+    """A SignalContext with labels, a control on a 32-image subset and a reference. (The file was
+    first recorded with control v1's contract — control evidence on every image, the same 32 for
+    the label-free signals —; control and gain were re-recorded at v2.)"""
     from proximity.catalog import CatalogEntry
     from proximity.evidence import Evidence
     from proximity.reference import ReferenceStats
@@ -55,19 +57,41 @@ def golden_context(name: str, n: int, d: int, classes: int, seed: int):
                          layer_names=(), layer_means=(), layer_vars=(), provenance={}, path=Path("golden"))
     sub = np.sort(np.random.default_rng(seed).permutation(n)[:32])
     entry = CatalogEntry(id=name, source="timm:x", imagenet_top1=70.0, params_m=5.0)
+    ctl = Evidence(features=ctl.features[sub], layer_names=[], image_means=[], image_vars=[], source_means=[],
+                   source_vars=[], seconds=0.0)       # the control evidence holds its subset's images only
     return SignalContext(evidence=ev, entry=entry, labels=y, control=ctl, reference=ref, folds=5, seed=seed,
-                         control_subset=sub, control_subset_features=ctl.features[sub])
+                         control_subset=sub, control_subset_features=ctl.features)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Rewrite the file (only with the code the values are to come from), or with ``--rerecord
+    NAME …`` replace the named signals' values and versions alone — for a signal whose definition
+    changed on purpose — and say so in the file's provenance."""
+    import argparse
+
     from proximity.signals import compute_signals, signal_versions
 
-    out = {"provenance": "proximity at commit d273569 (before issue 14), tests/data/make_signal_golden.py",
-           "versions": signal_versions(), "cases": {}}
-    for case in CASES:
-        values = compute_signals(golden_context(*case))
-        out["cases"][case[0]] = {name: {"value": v.value, "sd": v.sd} for name, v in values.items()}
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rerecord", nargs="+", metavar="NAME", help="re-record only these signals")
+    args = ap.parse_args(argv)
     path = Path(__file__).with_name("signal_golden.json")
+    if args.rerecord:
+        out = json.loads(path.read_text())
+        for case in CASES:
+            values = compute_signals(golden_context(*case), args.rerecord)
+            for name, v in values.items():
+                out["cases"][case[0]][name] = {"value": v.value, "sd": v.sd}
+        for name in args.rerecord:
+            out["versions"][name] = signal_versions()[name]
+        out.setdefault("rerecorded", []).append(
+            {"signals": {n: signal_versions()[n] for n in args.rerecord},
+             "why": "definition changed on purpose (its version bumped); the other values keep their provenance"})
+    else:
+        out = {"provenance": "proximity at commit d273569 (before issue 14), tests/data/make_signal_golden.py",
+               "versions": signal_versions(), "cases": {}}
+        for case in CASES:
+            values = compute_signals(golden_context(*case))
+            out["cases"][case[0]] = {name: {"value": v.value, "sd": v.sd} for name, v in values.items()}
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")
 
