@@ -193,7 +193,7 @@ def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: Progr
     labels_off = cfg.labels == "none" and not isinstance(path_or_sample, Sample)
     keep = cfg.shortlist_for(len(entries))
     if on_start is not None:
-        n_control = len(control_subset(smp, cfg.seed, cfg.control_images)) if cfg.control else 0
+        n_control = len(control_subset(smp, cfg.seed, cfg.control_images, cfg.folds)) if cfg.control else 0
         on_start(RunPlan(n_candidates=len(entries), n_excluded=len(excluded), n_images=smp.n,
                          n_classes=smp.n_classes, labelled=usable_labels,
                          control="off" if not cfg.control else "all" if n_control == smp.n else "subset",

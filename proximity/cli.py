@@ -164,12 +164,14 @@ def rank_cmd(
                                  "they do not apply to --model candidates"))
     if address is not None and executor is not ExecutorOpt.ray:
         _fail(typer.BadParameter("--address names a Ray cluster: give it with --executor ray"))
-    if control_images.strip().lower() == "all":
-        n_control: Optional[int] = None
-    elif control_images.strip().isdigit():
-        n_control = int(control_images)
-    else:
-        _fail(typer.BadParameter(f"--control-images takes a number of images (≥ 8) or 'all', not '{control_images}'"))
+    n_control: Optional[int] = None
+    if control_images.strip().lower() != "all":
+        try:
+            n_control = int(control_images)
+        except ValueError:
+            n_control = 0
+        if n_control < 8:
+            _fail(typer.BadParameter(f"--control-images takes a number of images ≥ 8 or 'all', not '{control_images}'"))
     try:
         config = RankConfig.build(models=model or None, catalog=catalog or ["default"], labels=labels, sample=sample,
                                   seed=seed, intensity=intensity.value, device=device.value, batch_size=batch_size,

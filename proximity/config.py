@@ -126,9 +126,13 @@ class RankConfig:
             raise TypeError(f"unknown rank option(s): {', '.join(sorted(unknown))}")
         cats = [catalog] if isinstance(catalog, (str, Path)) else list(catalog)
         sig = options.get("signals")
-        if sig is not None and sig not in ("core", "all"):       # "a,b" or a list: a tuple of names
-            parts = sig.split(",") if isinstance(sig, str) else list(sig)
-            options["signals"] = tuple(str(s).strip() for s in parts if str(s).strip())
+        if sig is not None:                # "core", "all", "a,b" or a list of names (added to core)
+            parts = [str(s).strip() for s in (sig.split(",") if isinstance(sig, str) else sig)]
+            parts = [p for p in parts if p]
+            lowered = {p.lower() for p in parts}
+            names = tuple(p for p in parts if p.lower() not in ("core", "all"))
+            options["signals"] = ("all" if "all" in lowered else names if names else
+                                  "core" if "core" in lowered else ())      # () is refused, saying what to give
         return cls(models=tuple(models or ()), catalog=tuple(str(c) for c in cats), labels=str(labels),
                    domain=_tuple(domain), license=_tuple(license), **options)
 

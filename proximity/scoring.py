@@ -53,8 +53,9 @@ SHOWN_SIGNALS = ("probe", "knn", "control", "gain", "logme", "early_shift", "fre
 
 def signal_names(cfg: RankConfig) -> list[str]:
     """The signals a run computes, in registry order: every one for ``signals="all"``; else
-    :data:`SHOWN_SIGNALS`, those the fit rules (:func:`proximity.ranking.load_rules`, v0 ones
-    included) and the risk model use, and any named. InvalidParameterError for an unknown name."""
+    :data:`SHOWN_SIGNALS`, the cascade screen's (:data:`proximity.cascade.SCREEN_SIGNALS`), those
+    the fit rules (:func:`proximity.ranking.load_rules`, v0 ones included) and the risk model use,
+    and any named. InvalidParameterError for an unknown name."""
     from .errors import InvalidParameterError
     from .ranking import rule_path
     from .risk import model_path
@@ -67,7 +68,10 @@ def signal_names(cfg: RankConfig) -> list[str]:
     if unknown:
         raise InvalidParameterError("signals", "rank", f"'core', 'all' or names among {', '.join(SIGNALS)}",
                                     ",".join(unknown))
-    want = set(SHOWN_SIGNALS) | named | _used_by_shipped(_stamp(rule_path()), _stamp(model_path()))
+    from .cascade import SCREEN_SIGNALS
+
+    want = (set(SHOWN_SIGNALS) | set(SCREEN_SIGNALS) | named
+            | _used_by_shipped(_stamp(rule_path()), _stamp(model_path())))
     return [n for n in SIGNALS if n in want]
 
 
@@ -91,11 +95,13 @@ def _used_by_shipped(rules: tuple[str, int] | None, model: tuple[str, int] | Non
     return frozenset(want)
 
 
-def control_subset(sample: Sample, seed: int, size: int | None) -> np.ndarray:
+def control_subset(sample: Sample, seed: int, size: int | None, folds: int = 5) -> np.ndarray:
     """Indices (sorted) of the images the random-weights control sees: every image when ``size`` is
     None or ≥ the sample; else, with labels (≥ 2 classes), a seeded stratified subset — each class
-    ``round(size · share)`` images but at least 2 (or all it has), so the control probe has every
-    class in every fold —; without labels, the first ``size`` of a seeded permutation."""
+    ``round(size · share)`` images but at least ``folds`` (or all it has), so the control probe
+    has every class in every one of its k folds: with many classes the subset grows beyond
+    ``size`` rather than the probe dropping to 2 folds —; without labels, the first ``size`` of a
+    seeded permutation."""
     n = sample.n
     if size is None or size >= n:
         return np.arange(n)
@@ -106,14 +112,14 @@ def control_subset(sample: Sample, seed: int, size: int | None) -> np.ndarray:
     keep = []
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
-        quota = min(len(members), max(2, round(size * len(members) / n)))
+        quota = min(len(members), max(folds, round(size * len(members) / n)))
         keep.append(rng.permutation(members)[:quota])
     return np.sort(np.concatenate(keep))
 
 
 def control_sample(sample: Sample, cfg: RankConfig) -> tuple[np.ndarray, Sample]:
     """(indices, the sub-sample) the control runs on (:func:`control_subset`), labels kept."""
-    idx = control_subset(sample, cfg.seed, cfg.control_images)
+    idx = control_subset(sample, cfg.seed, cfg.control_images, cfg.folds)
     if len(idx) == sample.n:
         return idx, sample
     labels = None if sample.labels is None else np.asarray(sample.labels)[idx]

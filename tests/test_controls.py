@@ -90,7 +90,10 @@ def test_the_control_subset_is_stratified_seeded_and_keeps_every_class():
     s = _labelled([100, 30, 3])
     idx = control_subset(s, 0, 64)
     counts = np.bincount(s.labels[idx], minlength=3)
-    assert counts.tolist() == [48, 14, 2]                      # round(64 · share), at least 2 per class
+    assert counts.tolist() == [48, 14, 3]          # round(64 · share), at least min(folds, all it has) per class
+    assert np.bincount(s.labels[control_subset(s, 0, 64, folds=2)], minlength=3).tolist() == [48, 14, 2]
+    many = _labelled([12] * 40)                    # 40 classes: 5 each (the probe keeps its 5 folds), not 2
+    assert np.bincount(many.labels[control_subset(many, 0, 64)]).tolist() == [5] * 40
     assert np.array_equal(idx, np.sort(idx)) and len(set(idx.tolist())) == len(idx)
     np.testing.assert_array_equal(idx, control_subset(s, 0, 64))
     assert not np.array_equal(idx, control_subset(s, 1, 64))
@@ -158,6 +161,7 @@ def test_control_images_through_the_api_and_the_cli(target_dir, backbones, tmp_p
     d = json.loads(out.read_text())
     assert d["settings"]["control_images"] is None and "on 40 images" in d["ranking"][0]["signals"]["gain"]["reason"]
     bad = CliRunner().invoke(app, ["rank", str(target_dir), "--model", model, "--control-images", "half"])
-    assert bad.exit_code == 2 and "--control-images takes a number of images" in bad.output
-    small = CliRunner().invoke(app, ["rank", str(target_dir), "--model", model, "--control-images", "3"])
-    assert small.exit_code == 2 and "control_images" in small.output
+    assert bad.exit_code == 2 and "--control-images takes a number of images ≥ 8 or 'all', not 'half'" in bad.output
+    for given in ("3", "²"):
+        small = CliRunner().invoke(app, ["rank", str(target_dir), "--model", model, "--control-images", given])
+        assert small.exit_code == 2 and "a number of images ≥ 8 or 'all'" in small.output

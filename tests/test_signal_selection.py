@@ -20,6 +20,13 @@ def test_core_holds_the_baselines_and_what_the_rules_and_the_risk_use():
     for rule in load_rules().values():
         assert rule.signals() <= set(core)
     assert "rankme_rel" in core                     # the shipped risk model's feature
+    from proximity.cascade import SCREEN_SIGNALS
+
+    assert set(SCREEN_SIGNALS) <= set(core)         # the cascade screen's own signals (probe_loo among them)
+    assert RankConfig.build(signals="CORE, nleep").signals == ("nleep",)   # names are added to core
+    assert RankConfig.build(signals="All").signals == "all"
+    with pytest.raises(InvalidParameterError, match="'core', 'all' or signal names"):
+        RankConfig.build(signals=" , ")
     assert signal_names(RankConfig(signals="all")) == list(SIGNALS)
     assert "nleep" in signal_names(RankConfig.build(signals="nleep, hscore"))
     with pytest.raises(InvalidParameterError, match="signals"):

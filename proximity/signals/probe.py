@@ -46,6 +46,7 @@ def _control_splits(ctx: SignalContext) -> tuple[np.ndarray, list[tuple[np.ndarr
     subset is every image."""
     if ctx.control is None:
         raise SignalUnavailable(ctx.control_reason)
+    require_labels(ctx, "the control probe")     # the sample's own preconditions first (their reasons)
     y = labels_of(ctx)
     from sklearn.model_selection import StratifiedKFold
 
@@ -60,7 +61,7 @@ def _control_splits(ctx: SignalContext) -> tuple[np.ndarray, list[tuple[np.ndarr
         ys = y[ctx.control_subset]
         _, counts = np.unique(ys, return_counts=True)
         if len(counts) < len(np.unique(y)) or counts.min() < 2:
-            raise SignalUnavailable(f"the control's {len(ys)} images hold fewer than 2 of a class: "
+            raise SignalUnavailable(f"the control's {len(ys)} images hold fewer than 2 images of a class: "
                                     "give --control-images a larger number or 'all'")
         k = int(min(ctx.folds, counts.min()))
         skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed)
