@@ -112,9 +112,10 @@ def rank(
     batch_size : images per forward batch.
     control : run the random-weights control (one pass per architecture and input
         configuration, shared by the candidates that have it, on a fixed subset of the sample).
-    control_images : the size of that subset (default 64; with labels stratified, at least 2
-        images per class, and ``gain`` is the probe − control on it, paired per fold); None: every
-        image (the control costs a whole second pass; ``gain`` is then paired on the whole sample).
+    control_images : the size of that subset (default 64; with labels stratified, at least
+        ``folds`` images per class, or all a class has; ``gain`` is the probe − control on it,
+        paired per fold); None: every image (the control costs a whole second pass; ``gain`` is
+        then paired on the whole sample).
     signals : which signals to compute: ``"core"`` (default: those the shipped fit rules and risk
         model use, and the baselines — probe, kNN, control, gain, LogME, early_shift, frechet,
         prior, params), ``"all"`` (also the literature's other estimators and label-free

@@ -112,7 +112,7 @@ def rank_cmd(
                                     help="Skip the random-weights control pass (no 'gain', risk from proximity only)."),
     control_images: str = typer.Option(
         "64", "--control-images", metavar="N|all",
-        help="Images the random-weights control sees (stratified by label, ≥ 2 per class); 'all': every image "
+        help="Images the random-weights control sees (stratified by label, ≥ 5 per class); 'all': every image "
              "(a whole second pass; 'gain' then paired over the whole sample)."),
     signals: str = typer.Option(
         "core", "--signals", metavar="core|all|NAME,…",

@@ -9,8 +9,8 @@ All use the same seeded stratified k-fold split (k = min(folds, smallest class s
 * knn — cosine k-nearest neighbours (k = min(5, n_train − 1)), balanced accuracy, mean ± sd
   (one cosine distance matrix for the sample, sliced per fold);
 * control — the probe on the *random-weights* features of the same architecture, on the run's
-  control subset (``--control-images``, default 64, stratified: at least 2 images per class;
-  :func:`proximity.scoring.control_subset`) with its own stratified k-fold split;
+  control subset (``--control-images``, default 64, stratified, at least min(folds, class size)
+  per class: :func:`proximity.scoring.control_subset`) with its own stratified k-fold split;
 * gain — the probe on the *pretrained* features of that same subset − control, paired fold by
   fold (the same training and test images), mean ± sd of the differences. On the whole sample
   (``--control-images all``) this is the probe − control of every image.
