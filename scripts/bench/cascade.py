@@ -73,6 +73,13 @@ def measure(targets: list[str], catalogs: list[Path | str], *, per_class: int, s
             "same_top3_set": sum(r["same_top3_set"] for r in rows) / max(len(rows), 1)}
 
 
+def summary_line(res: dict) -> str:
+    """One line of :func:`measure`'s result: speed-up and top-3 agreement."""
+    return (f"{len(res['targets'])} targets, {res['candidates']} candidates, shortlist {res['shortlist']}: "
+            f"full {res['full_s']:.0f} s, cascade {res['cascade_s']:.0f} s = ×{res['speedup']}; same top 3 on "
+            f"{100 * res['same_top3_ordered']:.0f} % of targets ({100 * res['same_top3_set']:.0f} % as a set)")
+
+
 def offline_catalogs(bench_root: Path, with_zoo: bool, tmp: Path) -> list[Path | str]:
     """The benchmark backbones as one catalog folder, and the zoo's."""
     from . import evaluate_v2
@@ -108,9 +115,7 @@ def main() -> None:
     res = measure(dev_targets(args.targets, args.skip), cats, per_class=args.per_class, shortlist=args.shortlist,
                   labels=args.labels, tmp=tmp, extra=extra)
     res["max_params"] = args.max_params
-    print(f"{len(res['targets'])} targets, {res['candidates']} candidates, shortlist {args.shortlist}: "
-          f"full {res['full_s']:.0f} s, cascade {res['cascade_s']:.0f} s = ×{res['speedup']}; same top 3 on "
-          f"{100 * res['same_top3_ordered']:.0f} % of targets ({100 * res['same_top3_set']:.0f} % as a set)")
+    print(summary_line(res))
     if args.out:
         args.out.write_text(json.dumps(res, indent=1) + "\n")
 

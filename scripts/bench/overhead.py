@@ -172,10 +172,7 @@ def main() -> None:
         cats = cascade.offline_catalogs(data_dir() / "bench" / "v2", True, tmp)
         res["cascade"] = cascade.measure(cascade.dev_targets(args.cascade), cats, per_class=32, shortlist=6,
                                          labels="auto", tmp=tmp)
-        c = res["cascade"]
-        print(f"cascade (shortlist 6 of {c['candidates']}, {len(c['targets'])} targets)  ×{c['speedup']} faster, "
-              f"same top 3 on {100 * c['same_top3_ordered']:.0f} % of targets "
-              f"({100 * c['same_top3_set']:.0f} % as a set)")
+        print("cascade: " + cascade.summary_line(res["cascade"]))
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")
 
