@@ -211,7 +211,7 @@ def _control(entry, spec, sample: Sample, cfg: RankConfig, pool, dev, labels_off
         out.update(evidence=got)
     else:
         out.update(reason=(f"{LABELS_OFF}: the control probe needs labels" if labels_off
-                                             else "no labels with ≥ 2 classes: the control probe cannot run"))
+                           else "no labels with ≥ 2 classes: the control probe cannot run"))
     return out
 
 

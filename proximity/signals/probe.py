@@ -48,8 +48,6 @@ def _control_splits(ctx: SignalContext) -> tuple[np.ndarray, list[tuple[np.ndarr
         raise SignalUnavailable(ctx.control_reason)
     require_labels(ctx, "the control probe")     # the sample's own preconditions first (their reasons)
     y = labels_of(ctx)
-    from sklearn.model_selection import StratifiedKFold
-
     if ctx.control_subset is None or len(ctx.control_subset) == len(y):   # the control saw every image
         if len(ctx.control.features) != len(y):
             raise ValueError("the control's features do not match the sample: give control_subset")
@@ -63,6 +61,8 @@ def _control_splits(ctx: SignalContext) -> tuple[np.ndarray, list[tuple[np.ndarr
         if len(counts) < len(np.unique(y)) or counts.min() < 2:
             raise SignalUnavailable(f"the control's {len(ys)} images hold fewer than 2 images of a class: "
                                     "give --control-images a larger number or 'all'")
+        from sklearn.model_selection import StratifiedKFold
+
         k = int(min(ctx.folds, counts.min()))
         skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed)
         ctx.memo["control_splits"] = (ys, list(skf.split(np.zeros(len(ys)), ys)))
