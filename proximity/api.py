@@ -87,6 +87,7 @@ def rank(
     signals: str | Sequence[str] = "core",
     use_cache: bool = True,
     folds: int = 5,
+    scratch: bool = False,
     domain: str | Sequence[str] | None = None,
     max_params: float | None = None,
     license: str | Sequence[str] | None = None,
@@ -123,6 +124,10 @@ def rank(
     use_cache : read and write the on-disk cache of evidence and signal results (a fully cached
         re-run runs no forward pass and computes no signal).
     folds : k of the stratified k-fold probe.
+    scratch : also train each architecture from random weights on the sample (once per
+        architecture and input configuration, cached; :mod:`proximity.scratch`): the ``scratch``
+        signal, which the risk model compares the probe with. Needs labels; opt-in because it
+        trains (seconds for small networks, minutes for large ones on a CPU).
     domain, max_params, license, include_gated : which catalog entries to consider (see
         :class:`~proximity.filters.Filters`; not applied to ``models``). Entries set aside are
         listed in ``Ranking.excluded`` with the reason, as are entries marked not loadable.
@@ -153,7 +158,7 @@ def rank(
     given = RankConfig.build(models=models, catalog=catalog, labels=labels, sample=sample, seed=seed,
                              intensity=intensity, device=device, batch_size=batch_size, control=control,
                              control_images=control_images, signals=signals,
-                             use_cache=use_cache, folds=folds, domain=domain, max_params=max_params,
+                             use_cache=use_cache, folds=folds, scratch=scratch, domain=domain, max_params=max_params,
                              license=license, include_gated=include_gated, shortlist=shortlist,
                              executor=executor, address=address)
     if config is not None and given != RankConfig():
@@ -198,7 +203,7 @@ def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: Progr
         on_start(RunPlan(n_candidates=len(entries), n_excluded=len(excluded), n_images=smp.n,
                          n_classes=smp.n_classes, labelled=usable_labels,
                          control="off" if not cfg.control else "all" if n_control == smp.n else "subset",
-                         control_images=n_control, shortlist=keep))
+                         control_images=n_control, shortlist=keep, scratch=cfg.scratch and usable_labels))
     executor = make_executor(cfg)
     try:
         screens, full = _screen(entries, smp, cfg, keep, executor, usable_labels, labels_off, failed, progress)
@@ -211,6 +216,12 @@ def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: Progr
             failed.append(out)
         else:
             scored.append((index, entries[index], out))
+    if cfg.scratch and not usable_labels:
+        logger.warning("--scratch needs labels with at least 2 classes: no architecture is trained from scratch.")
+    elif cfg.scratch:
+        from .scratch import attach
+
+        attach([(e, s) for _, e, s in scored], smp, cfg, labels_off=labels_off, progress=progress)
     # the mode the ranking ran in; with nothing scored, the mode the labels asked for
     probes = [out.signals["probe"].value is not None for *_, out in scored if "probe" in out.signals]
     mode = "labels" if usable_labels and (any(probes) or not scored) else "label-free"

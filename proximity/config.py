@@ -58,6 +58,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "control_images": ((lambda v: v is None or _CONTROL_IMAGES[0](v)),
                        "an int in the range [8, inf) or None (every image)"),
     "use_cache": _bool(),
+    "scratch": _bool(),
     "include_gated": _bool(),
     "max_params": ((lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
                                             and math.isfinite(v) and v > 0)), "a positive number of millions or None"),
@@ -98,6 +99,7 @@ class RankConfig:
     signals: str | tuple[str, ...] = "core"      # core (what the fit, the risk and the baselines use) | all | names
     use_cache: bool = True
     folds: int = 5
+    scratch: bool = False                        # train each architecture from scratch on the sample (risk evidence)
     # --- which catalog entries
     domain: tuple[str, ...] = ()
     max_params: float | None = None
@@ -162,6 +164,7 @@ class RankConfig:
                 "control_requested": self.control,       # … and whether one was asked for (--no-control: no)
                 "control_images": self.control_images,   # the size of its subset; None: every image
                 "signals": self.signals if isinstance(self.signals, str) else list(self.signals),
+                "scratch": self.scratch,                 # architectures trained from scratch on the sample
                 "domain": list(self.domain), "max_params": self.max_params, "license": list(self.license),
                 "include_gated": self.include_gated,
                 "shortlist": shortlist,                  # candidates fully evaluated after a screen; None: no screen

@@ -122,6 +122,7 @@ class RunPlan:
     control: Literal["all", "subset", "off"]   # the random-weights pass: every image, a fixed subset, none
     control_images: int
     shortlist: int | None = None  # candidates fully evaluated after a screen of all (None: no screen)
+    scratch: bool = False         # each architecture also trained from scratch on the sample (--scratch, labels)
 
 
 @dataclass

@@ -10,6 +10,9 @@ benchmark's *dev* targets (``scripts/bench``; provenance inside the file) and va
   ``selection``): ``gain_z`` = gain / max(sd over folds, 0.01) — the gain scaled by its fold spread;
   ``gain`` (balanced-accuracy points as a fraction); ``log_shift`` = log(1 + early_shift);
   ``log_per_class`` = log(images per class).
+* **labels+scratch** — used first, when the run trained the architectures from scratch on the
+  sample (``--scratch``, :mod:`proximity.scratch`): the probe against that from-scratch hold-out
+  accuracy (``probe_minus_scratch``) and what the selection adds to it.
 * **label-free** — when only proximity is known: ``log_shift``, ``log_frechet``, ``log_n``. It is
   wider: its interval carries the coefficient uncertainty of a weaker model.
 
@@ -64,7 +67,7 @@ class Risk:
     high: float | None
     band: str
     reason: str
-    variant: str            # "labels" | "label-free" | "unknown"
+    variant: str            # "labels+scratch" | "labels" | "label-free" | "v0" | "unknown"
 
 
 def _v(signals: Mapping[str, SignalValue], name: str) -> tuple[float | None, float | None]:
@@ -83,6 +86,7 @@ def evidence(signals: Mapping[str, SignalValue], n_images: int, n_classes: int,
             "frechet": _v(signals, "frechet")[0], "n_images": float(n_images), "n_classes": float(n_classes),
             "logme": _v(signals, "logme")[0], "rankme_rel": _v(signals, "rankme_rel")[0],
             "cluster_rel": _v(signals, "cluster_rel")[0], "params_log10": _v(signals, "params")[0],
+            "scratch": _v(signals, "scratch")[0],
             "probe_gap": None if probe is None or best is None else probe - best}
 
 
@@ -96,6 +100,7 @@ def features(ev: Mapping[str, float | None]) -> dict[str, float | None]:
     per_class = None if not n or not k else math.log(n / k)
     rel = ev.get("rankme_rel")
     pl = ev.get("params_log10")
+    probe, scratch = ev.get("probe"), ev.get("scratch")
     return {"gain": g,
             "gain_z": None if g is None else g / max(sd or 0.0, 0.01),
             "log_shift": log1p(ev.get("early_shift")),
@@ -107,7 +112,9 @@ def features(ev: Mapping[str, float | None]) -> dict[str, float | None]:
             "logme": ev.get("logme"),
             "log_rankme_rel": None if rel is None or rel <= 0 else math.log(rel),
             "cluster_rel": ev.get("cluster_rel"),
-            "log_params_per_image": None if pl is None or not n else pl * math.log(10) + math.log(1e6 / n)}
+            "log_params_per_image": None if pl is None or not n else pl * math.log(10) + math.log(1e6 / n),
+            "scratch": scratch,
+            "probe_minus_scratch": None if probe is None or scratch is None else probe - scratch}
 
 
 @dataclass(frozen=True)
@@ -172,7 +179,8 @@ FEATURE_SIGNALS = {"gain": ("probe", "control", "gain"), "gain_z": ("probe", "co
                    "log_shift": ("early_shift",), "log_frechet": ("frechet",), "log_n": (), "log_per_class": (),
                    "gain_x_per_class": ("probe", "control", "gain"), "probe_gap": ("probe",), "logme": ("logme",),
                    "log_rankme_rel": ("rankme_rel",), "cluster_rel": ("cluster_rel",),
-                   "log_params_per_image": ("params",)}
+                   "log_params_per_image": ("params",), "scratch": ("scratch",),
+                   "probe_minus_scratch": ("probe", "scratch")}
 
 
 def stale_versions(doc: Mapping[str, Any]) -> dict[str, tuple[int | None, int | None]]:
@@ -221,6 +229,9 @@ _WORDS = {
                                  f"({ev['cluster_rel']:+.2f} silhouette)",
     "log_params_per_image": lambda ev, c: (f"{10 ** ev['params_log10']:.2g} M parameters for "
                                            f"{int(ev['n_images'])} images"),
+    "scratch": lambda ev, c: f"the architecture trained from scratch reaches {ev['scratch'] * 100:.0f} % on a hold-out",
+    "probe_minus_scratch": lambda ev, c: (f"probe {ev['probe'] * 100:.0f} % against {ev['scratch'] * 100:.0f} % for "
+                                          "the architecture trained from scratch on the sample"),
 }
 
 
@@ -231,6 +242,17 @@ def _gain_words(ev) -> str:
 
 def _closeness(shift: float) -> str:
     return "near" if shift < 0.25 else "far from" if shift > 1.0 else "moderately far from"
+
+
+def _evidence_words(ev: Mapping[str, Any], contrib: list[tuple[str, float]]) -> str:
+    """The (at most two) features that drive an estimate most, in words."""
+    words: list[str] = []
+    for f, c in sorted(contrib, key=lambda t: -abs(t[1])):
+        w = _WORDS[f](ev, c)
+        if w not in words and (abs(c) >= 0.1 or not words):
+            words.append(w)
+    return ("; ".join(words[:2])
+            or "the benchmark's base rate: no signal separated negative transfer on its dev targets")
 
 
 def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, *,
@@ -252,27 +274,21 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
     ev = evidence(signals, n_images, n_classes, context)
     feats = features(ev)
     tried = []
-    for name in ("labels", "label-free"):
+    for name in ("labels+scratch", "labels", "label-free"):
         var = m.variants.get(name)
         if var is None:
             continue
-        if name == "labels" and n_classes >= 2 and n_images / n_classes < 2:
-            tried.append("fewer than 2 images per class")
+        if name != "label-free" and n_classes >= 2 and n_images / n_classes < 2:
+            if name == "labels":
+                tried.append("fewer than 2 images per class")
             continue
         out = var.predict(feats)
         if out is None:
-            tried.append(f"no {', '.join(f for f in var.features if feats.get(f) is None)} for the {name} model")
+            if name != "labels+scratch":     # without --scratch the labels model is the expected one: no note
+                tried.append(f"no {', '.join(f for f in var.features if feats.get(f) is None)} for the {name} model")
             continue
         p, lo, hi, contrib, outside = out
-        words: list[str] = []
-        seen: set[str] = set()
-        for f, c in sorted(contrib, key=lambda t: -abs(t[1])):
-            w = _WORDS[f](ev, c)
-            if w not in seen and (abs(c) >= 0.1 or not words):
-                words.append(w)
-                seen.add(w)
-        reason = ("; ".join(words[:2])
-                  or "the benchmark's base rate: no signal separated negative transfer on its dev targets")
+        reason = _evidence_words(ev, contrib)
         if name == "label-free":
             reason = "label-free: " + reason
             if n_classes >= 2 and tried:         # labels were given, but the labels variant could not run

@@ -15,7 +15,10 @@ candidates — the gain with its spread, images per class and their interaction,
 probe relative to the run's best (``probe_gap``), LogME, the random-weights-relative label-free
 signals, parameters per image — and the coefficient covariance from a bootstrap over dev
 *targets* (``--bootstrap``; refits on resampled targets) instead of the Laplace approximation,
-so the 90 % intervals carry the between-target variation.
+so the 90 % intervals carry the between-target variation. From protocol v2.3 on, when the pairs
+carry the ``scratch`` signal (the labelled runs were scored with ``--scratch``), a third variant,
+``labels+scratch``, is chosen the same way among :data:`CANDIDATES_V23`'s feature sets (the probe
+against the architecture trained from scratch on the sample, and what may add to it).
 
 Refit after a new ground truth: ``python scripts/bench/evaluate.py && python scripts/fit_risk.py
 && python scripts/bench/evaluate.py`` (the second evaluation reports the new model on test).
@@ -48,6 +51,14 @@ CANDIDATES_V2 = {
                ("gain", "logme"), ("gain", "log_rankme_rel"), ("gain", "probe_gap", "log_params_per_image")],
     "label-free": [(), ("log_rankme_rel",), ("cluster_rel",), ("log_rankme_rel", "cluster_rel"), ("log_shift",),
                    ("log_rankme_rel", "log_params_per_image"), ("log_rankme_rel", "log_per_class")],
+}
+#: Protocol 2.3: a third variant for runs that trained the architectures from scratch (--scratch).
+CANDIDATES_V23 = {
+    "labels+scratch": [("probe_minus_scratch",), ("probe", "scratch"), ("probe_minus_scratch", "gain"),
+                       ("probe_minus_scratch", "log_per_class"), ("probe_minus_scratch", "probe_gap"),
+                       ("probe_minus_scratch", "log_rankme_rel"), ("probe", "scratch", "gain"),
+                       ("probe_minus_scratch", "gain", "log_rankme_rel")],
+    **CANDIDATES_V2,
 }
 LAMBDAS = (0.3, 1.0, 3.0)       # L2 strength on the standardised coefficients
 TIE = 0.005                     # log-loss difference treated as a tie (then: fewer features, stronger penalty)
@@ -83,6 +94,9 @@ def read_rows_v2(path: Path) -> list[dict]:
               "n_images": num(r["n_images"]), "n_classes": num(r["n_classes"]), "logme": num(r.get("logme")),
               "rankme_rel": num(r.get("rankme_rel")), "cluster_rel": num(r.get("cluster_rel")),
               "params_log10": num(r.get("params")),
+              # the --scratch signal; files before v2.3 have no "scratch_gt" column and their
+              # "scratch" is the ground truth's from-scratch accuracy, which no run may see
+              "scratch": num(r.get("scratch")) if "scratch_gt" in r else None,
               "probe_gap": None if probe is None or r["target"] not in best else probe - best[r["target"]]}
         rows.append({"target": r["target"], "split": r["split"], "y": int(r["negative"]), "f": features(ev)})
     return rows
@@ -188,19 +202,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pairs", type=Path, default=ROOT / "scripts" / "bench" / "results" / "pairs.csv")
     ap.add_argument("--out", type=Path, default=ROOT / "catalog" / "risk_model.json")
     ap.add_argument("--protocol", type=int, choices=(1, 2), default=1,
-                    help="2: the v2 pairs (default scripts/bench/results/v2/pairs.csv) and candidates")
+                    help="2: the v2 pairs (default scripts/bench/results/v2.3/pairs.csv) and candidates")
     ap.add_argument("--bootstrap", type=int, default=None,
                     help="coefficient covariance from this many target-bootstrap refits [protocol 2: 200]")
     args = ap.parse_args(argv)
     if args.protocol == 2 and args.pairs == ROOT / "scripts" / "bench" / "results" / "pairs.csv":
-        args.pairs = ROOT / "scripts" / "bench" / "results" / "v2.2" / "pairs.csv"
+        args.pairs = ROOT / "scripts" / "bench" / "results" / "v2.3" / "pairs.csv"
     boot = args.bootstrap if args.bootstrap is not None else (200 if args.protocol == 2 else 0)
     reader = read_rows_v2 if args.protocol == 2 else read_rows
     rows = [r for r in reader(args.pairs) if r["split"] == "dev"]
     if len({r["target"] for r in rows}) < 3:
         raise SystemExit(f"{args.pairs}: fewer than 3 dev targets — run scripts/bench/evaluate.py on the full ground "
                          "truth first")
-    cands = CANDIDATES_V2 if args.protocol == 2 else CANDIDATES
+    if args.protocol == 2:      # the scratch variant only where the pairs have the scratch signal (v2.3 on)
+        cands = CANDIDATES_V23 if any(r["f"]["scratch"] is not None for r in rows) else CANDIDATES_V2
+    else:
+        cands = CANDIDATES
     variants = {name: fit_variant(rows, name, cands, boot) for name in cands}
     try:
         code = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,

@@ -26,6 +26,9 @@ transrate,                        classification score; ETran's energy is label-
 etran_lda,                        NCTI's three components (``ncti_vc``: lower is better)
 etran_energy,
 ncti_*
+scratch        True               hold-out accuracy of the same architecture trained
+                                  from random weights on the sample (``--scratch``,
+                                  :mod:`proximity.scratch`; a baseline the risk reads)
 =============  =================  ===================================================
 
 Every signal carries a ``version`` (:func:`signal_versions`): bumped whenever its definition
@@ -33,7 +36,7 @@ changes, recorded by the fitted rules and the risk model, and checked against th
 tests, so a shipped rule is never applied to a signal it was not fitted on.
 """
 
-from . import early_shift, estimators, frechet, labelfree, prior, probe, probe_loo  # noqa: F401  (registration)
+from . import early_shift, estimators, frechet, labelfree, prior, probe, probe_loo, scratch  # noqa: F401  (registration)
 from ..types import SignalValue
 from .kernels import frechet_distance, gaussian_fit, logme  # public kernels
 from .registry import (SIGNALS, Signal, SignalContext, compute_signals, labels_of, register_signal, require_labels,
