@@ -113,6 +113,7 @@ def features(ev: Mapping[str, float | None]) -> dict[str, float | None]:
             "log_rankme_rel": None if rel is None or rel <= 0 else math.log(rel),
             "cluster_rel": ev.get("cluster_rel"),
             "log_params_per_image": None if pl is None or not n else pl * math.log(10) + math.log(1e6 / n),
+            "probe": probe,
             "scratch": scratch,
             "probe_minus_scratch": None if probe is None or scratch is None else probe - scratch}
 
@@ -179,7 +180,7 @@ FEATURE_SIGNALS = {"gain": ("probe", "control", "gain"), "gain_z": ("probe", "co
                    "log_shift": ("early_shift",), "log_frechet": ("frechet",), "log_n": (), "log_per_class": (),
                    "gain_x_per_class": ("probe", "control", "gain"), "probe_gap": ("probe",), "logme": ("logme",),
                    "log_rankme_rel": ("rankme_rel",), "cluster_rel": ("cluster_rel",),
-                   "log_params_per_image": ("params",), "scratch": ("scratch",),
+                   "log_params_per_image": ("params",), "scratch": ("scratch",), "probe": ("probe",),
                    "probe_minus_scratch": ("probe", "scratch")}
 
 
@@ -229,6 +230,7 @@ _WORDS = {
                                  f"({ev['cluster_rel']:+.2f} silhouette)",
     "log_params_per_image": lambda ev, c: (f"{10 ** ev['params_log10']:.2g} M parameters for "
                                            f"{int(ev['n_images'])} images"),
+    "probe": lambda ev, c: f"probe {ev['probe'] * 100:.0f} %",
     "scratch": lambda ev, c: f"the architecture trained from scratch reaches {ev['scratch'] * 100:.0f} % on a hold-out",
     "probe_minus_scratch": lambda ev, c: (f"probe {ev['probe'] * 100:.0f} % against {ev['scratch'] * 100:.0f} % for "
                                           "the architecture trained from scratch on the sample"),

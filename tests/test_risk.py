@@ -23,9 +23,10 @@ def _model(features=("gain",), coef=(-2.0,), lo=(-0.1,), hi=(0.3,), free=("log_s
                                                             "label-free": var(free, free_coef, (0.0,), (2.0,))}})
 
 
-def test_shipped_model_has_both_variants_and_provenance():
+def test_shipped_model_has_its_variants_and_provenance():
     m = R.load_model()
-    assert m is not None and set(m.variants) == {"labels", "label-free"}
+    assert m is not None and set(m.variants) == {"labels+scratch", "labels", "label-free"}
+    assert any("scratch" in R.FEATURE_SIGNALS[f] for f in m.variants["labels+scratch"].features)
     prov = m.provenance
     assert prov["script"] == "scripts/fit_risk.py" and len(prov["groundtruth"]["sha256"]) == 16
     assert len(prov["dev_targets"]) >= 5 and "coverage" in prov
