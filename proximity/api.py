@@ -127,7 +127,8 @@ def rank(
     scratch : also train each architecture from random weights on the sample (once per
         architecture and input configuration, cached; :mod:`proximity.scratch`): the ``scratch``
         signal, which the risk model compares the probe with. Needs labels; opt-in because it
-        trains (seconds for small networks, minutes for large ones on a CPU).
+        trains (seconds for small networks, tens of minutes for a ResNet-50 at
+        224 px on a CPU).
     domain, max_params, license, include_gated : which catalog entries to consider (see
         :class:`~proximity.filters.Filters`; not applied to ``models``). Entries set aside are
         listed in ``Ranking.excluded`` with the reason, as are entries marked not loadable.
@@ -219,6 +220,9 @@ def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: Progr
     if cfg.scratch and not usable_labels:
         logger.warning("--scratch needs labels with at least 2 classes: no architecture is trained from scratch.")
     elif cfg.scratch:
+        if not cfg.control:
+            logger.warning("--scratch with --no-control: the risk's from-scratch model also reads the gain over the "
+                           "random-weights control, so the from-scratch results will not be used by the risk.")
         from .scratch import attach
 
         attach([(e, s) for _, e, s in scored], smp, cfg, labels_off=labels_off, progress=progress)
@@ -331,7 +335,8 @@ def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate]
         candidates.append((sort_key(fit, s.signals, index), Candidate(
             rank=0, model=entry.id, domain=entry.domain, fit=fit, risk=r.value, risk_band=r.band,
             risk_reason=_plain_gain(r.reason), signals=s.signals, timings=s.timings, cached=s.cached,
-            risk_interval=None if r.low is None or r.high is None else (r.low, r.high), fit_basis=basis)))
+            risk_interval=None if r.low is None or r.high is None else (r.low, r.high), fit_basis=basis,
+            risk_variant=r.variant)))
     ranked = [c for _, c in sorted(candidates, key=lambda t: t[0])]
     for i, c in enumerate(ranked, 1):
         c.rank = i

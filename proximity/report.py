@@ -87,6 +87,7 @@ class Candidate:
     fit_basis: list[str] = field(default_factory=list)   # the signals this candidate's fit used
     screened: bool = False                               # left out by the cascade's screen (not evaluated)
     screen: dict[str, Any] | None = None                 # its screen {score, rank, reason}
+    risk_variant: str = ""                               # the risk model variant that ran (labels+scratch, …)
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "model": self.model, "domain": self.domain, "fit": self.fit,
@@ -94,7 +95,8 @@ class Candidate:
                 "risk_band": self.risk_band, "risk_reason": self.risk_reason, "fit_basis": list(self.fit_basis),
                 "signals": {k: v.to_dict() for k, v in self.signals.items()},
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cached": self.cached,
-                "screened": self.screened, "screen": None if self.screen is None else dict(self.screen)}
+                "screened": self.screened, "screen": None if self.screen is None else dict(self.screen),
+                "risk_variant": self.risk_variant}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Candidate":
@@ -106,7 +108,8 @@ class Candidate:
                    timings=dict(d.get("timings", {})), cached=bool(d.get("cached", False)),
                    risk_interval=None if iv is None else (float(iv[0]), float(iv[1])),
                    fit_basis=list(d.get("fit_basis", [])), screened=bool(d.get("screened", False)),
-                   screen=None if d.get("screen") is None else dict(d["screen"]))
+                   screen=None if d.get("screen") is None else dict(d["screen"]),
+                   risk_variant=str(d.get("risk_variant", "")))
 
 
 @dataclass(frozen=True)

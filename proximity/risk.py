@@ -3,30 +3,33 @@ architecture from scratch), from a small logistic model fitted to ground truth.
 
 The model ships as data, ``catalog/risk_model.json``, written by ``scripts/fit_risk.py`` from the
 benchmark's *dev* targets (``scripts/bench``; provenance inside the file) and validated on its
-*test* targets (``scripts/bench/results/RESULTS.md``). Two variants:
+*test* targets (``scripts/bench/results/v2.3/RESULTS.md``). Three variants, the first whose
+evidence a candidate has (their features are chosen on dev; the JSON names them):
 
-* **labels** — used when the probe gain over the random-weights control exists. Features (chosen
-  on dev by leave-one-target-out log loss among a few documented sets, see the JSON's
-  ``selection``): ``gain_z`` = gain / max(sd over folds, 0.01) — the gain scaled by its fold spread;
-  ``gain`` (balanced-accuracy points as a fraction); ``log_shift`` = log(1 + early_shift);
-  ``log_per_class`` = log(images per class).
 * **labels+scratch** — used first, when the run trained the architectures from scratch on the
   sample (``--scratch``, :mod:`proximity.scratch`): the probe against that from-scratch hold-out
-  accuracy (``probe_minus_scratch``) and what the selection adds to it.
-* **label-free** — when only proximity is known: ``log_shift``, ``log_frechet``, ``log_n``. It is
-  wider: its interval carries the coefficient uncertainty of a weaker model.
+  accuracy (shipped: ``probe``, ``scratch`` and ``gain``; ``probe_minus_scratch`` was a candidate).
+* **labels** — when the probe gain over the random-weights control exists (shipped: ``gain`` and
+  ``log_rankme_rel``, the log effective rank relative to random weights).
+* **label-free** — when only label-free evidence exists (shipped: ``log_rankme_rel`` and
+  ``log_params_per_image``). It is wider: its interval carries the coefficient uncertainty of a
+  weaker model.
 
-Each estimate comes with a 90 % interval from the coefficients' covariance (Laplace
-approximation, widened ×2 where a feature lies outside the range the model was fitted on), a
-band (low < 0.2 ≤ medium < 0.5 ≤ high, on the point estimate) and a one-line reason that names the
-evidence driving it. It is **unknown** (None, band ``unknown``) with fewer than
-:data:`MIN_IMAGES` images or when neither variant's evidence exists. With labels but without the
-labels variant's evidence (fewer than 2 images per class, no control) the label-free variant is
-used and the reason says why.
+Every candidate feature set and penalty tried on dev (leave-one-target-out log loss) is in the
+JSON's ``selection``; :func:`features` defines each feature.
 
-Calibration is claimed only for what the benchmark covers: small CNN/ViT backbones and 64 px
-targets of 40–240 images (``coverage`` in the JSON). Outside it the numbers are extrapolations,
-and the reason says so when a feature leaves the fitted range.
+Each estimate comes with a 90 % interval from the coefficients' covariance (a bootstrap over dev
+targets for the shipped model, the JSON's ``provenance.covariance``; widened ×2 where a feature
+lies outside the range the model was fitted on), a band (low < 0.2 ≤ medium < 0.5 ≤ high, on the
+point estimate) and a one-line reason that names the evidence driving it. It is **unknown**
+(None, band ``unknown``) with fewer than :data:`MIN_IMAGES` images or when no variant's evidence
+exists. With labels but without the labels variant's evidence (fewer than 2 images per class, no
+control) the label-free variant is used and the reason says why; a from-scratch result that the
+labels+scratch variant cannot use (say, no gain) is named as unused in the labels variant's reason.
+
+Calibration is claimed only for what the benchmark covers: small CNN/ViT/MBConv backbones and
+64 px targets of 24–400 images in 2–10 classes (``coverage`` in the JSON). Outside it the numbers
+are extrapolations, and the reason says so when a feature leaves the fitted range.
 
 :func:`risk_v0` keeps the first, uncalibrated rule (``Φ(−gain/u)``; label-free
 ``shift/(shift+1)``) for comparison on the results page.
@@ -232,8 +235,9 @@ _WORDS = {
                                            f"{int(ev['n_images'])} images"),
     "probe": lambda ev, c: f"probe {ev['probe'] * 100:.0f} %",
     "scratch": lambda ev, c: f"the architecture trained from scratch reaches {ev['scratch'] * 100:.0f} % on a hold-out",
-    "probe_minus_scratch": lambda ev, c: (f"probe {ev['probe'] * 100:.0f} % against {ev['scratch'] * 100:.0f} % for "
-                                          "the architecture trained from scratch on the sample"),
+    "probe_minus_scratch": lambda ev, c: (f"probe {ev['probe'] * 100:.0f} % (balanced) against "
+                                          f"{ev['scratch'] * 100:.0f} % for the architecture trained from scratch "
+                                          "on the sample"),
 }
 
 
@@ -286,11 +290,14 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
             continue
         out = var.predict(feats)
         if out is None:
-            if name != "labels+scratch":     # without --scratch the labels model is the expected one: no note
+            # without --scratch the labels model is the expected one: a note only when a scratch value goes unused
+            if name != "labels+scratch" or feats.get("scratch") is not None:
                 tried.append(f"no {', '.join(f for f in var.features if feats.get(f) is None)} for the {name} model")
             continue
         p, lo, hi, contrib, outside = out
         reason = _evidence_words(ev, contrib)
+        if name == "labels" and tried:           # a from-scratch result that the labels+scratch model could not use
+            reason += f" (the from-scratch result is unused: {'; '.join(tried)})"
         if name == "label-free":
             reason = "label-free: " + reason
             if n_classes >= 2 and tried:         # labels were given, but the labels variant could not run

@@ -58,8 +58,9 @@ class ScratchResult:
         return math.sqrt(max(p * (1 - p), 0.0) / max(self.n_holdout, 1))
 
     def detail(self) -> str:
-        return (f"from random weights, trained on {self.n_train} images, best of {self.epochs} epochs "
-                f"(epoch {self.best_epoch + 1}) on a {self.n_holdout}-image stratified hold-out")
+        return (f"accuracy from random weights, trained on {self.n_train} images, best of {self.epochs} epochs "
+                f"(epoch {self.best_epoch + 1}) on a {self.n_holdout}-image stratified hold-out (also its early "
+                "stopping: optimistic on a small hold-out)")
 
 
 def holdout_split(labels: np.ndarray, seed: int, share: float = RECIPE["holdout"]) -> tuple[np.ndarray, np.ndarray]:
@@ -129,11 +130,24 @@ def _train(spec, sample, y_all: np.ndarray, *, device, seed: int, progress) -> S
     prep = spec.preprocess
     with torch.inference_mode():
         x = torch.cat([prep([sample.as_float(i) for i in range(s, min(s + 64, sample.n))])
-                       for s in range(0, sample.n, 64)]).clone()
+                       for s in range(0, sample.n, 64)])
+        backbone.model.eval()
+        width = int(backbone.model(x[:2].to(dev)).shape[1])  # what it outputs (timm's num_features may differ)
+    x = x.clone()                                  # a normal tensor: inference tensors cannot enter autograd
     y = torch.from_numpy(codes.astype(np.int64))
-    torch.manual_seed(seed)
-    head = torch.nn.Linear(backbone.feature_dim, n_classes)
-    net = torch.nn.Sequential(backbone.model, head).to(dev)
+    # seeded, in a forked RNG: the same numbers every time, and the caller's global RNG as it was
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        head = torch.nn.Linear(width, n_classes)
+        net = torch.nn.Sequential(backbone.model, head).to(dev)
+        best, best_epoch, epochs = _fit(net, x, y, tr, ho, dev, seed, progress)
+    return ScratchResult(best, len(ho), len(tr), epochs, best_epoch, round(time.perf_counter() - t0, 3))
+
+
+def _fit(net, x, y, tr: np.ndarray, ho: np.ndarray, dev, seed: int, progress) -> tuple[float, int, int]:
+    """The recipe's training loop; (best hold-out accuracy, its epoch, epochs run)."""
+    import torch
+
     opt = torch.optim.AdamW(net.parameters(), lr=RECIPE["lr"], weight_decay=RECIPE["weight_decay"])
     bs = RECIPE["batch"]
     steps_per_epoch = max(1, math.ceil(len(tr) / bs))
@@ -163,11 +177,11 @@ def _train(spec, sample, y_all: np.ndarray, *, device, seed: int, progress) -> S
             best, best_epoch = acc, epoch
         elif epoch + 1 >= RECIPE["min_epochs"] and epoch - best_epoch >= RECIPE["patience"]:
             break
-        if progress is not None:
-            progress(epoch + 1, RECIPE["max_epochs"])
-    if progress is not None:
-        progress(RECIPE["max_epochs"], RECIPE["max_epochs"])
-    return ScratchResult(best, len(ho), len(tr), epoch + 1, best_epoch, round(time.perf_counter() - t0, 3))
+        if progress is not None:                   # in images trained on, of the most the recipe allows
+            progress((epoch + 1) * len(tr), RECIPE["max_epochs"] * len(tr))
+    if progress is not None:                       # early stopping ends it before the most
+        progress(RECIPE["max_epochs"] * len(tr), RECIPE["max_epochs"] * len(tr))
+    return best, best_epoch, epoch + 1
 
 
 def _accuracy(net, x, y, dev) -> float:
@@ -196,7 +210,7 @@ class ScratchPool:
                 self.trainings += not res.cached
                 self._memo[key] = res
             except Exception as exc:   # remembered: the next entry of this architecture gets the same failure
-                self._memo[key] = exc
+                self._memo[key] = exc.with_traceback(None)   # not its frames (they hold the network, the images)
         got = self._memo[key]
         if isinstance(got, BaseException):
             raise got
@@ -224,14 +238,17 @@ def attach(scored: list[tuple[Any, Any]], sample: "Sample", cfg, *, labels_off: 
     device = cfg.device                          # resolved (torch imported) only when one must train
     for entry, s in scored:
         t0 = time.perf_counter()
+        fresh = True                             # trained (or failed) in this run, not read from the cache
         try:
             spec = resolve_spec(entry)
             cb = (lambda d, t, name=entry.id: progress(f"{name} (from scratch)", d, t)) if progress else None
             res = pool.get(spec, sample, device=device, seed=cfg.seed, use_cache=cfg.use_cache, progress=cb)
             value = SignalValue(res.accuracy, res.sd, hib, res.detail())
+            fresh = not res.cached
         except Exception as exc:
             logger.warning("%s: training from scratch failed: %s: %s", entry.id, exc.__class__.__name__, exc)
             logger.debug("traceback", exc_info=True)
             value = SignalValue(None, None, hib, f"failed: {exc.__class__.__name__}: {exc}")
         s.signals = {**s.signals, "scratch": value}
         s.timings = {**s.timings, "scratch_s": round(time.perf_counter() - t0, 3)}
+        s.cached = s.cached and not fresh

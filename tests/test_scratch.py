@@ -45,6 +45,31 @@ def test_training_from_scratch_learns_an_easy_target_deterministically(backbones
     assert again.accuracy == first.accuracy and again.best_epoch == first.best_epoch
 
 
+def test_the_head_fits_what_the_network_outputs_not_what_timm_says(tmp_path, fresh_cache):
+    """MobileNetV3's pooled output (head_hidden_size, 1024 here) is wider than its num_features."""
+    import timm
+    import torch
+
+    torch.manual_seed(0)
+    repo = S.save_repo(timm.create_model("mobilenetv3_small_050", num_classes=2), tmp_path / "mnv3")
+    spec = resolve_spec(adhoc_entry(f"local-dir:{repo}"))
+    before = torch.get_rng_state()
+    res = scratch.train_from_scratch(spec, _sample(), seed=0, use_cache=False)
+    assert 0.0 <= res.accuracy <= 1.0 and res.epochs >= 1
+    assert torch.equal(torch.get_rng_state(), before)        # the caller's global RNG is left as it was
+
+
+def test_the_cache_key_changes_with_labels_seed_and_images(backbones):
+    spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    smp = _sample()
+    relabelled = sample_from_arrays([smp.images[i] for i in range(smp.n)],
+                                    [smp.class_names[c] for c in smp.labels[::-1]])
+    fewer = sample_from_arrays(smp.images[:-2], [smp.class_names[c] for c in smp.labels[:-2]])
+    keys = {scratch.scratch_key(spec, smp, 0), scratch.scratch_key(spec, smp, 1),
+            scratch.scratch_key(spec, relabelled, 0), scratch.scratch_key(spec, fewer, 0)}
+    assert len(keys) == 4 and scratch.scratch_key(spec, smp, 0) == scratch.scratch_key(spec, _sample(), 0)
+
+
 def test_no_labels_or_a_single_image_class_is_refused(backbones):
     spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
     imgs = list(S.to_uint8_rgb(_sample_imgs()))
@@ -72,6 +97,8 @@ def test_a_run_trains_once_per_architecture_and_a_rerun_reads_the_cache(target_d
     assert got[0].value is not None and got[0].value == got[1].value and "hold-out" in got[0].reason
     assert r.settings["scratch"] is True and all("scratch_s" in c.timings for c in r.ranking)
     assert all(c.risk is not None for c in r.ranking)
+    assert {c.risk_variant for c in r.ranking} == {"labels+scratch"}            # the shipped model used it
+    assert all("from scratch" in c.risk_reason for c in r.ranking)
     again = proximity.rank(target_dir, models=models, scratch=True)
     assert len(calls) == 1 and [c.signals["scratch"].value for c in again.ranking] == [g.value for g in got]
     plain = proximity.rank(target_dir, models=models, signals="scratch")   # without --scratch: how to get it
@@ -90,6 +117,7 @@ def test_a_failed_training_is_the_signal_reason_and_the_run_goes_on(target_dir, 
     s = r.ranking[0].signals["scratch"]
     assert s.value is None and s.reason == "failed: RuntimeError: out of memory"
     assert r.ranking[0].fit is not None and not r.failed
+    assert r.ranking[0].risk_variant == "labels"                              # the risk falls back, silently
 
 
 def test_cli_scratch_flag(target_dir, backbones, fresh_cache, tmp_path):
@@ -130,6 +158,12 @@ def test_risk_reads_the_scratch_variant_first_and_falls_back_silently():
     assert "trained from scratch" in behind.reason
     plain = R.estimate(sig, 100, 2, model=m)                             # no --scratch: the labels model, no note
     assert plain.variant == "labels" and "scratch" not in plain.reason
+    m2 = R.RiskModel.from_dict({"schema": 1, "variants": {
+        "labels+scratch": _var(("probe_minus_scratch", "log_rankme_rel"), (-3.0, 0.1)),
+        "labels": _var(("gain",), (-1.0,)), "label-free": _var(("log_shift",), (0.5,))}})
+    unused = R.estimate({**sig, "scratch": V(0.9, 0.05)}, 100, 2, model=m2)  # no RankMe: a scratch value unused
+    assert unused.variant == "labels"
+    assert "the from-scratch result is unused: no log_rankme_rel for the labels+scratch model" in unused.reason
     assert R.FEATURE_SIGNALS["probe_minus_scratch"] == ("probe", "scratch")
 
 

@@ -155,7 +155,8 @@ def score_target(target: str, root: Path, catalog: Path, n_per_class: int | None
             was = done.get("versions") or {"labels": {**now, "control": 1, "gain": 1}, "label-free": now}
             modes = {m: lab for m, lab in modes.items()
                      if any(was[m].get(k) != now.get(k) for c in done[m]["ranking"] for k in c["signals"])
-                     or (m == "labels" and not all("scratch" in c["signals"] for c in done[m]["ranking"]))}
+                     or (m == "labels" and not all(c["signals"].get("scratch", {}).get("value") is not None
+                                                   for c in done[m]["ranking"]))}
             if not modes:
                 return done
             out.setdefault("versions", was)

@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rerecord", nargs="+", metavar="NAME", help="re-record only these signals")
+    ap.add_argument("--why", default="definition changed on purpose (its version bumped); the other values keep their "
+                                     "provenance", help="with --rerecord: the reason written into the file")
     args = ap.parse_args(argv)
     path = Path(__file__).with_name("signal_golden.json")
     if args.rerecord:
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             out["versions"][name] = signal_versions()[name]
         out.setdefault("rerecorded", []).append(
             {"signals": {n: signal_versions()[n] for n in args.rerecord},
-             "why": "definition changed on purpose (its version bumped); the other values keep their provenance"})
+             "why": args.why})
     else:
         out = {"provenance": "proximity at commit d273569 (before issue 14), tests/data/make_signal_golden.py",
                "versions": signal_versions(), "cases": {}}
