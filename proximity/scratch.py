@@ -13,9 +13,10 @@ the network with a linear head on its pooled features, every layer trained with 
 rate 1e-3, weight decay 0.05, batches of 32, one warm-up epoch then cosine decay), at most 30
 epochs, early stopping on the hold-out accuracy (patience 5 after at least 10 epochs); the value
 is the best hold-out accuracy, its sd the binomial one. No augmentation (a flip may change a
-class). It costs a few dozen forward+backward passes over the sample per architecture: seconds
-for the benchmark's small networks at 64 px, minutes for a ResNet-50 at 224 px on a CPU — hence
-opt-in. Results are cached with the evidence (keyed by identity, sample, labels, recipe, seed).
+class). It costs 10–30 epochs of training on 70 % of the sample per architecture: seconds for
+the benchmark's small networks at 64 px, 20–60 min for a ResNet-50 at 224 px on 500 images on two
+CPU cores (9 s per 32-image step there) — hence opt-in. Results are cached with the evidence
+(keyed by identity, sample, labels, recipe, seed).
 """
 
 from __future__ import annotations
