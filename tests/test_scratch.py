@@ -175,3 +175,18 @@ def test_scratch_without_labels_says_so_and_trains_nothing(target_dir, backbones
                        signals="scratch")
     assert "--scratch needs labels" in caplog.text
     assert r.ranking[0].signals["scratch"].value is None
+
+
+def test_fit_risk_never_reads_the_ground_truths_scratch_column_as_the_signal(tmp_path):
+    """Before v2.3 the pairs' "scratch" column was the ground truth's from-scratch accuracy; since,
+    that column is "scratch_gt" and "scratch" is the --scratch signal."""
+    from scripts.fit_risk import read_rows_v2
+
+    head = "target,split,negative,n_images,n_classes,probe,gain,gain.sd,scratch"
+    old = tmp_path / "old.csv"
+    old.write_text(head + "\nt,dev,1,40,2,0.6,0.1,0.02,0.9\n")
+    new = tmp_path / "new.csv"
+    new.write_text(head + ",scratch_gt\nt,dev,1,40,2,0.6,0.1,0.02,0.8,0.9\n")
+    assert read_rows_v2(old)[0]["f"]["scratch"] is None
+    row = read_rows_v2(new)[0]["f"]
+    assert row["scratch"] == 0.8 and row["probe_minus_scratch"] == pytest.approx(-0.2)
