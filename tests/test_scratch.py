@@ -190,3 +190,11 @@ def test_fit_risk_never_reads_the_ground_truths_scratch_column_as_the_signal(tmp
     assert read_rows_v2(old)[0]["f"]["scratch"] is None
     row = read_rows_v2(new)[0]["f"]
     assert row["scratch"] == 0.8 and row["probe_minus_scratch"] == pytest.approx(-0.2)
+
+
+@pytest.mark.parametrize("kind", ["vit", "convnext"])
+def test_transformers_backbones_train_from_scratch_too(kind, tmp_path, fresh_cache):
+    repo = S.save_transformers_repo(kind, tmp_path / kind)
+    res = scratch.train_from_scratch(resolve_spec(adhoc_entry(f"local-dir:{repo}")), _sample(), seed=0,
+                                     use_cache=False)
+    assert res.accuracy >= 0.9 and res.n_holdout == 12         # brightness is learnable by these tiny nets too
