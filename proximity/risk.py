@@ -251,7 +251,12 @@ def _closeness(shift: float) -> str:
 
 
 def _evidence_words(ev: Mapping[str, Any], contrib: list[tuple[str, float]]) -> str:
-    """The (at most two) features that drive an estimate most, in words."""
+    """The (at most two) features that drive an estimate most, in words (the probe and the
+    from-scratch accuracy, when both are features, as one comparison)."""
+    named = dict(contrib)
+    if "probe" in named and "scratch" in named and "probe_minus_scratch" not in named:
+        together = abs(named.pop("probe")) + abs(named.pop("scratch"))
+        contrib = [*named.items(), ("probe_minus_scratch", together)]
     words: list[str] = []
     for f, c in sorted(contrib, key=lambda t: -abs(t[1])):
         w = _WORDS[f](ev, c)
