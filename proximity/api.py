@@ -218,11 +218,13 @@ def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: Progr
         else:
             scored.append((index, entries[index], out))
     if cfg.scratch and not usable_labels:
-        logger.warning("--scratch needs labels with at least 2 classes: no architecture is trained from scratch.")
+        logger.warning("--scratch needs labels with at least 2 classes (class sub-folders or --labels FILE.csv): "
+                       "no architecture is trained from scratch.")
     elif cfg.scratch:
         if not cfg.control:
             logger.warning("--scratch with --no-control: the risk's from-scratch model also reads the gain over the "
-                           "random-weights control, so the from-scratch results will not be used by the risk.")
+                           "random-weights control, so the from-scratch results will not be used by the risk; "
+                           "drop --no-control to use them.")
         from .scratch import attach
 
         attach([(e, s) for _, e, s in scored], smp, cfg, labels_off=labels_off, progress=progress)

@@ -87,11 +87,12 @@ def scratch_key(spec: "BackboneSpec", sample: "Sample", seed: int) -> str:
 
 
 def train_from_scratch(spec: "BackboneSpec", sample: "Sample", *, device: Any = "auto", seed: int = 0,
-                       use_cache: bool = True, progress: Callable[[int, int], None] | None = None) -> ScratchResult:
+                       use_cache: bool = True, progress: Callable[[int, int], None] | None = None,
+                       key: str | None = None) -> ScratchResult:
     """Train ``spec``'s architecture from random weights on ``sample`` (module docstring).
 
     Raises ValueError when the sample has no labels, fewer than 2 classes or a class with fewer
-    than 2 images (nothing to hold out)."""
+    than 2 images (nothing to hold out). ``key``: :func:`scratch_key`, when the caller has it."""
     if sample.labels is None:
         raise ValueError("no labels: training from scratch needs class labels")
     y_all = np.asarray(sample.labels)
@@ -100,7 +101,7 @@ def train_from_scratch(spec: "BackboneSpec", sample: "Sample", *, device: Any = 
         raise ValueError("training from scratch needs ≥ 2 classes with ≥ 2 images each")
     from . import cache
 
-    key = scratch_key(spec, sample, seed)
+    key = key or scratch_key(spec, sample, seed)
     if use_cache:
         hit = cache.load_arrays(key)
         if hit is not None and "accuracy" in hit:
@@ -119,6 +120,7 @@ def _train(spec, sample, y_all: np.ndarray, *, device, seed: int, progress) -> S
     import torch
 
     from .backbones import open_backbone, resolve_device
+    from .evidence import _inputs
 
     t0 = time.perf_counter()
     if isinstance(device, str):
@@ -128,10 +130,8 @@ def _train(spec, sample, y_all: np.ndarray, *, device, seed: int, progress) -> S
     tr, ho = holdout_split(codes, seed)
     backbone = open_backbone(spec, pretrained=False, device=device, seed=seed)
     dev = backbone.device
-    prep = spec.preprocess
-    with torch.inference_mode():
-        x = torch.cat([prep([sample.as_float(i) for i in range(s, min(s + 64, sample.n))])
-                       for s in range(0, sample.n, 64)])
+    with torch.inference_mode():                   # decoded and preprocessed as the evidence pass does it
+        x = torch.cat([batch for _, batch in _inputs(backbone, sample, 64, overlap=False)])
         backbone.model.eval()
         width = int(backbone.model(x[:2].to(dev)).shape[1])  # what it outputs (timm's num_features may differ)
     x = x.clone()                                  # a normal tensor: inference tensors cannot enter autograd
@@ -207,7 +207,7 @@ class ScratchPool:
         if key not in self._memo:
             try:
                 res = train_from_scratch(spec, sample, device=device, seed=seed, use_cache=use_cache,
-                                         progress=progress)
+                                         progress=progress, key=key)
                 self.trainings += not res.cached
                 self._memo[key] = res
             except Exception as exc:   # remembered: the next entry of this architecture gets the same failure
@@ -231,7 +231,8 @@ def attach(scored: list[tuple[Any, Any]], sample: "Sample", cfg, *, labels_off: 
     if np.unique(np.asarray(sample.labels), return_counts=True)[1].min() < 2:
         for _, s in scored:
             s.signals = {**s.signals, "scratch": SignalValue(
-                None, None, hib, "a class has only 1 image: training from scratch needs ≥ 2 per class")}
+                None, None, hib, "a class has only 1 image: training from scratch needs ≥ 2 per class "
+                                 "(add images or drop that class)")}
         return
     from .backbones import resolve_spec
 

@@ -198,3 +198,14 @@ def test_transformers_backbones_train_from_scratch_too(kind, tmp_path, fresh_cac
     res = scratch.train_from_scratch(resolve_spec(adhoc_entry(f"local-dir:{repo}")), _sample(), seed=0,
                                      use_cache=False)
     assert res.accuracy >= 0.9 and res.n_holdout == 12         # brightness is learnable by these tiny nets too
+
+
+def test_a_one_image_class_trains_nothing_and_says_what_to_do(backbones, fresh_cache, monkeypatch, tmp_path):
+    import proximity
+
+    monkeypatch.setattr(scratch, "_train", lambda *a, **k: pytest.fail("trained with a one-image class"))
+    x = np.clip(np.random.default_rng(0).normal(0.5, 0.1, (21, 48, 48)), 0, 1)
+    folder = S.write_folder(tmp_path / "imgs", x, np.array(["a"] * 10 + ["b"] * 10 + ["c"]))
+    r = proximity.rank(folder, models=[f"local-dir:{backbones['A']}"], scratch=True)
+    s = r.ranking[0].signals["scratch"]
+    assert s.value is None and "only 1 image" in s.reason and "add images or drop that class" in s.reason
