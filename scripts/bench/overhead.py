@@ -125,7 +125,7 @@ def measure(images: Path, models: list[str], *, batch: int, repeat: int, tmp: Pa
         keep("cached", _wall(_rank_cmd(images, models, n, batch, tmp / f"again{r}.json"), cache_env))
         again = json.loads((tmp / f"again{r}.json").read_text())
         assert all(c["cached"] for c in again["ranking"]), "the re-run was not served from the cache"
-        print(f"  run {r + 1}/{repeat}: " + ", ".join(f"{k} {v:.1f} s" for k, v in best.items()), flush=True)
+        print(f"  best after run {r + 1}/{repeat}: " + ", ".join(f"{k} {v:.1f} s" for k, v in best.items()), flush=True)
     return {"images": n_files, "models": models, "batch_size": batch, "repeat": repeat,
             "seconds": {k: round(v, 2) for k, v in best.items()},
             "ratios": {"label_free": round(best["label_free"] / best["bare"], 3),
