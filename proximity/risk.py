@@ -3,7 +3,7 @@ architecture from scratch), from a small logistic model fitted to ground truth.
 
 The model ships as data, ``catalog/risk_model.json``, written by ``scripts/fit_risk.py`` from the
 benchmark's *dev* targets (``scripts/bench``; provenance inside the file) and validated on its
-*test* targets (``scripts/bench/results/v2.3/RESULTS.md``). Three variants, the first whose
+*test* targets (``scripts/bench/results/v2.4/RESULTS.md``). Four variants, the first whose
 evidence a candidate has (their features are chosen on dev; the JSON names them):
 
 * **labels+scratch** — used first, when the run trained the architectures from scratch on the
@@ -11,9 +11,12 @@ evidence a candidate has (their features are chosen on dev; the JSON names them)
   accuracy (shipped: ``probe``, ``scratch`` and ``gain``; ``probe_minus_scratch`` was a candidate).
 * **labels** — when the probe gain over the random-weights control exists (shipped: ``gain`` and
   ``log_rankme_rel``, the log effective rank relative to random weights).
+* **label-free+reference** — label-free, when the candidate has reference statistics, so its
+  Fréchet distance relative to a same-size sample of its pretraining domain exists (shipped:
+  ``log_frechet_excess``; benchmark v2.4).
 * **label-free** — when only label-free evidence exists (shipped: ``log_rankme_rel`` and
-  ``log_params_per_image``). It is wider: its interval carries the coefficient uncertainty of a
-  weaker model.
+  ``log_params_per_image``: every run with the control has them). The label-free variants are
+  wider: their intervals carry the coefficient uncertainty of weaker models.
 
 Every candidate feature set and penalty tried on dev (leave-one-target-out log loss) is in the
 JSON's ``selection``; :func:`features` defines each feature.
@@ -70,7 +73,7 @@ class Risk:
     high: float | None
     band: str
     reason: str
-    variant: str            # "labels+scratch" | "labels" | "label-free" | "v0" | "unknown"
+    variant: str            # "labels+scratch" | "labels" | "label-free+reference" | "label-free" | "v0" | "unknown"
 
 
 def _v(signals: Mapping[str, SignalValue], name: str) -> tuple[float | None, float | None]:
@@ -89,7 +92,7 @@ def evidence(signals: Mapping[str, SignalValue], n_images: int, n_classes: int,
             "frechet": _v(signals, "frechet")[0], "n_images": float(n_images), "n_classes": float(n_classes),
             "logme": _v(signals, "logme")[0], "rankme_rel": _v(signals, "rankme_rel")[0],
             "cluster_rel": _v(signals, "cluster_rel")[0], "params_log10": _v(signals, "params")[0],
-            "scratch": _v(signals, "scratch")[0],
+            "scratch": _v(signals, "scratch")[0], "frechet_excess": _v(signals, "frechet_excess")[0],
             "probe_gap": None if probe is None or best is None else probe - best}
 
 
@@ -104,10 +107,12 @@ def features(ev: Mapping[str, float | None]) -> dict[str, float | None]:
     rel = ev.get("rankme_rel")
     pl = ev.get("params_log10")
     probe, scratch = ev.get("probe"), ev.get("scratch")
+    fx = ev.get("frechet_excess")
     return {"gain": g,
             "gain_z": None if g is None else g / max(sd or 0.0, 0.01),
             "log_shift": log1p(ev.get("early_shift")),
             "log_frechet": log1p(ev.get("frechet")),
+            "log_frechet_excess": None if fx is None or fx <= 0 else math.log(fx),
             "log_n": None if not n else math.log(n),
             "log_per_class": per_class,
             "gain_x_per_class": None if g is None or per_class is None else g * per_class,
@@ -180,7 +185,8 @@ def model_path() -> Path:
 
 #: The signals each risk feature is computed from (their versions are checked against the model's).
 FEATURE_SIGNALS = {"gain": ("probe", "control", "gain"), "gain_z": ("probe", "control", "gain"),
-                   "log_shift": ("early_shift",), "log_frechet": ("frechet",), "log_n": (), "log_per_class": (),
+                   "log_shift": ("early_shift",), "log_frechet": ("frechet",),
+                   "log_frechet_excess": ("frechet_excess",), "log_n": (), "log_per_class": (),
                    "gain_x_per_class": ("probe", "control", "gain"), "probe_gap": ("probe",), "logme": ("logme",),
                    "log_rankme_rel": ("rankme_rel",), "cluster_rel": ("cluster_rel",),
                    "log_params_per_image": ("params",), "scratch": ("scratch",), "probe": ("probe",),
@@ -221,6 +227,8 @@ _WORDS = {
                                 f"(shift {ev['early_shift']:.2f})"),
     "log_frechet": lambda ev, c: f"pooled features {'far from' if c > 0 else 'close to'} the reference "
                                  f"(Fréchet {ev['frechet']:.2f})",
+    "log_frechet_excess": lambda ev, c: (f"pooled features {ev['frechet_excess']:.3g}× as far from the pretraining "
+                                        "domain as a same-size sample of it"),
     "log_n": lambda ev, c: f"{int(ev['n_images'])} images",
     "log_per_class": lambda ev, c: f"{ev['n_images'] / ev['n_classes']:.0f} images per class",
     "gain_x_per_class": lambda ev, c: (_gain_words(ev)
@@ -266,6 +274,10 @@ def _evidence_words(ev: Mapping[str, Any], contrib: list[tuple[str, float]]) -> 
             or "the benchmark's base rate: no signal separated negative transfer on its dev targets")
 
 
+#: The variants in the order they are tried (module docstring).
+VARIANTS = ("labels+scratch", "labels", "label-free+reference", "label-free")
+
+
 def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, *,
              model: RiskModel | None | str = "shipped", n_folds: int | None = None,
              context: Mapping[str, float | None] | None = None) -> Risk:
@@ -285,25 +297,27 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
     ev = evidence(signals, n_images, n_classes, context)
     feats = features(ev)
     tried = []
-    for name in ("labels+scratch", "labels", "label-free"):
+    for name in VARIANTS:
         var = m.variants.get(name)
         if var is None:
             continue
-        if name != "label-free" and n_classes >= 2 and n_images / n_classes < 2:
+        free = name.startswith("label-free")
+        if not free and n_classes >= 2 and n_images / n_classes < 2:
             if name == "labels":
                 tried.append("fewer than 2 images per class")
             continue
         out = var.predict(feats)
         if out is None:
-            # without --scratch the labels model is the expected one: a note only when a scratch value goes unused
-            if name != "labels+scratch" or feats.get("scratch") is not None:
+            # without --scratch the labels model is the expected one, without a reference the label-free
+            # one: a note only when a scratch value goes unused
+            if name == "labels" or (name == "labels+scratch" and feats.get("scratch") is not None):
                 tried.append(f"no {', '.join(f for f in var.features if feats.get(f) is None)} for the {name} model")
             continue
         p, lo, hi, contrib, outside = out
         reason = _evidence_words(ev, contrib)
         if name == "labels" and tried:           # a from-scratch result that the labels+scratch model could not use
             reason += f" (the from-scratch result is unused: {'; '.join(tried)})"
-        if name == "label-free":
+        if free:
             reason = "label-free: " + reason
             if n_classes >= 2 and tried:         # labels were given, but the labels variant could not run
                 reason = f"labels given, but {'; '.join(tried)} — {reason}"

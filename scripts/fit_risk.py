@@ -18,7 +18,10 @@ signals, parameters per image — and the coefficient covariance from a bootstra
 so the 90 % intervals carry the between-target variation. From protocol v2.3 on, when the pairs
 carry the ``scratch`` signal (the labelled runs were scored with ``--scratch``), a third variant,
 ``labels+scratch``, is chosen the same way among :data:`CANDIDATES_V23`'s feature sets (the probe
-against the architecture trained from scratch on the sample, and what may add to it).
+against the architecture trained from scratch on the sample, and what may add to it). From v2.4 on,
+when the pairs carry ``frechet_excess``, a fourth variant, ``label-free+reference``, for candidates
+with reference statistics (:data:`CANDIDATES_V24`: the label-free distance made comparable across
+architectures); the plain label-free variant stays for the many catalog entries without a reference.
 
 Refit after a new ground truth: ``python scripts/bench/evaluate.py && python scripts/fit_risk.py
 && python scripts/bench/evaluate.py`` (the second evaluation reports the new model on test).
@@ -60,6 +63,13 @@ CANDIDATES_V23 = {
                        ("probe_minus_scratch", "gain", "log_rankme_rel")],
     **CANDIDATES_V2,
 }
+#: Protocol 2.4: a label-free variant for candidates with reference statistics, on the null-normalised
+#: Fréchet distance (``frechet_excess``); the plain label-free variant stays for those without.
+CANDIDATES_V24 = {
+    **CANDIDATES_V23,
+    "label-free+reference": [("log_frechet_excess",), ("log_frechet_excess", "log_params_per_image"),
+                             ("log_frechet_excess", "log_rankme_rel")],
+}
 LAMBDAS = (0.3, 1.0, 3.0)       # L2 strength on the standardised coefficients
 TIE = 0.005                     # log-loss difference treated as a tie (then: fewer features, stronger penalty)
 
@@ -97,6 +107,7 @@ def read_rows_v2(path: Path) -> list[dict]:
               # the --scratch signal; files before v2.3 have no "scratch_gt" column and their
               # "scratch" is the ground truth's from-scratch accuracy, which no run may see
               "scratch": num(r.get("scratch")) if "scratch_gt" in r else None,
+              "frechet_excess": num(r.get("frechet_excess")),
               "probe_gap": None if probe is None or r["target"] not in best else probe - best[r["target"]]}
         rows.append({"target": r["target"], "split": r["split"], "y": int(r["negative"]), "f": features(ev)})
     return rows
@@ -202,20 +213,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pairs", type=Path, default=ROOT / "scripts" / "bench" / "results" / "pairs.csv")
     ap.add_argument("--out", type=Path, default=ROOT / "catalog" / "risk_model.json")
     ap.add_argument("--protocol", type=int, choices=(1, 2), default=1,
-                    help="2: the v2 pairs (default scripts/bench/results/v2.3/pairs.csv) and candidates")
+                    help="2: the v2 pairs (default scripts/bench/results/v2.4/pairs.csv) and candidates")
     ap.add_argument("--bootstrap", type=int, default=None,
                     help="coefficient covariance from this many target-bootstrap refits [protocol 2: 200]")
     args = ap.parse_args(argv)
     if args.protocol == 2 and args.pairs == ROOT / "scripts" / "bench" / "results" / "pairs.csv":
-        args.pairs = ROOT / "scripts" / "bench" / "results" / "v2.3" / "pairs.csv"
+        args.pairs = ROOT / "scripts" / "bench" / "results" / "v2.4" / "pairs.csv"
     boot = args.bootstrap if args.bootstrap is not None else (200 if args.protocol == 2 else 0)
     reader = read_rows_v2 if args.protocol == 2 else read_rows
     rows = [r for r in reader(args.pairs) if r["split"] == "dev"]
     if len({r["target"] for r in rows}) < 3:
         raise SystemExit(f"{args.pairs}: fewer than 3 dev targets — run scripts/bench/evaluate.py on the full ground "
                          "truth first")
-    if args.protocol == 2:      # the scratch variant only where the pairs have the scratch signal (v2.3 on)
-        cands = CANDIDATES_V23 if any(r["f"]["scratch"] is not None for r in rows) else CANDIDATES_V2
+    if args.protocol == 2:      # the scratch variant only where the pairs have the scratch signal (v2.3 on),
+        # the null-normalised Fréchet distance only where they have frechet_excess (v2.4 on)
+        cands = (CANDIDATES_V24 if any(r["f"]["log_frechet_excess"] is not None for r in rows) else
+                 CANDIDATES_V23 if any(r["f"]["scratch"] is not None for r in rows) else CANDIDATES_V2)
     else:
         cands = CANDIDATES
     variants = {name: fit_variant(rows, name, cands, boot) for name in cands}

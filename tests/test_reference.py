@@ -48,6 +48,20 @@ def test_frechet_prefers_the_in_domain_backbone(references, backbones, target_di
     assert "reference moments differ from the BN statistics" in r.ranking[0].signals["early_shift"].reason
 
 
+def test_frechet_excess_through_the_cli(references, backbones, target_dir, fresh_cache):
+    import json
+
+    res = CliRunner().invoke(app, ["rank", str(target_dir), "--model", f"local-dir:{backbones['B']}", "--model",
+                                   f"local-dir:{backbones['A']}", "--labels", "none", "--signals", "frechet_excess",
+                                   "--format", "json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    fx = {c["model"][-1]: c["signals"]["frechet_excess"] for c in out["ranking"]}
+    # the target is gratings-like: A (pretrained on gratings) is nearer, in units of its own null
+    assert 1.0 < fx["A"]["value"] < fx["B"]["value"] and fx["A"]["higher_is_better"] is False
+    assert "samples of" in fx["A"]["reason"] and "from the reference Gaussian" in fx["A"]["reason"]
+
+
 def test_frechet_absent_without_reference(tmp_path, target_dir, fresh_cache):
     model = timm.create_model("test_resnet", num_classes=0)
     S.save_repo(model, tmp_path / "nore")

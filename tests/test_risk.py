@@ -25,8 +25,12 @@ def _model(features=("gain",), coef=(-2.0,), lo=(-0.1,), hi=(0.3,), free=("log_s
 
 def test_shipped_model_has_its_variants_and_provenance():
     m = R.load_model()
-    assert m is not None and set(m.variants) == {"labels+scratch", "labels", "label-free"}
+    assert m is not None and set(m.variants) == {"labels+scratch", "labels", "label-free+reference", "label-free"}
     assert any("scratch" in R.FEATURE_SIGNALS[f] for f in m.variants["labels+scratch"].features)
+    # the reference variant reads a signal that needs reference statistics; the plain one does not
+    needs = lambda v: {s for f in m.variants[v].features for s in R.FEATURE_SIGNALS[f]}  # noqa: E731
+    assert needs("label-free+reference") & {"frechet", "frechet_excess"}
+    assert not needs("label-free") & {"frechet", "frechet_excess"}
     prov = m.provenance
     assert prov["script"] == "scripts/fit_risk.py" and len(prov["groundtruth"]["sha256"]) == 16
     assert len(prov["dev_targets"]) >= 5 and "coverage" in prov
@@ -65,6 +69,19 @@ def test_unknown_or_label_free_when_the_data_cannot_say():
     nothing = R.estimate({"gain": V(None, reason="no labels"), "early_shift": V(None)}, 200, 0, model=m)
     assert nothing.value is None and nothing.reason.startswith("unknown: ")
     assert R.estimate({"gain": V(0.0, 0.0)}, 200, 4, model=None).variant == "v0"
+
+
+def test_label_free_risk_with_and_without_a_reference():
+    """The shipped model: a candidate with reference statistics gets the label-free+reference
+    variant, one without (most catalog entries) still gets a label-free risk."""
+    base = {"rankme_rel": V(1.3), "params": V(0.5), "gain": V(None, reason="no labels")}
+    noref = R.estimate(base, 200, 0)
+    near = R.estimate({**base, "frechet_excess": V(2.0, None, False)}, 200, 0)
+    far = R.estimate({**base, "frechet_excess": V(500.0, None, False)}, 200, 0)
+    assert noref.variant == "label-free" and near.variant == far.variant == "label-free+reference"
+    assert near.value < far.value and all(r.reason.startswith("label-free: ") for r in (noref, near, far))
+    assert "as far from the pretraining domain as a same-size sample of it" in far.reason
+    assert "no log_frechet_excess" not in noref.reason
 
 
 def test_fit_script_recovers_the_sign_and_is_deterministic(tmp_path):

@@ -189,3 +189,76 @@ def test_fd_checks_both_covariances_and_never_clips_a_real_negative():
     for args in ((np.zeros(2), good, np.zeros(2), bad), (np.zeros(2), bad, np.zeros(2), good)):
         with pytest.raises(NumericalError, match="not positive semi-definite"):
             frechet_distance(*args)
+
+
+# --- frechet_excess: Fréchet distance against its own null ---------------------------------------
+
+def _reference_of(mu, cov):
+    from pathlib import Path
+
+    from proximity.reference import ReferenceStats
+
+    w, v = np.linalg.eigh(cov)
+    order = np.argsort(w)[::-1]
+    return ReferenceStats(mu=mu.astype(np.float32), eigvecs=v[:, order].astype(np.float32), eigvals=w[order],
+                          residual=0.0, n=1000, layer_names=(), layer_means=(), layer_vars=(), provenance={},
+                          path=Path("memory"))
+
+
+def _excess(x, ref, seed=0):
+    from proximity.catalog import adhoc_entry
+    from proximity.evidence import Evidence
+    from proximity.signals import SIGNALS, SignalContext
+
+    ev = Evidence(features=x.astype(np.float32), layer_names=[], image_means=[], image_vars=[], source_means=[],
+                  source_vars=[], seconds=0.0)
+    ctx = SignalContext(evidence=ev, entry=adhoc_entry("timm:test_resnet"), reference=ref, seed=seed)
+    v = SIGNALS["frechet_excess"].func(ctx)
+    return v.value, v.sd, v.reason
+
+
+def _fd_by_hand(x, ref):
+    """An independent route: scikit-learn's Ledoit–Wolf (n < 2d) or np.cov, scipy's sqrtm."""
+    from sklearn.covariance import ledoit_wolf
+
+    cov_t = ledoit_wolf(x)[0] if len(x) < 2 * x.shape[1] else np.cov(x, rowvar=False)
+    s = ref.covariance()
+    root = linalg.sqrtm(cov_t @ s).real
+    m = x.mean(0) - ref.mu
+    return float(m @ m + np.trace(cov_t) + np.trace(s) - 2 * np.trace(root)) / ref.trace()
+
+
+@pytest.mark.parametrize("n,d", [(40, 16), (200, 16), (30, 48)])
+def test_frechet_excess_of_a_sample_from_the_reference_itself_is_about_one(n, d):
+    # known answer: a sample drawn from the reference Gaussian is, by construction, "as close as
+    # the pretraining domain": its ratio to the null hovers around 1 at any n and d, while the
+    # raw FD / tr(Σ) of the same samples grows as n falls and d rises
+    mu, cov = np.random.default_rng(1).normal(size=d), _random_cov(d, 2)
+    ref = _reference_of(mu, cov)
+    rng = np.random.default_rng(3)
+    vals = [_excess(rng.multivariate_normal(mu, cov, size=n), ref, seed=s)[0] for s in range(6)]
+    assert 0.7 < np.mean(vals) < 1.4
+
+
+def test_frechet_excess_agrees_with_an_independent_computation():
+    d, n = 24, 36
+    mu, cov = np.zeros(d), _random_cov(d, 4)
+    ref = _reference_of(mu, cov)
+    x = np.random.default_rng(5).multivariate_normal(mu + 0.7, 1.5 * cov, size=n)
+    from proximity.signals.frechet import NULL_DRAWS, reference_draw
+
+    rng = np.random.default_rng([0, n])          # the documented seeding: (run seed, n)
+    null = np.mean([_fd_by_hand(reference_draw(ref, n, rng), ref) for _ in range(NULL_DRAWS)])
+    value, sd, detail = _excess(x, ref)
+    assert value == pytest.approx(_fd_by_hand(x, ref) / null, rel=1e-6)
+    assert value > 5 and sd is None and f"samples of {n}" in detail
+    assert _excess(x, ref)[0] == value           # deterministic
+
+
+def test_frechet_excess_is_free_of_the_feature_scale():
+    d, n = 12, 50
+    mu, cov = np.random.default_rng(6).normal(size=d), _random_cov(d, 7)
+    x = np.random.default_rng(8).multivariate_normal(mu + 0.3, cov, size=n)
+    a = _excess(x, _reference_of(mu, cov))[0]
+    b = _excess(10 * x, _reference_of(10 * mu, 100 * cov))[0]
+    assert b == pytest.approx(a, rel=1e-6)

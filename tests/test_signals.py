@@ -46,6 +46,26 @@ def test_early_shift_grows_with_the_gap_and_has_sd():
     assert near.value < far.value and far.sd > 0 and not far.higher_is_better
 
 
+def test_early_shift_reports_its_depth_profile():
+    from proximity.signals.early_shift import depth_profile
+
+    rng = np.random.default_rng(0)
+    n, c = 30, 3
+    ev = Evidence(features=rng.normal(size=(n, 4)).astype(np.float32), layer_names=["stem", "deep"],
+                  image_means=[rng.normal(0.0, 0.1, (n, c)), rng.normal(1.0, 0.1, (n, c))],
+                  image_vars=[np.ones((n, c)), np.ones((n, c))], source_means=[np.zeros(c)] * 2,
+                  source_vars=[np.ones(c)] * 2, seconds=0.0)
+    out = compute_signals(SignalContext(evidence=ev, entry=ENTRY), ["early_shift"])["early_shift"]
+    stem = shift_from_moments(*ev.layer_moments(0), np.zeros(c), np.ones(c))
+    deep = shift_from_moments(*ev.layer_moments(1), np.zeros(c), np.ones(c))
+    assert out.value == pytest.approx((stem + deep) / 2) and stem < 0.05 < 0.9 < deep
+    assert f"by depth: stem {stem:.3g}, deep {deep:.3g}" in out.reason
+    # many layers: six of them, evenly spaced, first and last kept
+    names = [f"l{i}" for i in range(11)]
+    assert depth_profile(names, [float(i) for i in range(11)]) == \
+        "by depth: l0 0, …, l2 2, …, l4 4, …, l6 6, …, l8 8, …, l10 10"
+
+
 def test_early_shift_without_bn_needs_reference_moments():
     from types import SimpleNamespace
     ev = _evidence()

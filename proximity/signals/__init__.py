@@ -19,6 +19,9 @@ gain           True               probe − control, paired per fold
 logme          True               LogME, log maximum evidence of a linear model
 frechet        False              Fréchet distance of pooled features to the reference
                                   Gaussian, divided by tr(Σ_ref) (label-free)
+frechet_excess False              that distance ÷ the one a same-size sample of the
+                                  reference Gaussian gets (label-free; comparable
+                                  across architectures)
 prior          True               static "fame" prior: ImageNet-1k top-1 from the catalog
 sfda, nleep,   True               the literature's estimators (``signals.literature``):
 hscore,                           SFDA, N-LEEP, regularised H-score, TransRate, ETran's

@@ -8,7 +8,9 @@ reference``). With μₜ, σₜ² the same moments of the same tensors on the ta
     shift_l = mean_c [ ((μₜ − μₛ)² + (σₜ − σₛ)²) / (σₛ² + ε) ],   ε = 1e-3 · mean_c σₛ²
     early_shift = mean_l shift_l
 
-(a per-channel 1-D Fréchet distance made scale-free; ε keeps dead channels from dominating).
+(a per-channel 1-D Fréchet distance made scale-free; ε keeps dead channels from dominating). The
+detail gives ``shift_l`` layer by layer, shallowest first (the depth profile: where along the
+first stage the target stops looking like the pretraining data).
 The sd is a bootstrap over images (200 resamples, seeded), all resamples at once: a resample is
 a row of image counts w, and its pooled moments are ``μ = w·m / n`` and ``σ² = w·v / n + w·m'² / n
 − (w·m' / n)²`` with m' the per-image means less their sample mean (no cancellation). Lower is
@@ -36,8 +38,20 @@ def shift_from_moments(mu_t: np.ndarray, var_t: np.ndarray, mu_s: np.ndarray, va
 
 
 def _value(ev, sources, rows=None) -> float:
-    return float(np.mean([shift_from_moments(*ev.layer_moments(i, rows), *sources[i])
-                          for i in range(len(ev.layer_names))]))
+    return float(np.mean(_by_layer(ev, sources, rows)))
+
+
+def _by_layer(ev, sources, rows=None) -> list[float]:
+    return [shift_from_moments(*ev.layer_moments(i, rows), *sources[i]) for i in range(len(ev.layer_names))]
+
+
+def depth_profile(names: list[str], shifts: list[float], most: int = 6) -> str:
+    """``'by depth: conv1 0.12, …, layer1.0.bn2 0.34'`` — the shift of each watched layer from
+    the shallowest to the deepest (at most ``most``, evenly spaced, the first and last always)."""
+    idx = sorted({round(i * (len(names) - 1) / (most - 1)) for i in range(most)}) if len(names) > most \
+        else list(range(len(names)))
+    parts = [f"{names[i]} {shifts[i]:.3g}" for i in idx]
+    return "by depth: " + (", ".join(parts) if len(idx) == len(names) else ", …, ".join(parts))
 
 
 def _sources(ctx: SignalContext) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
@@ -78,13 +92,14 @@ def early_shift(ctx: SignalContext) -> tuple[float, float | None, str]:
     """Distance of the early-layer moments from the pretraining domain's (label-free)."""
     ev = ctx.evidence
     sources, what = _sources(ctx)
-    value = _value(ev, sources)
+    shifts = _by_layer(ev, sources)
+    value = float(np.mean(shifts))
     sd = None
     if ev.n >= 2:
         rng = np.random.default_rng(ctx.seed)
         rows = rng.integers(0, ev.n, (BOOTSTRAP, ev.n))    # the same draws as BOOTSTRAP calls of size n
         sd = float(np.std(bootstrap_values(ev, sources, rows), ddof=1))
-    return value, sd, f"{what}; bootstrap sd"
+    return value, sd, f"{what}; {depth_profile(list(ev.layer_names), shifts)}; bootstrap sd"
 
 
 def bootstrap_values(ev, sources, rows: np.ndarray) -> np.ndarray:
