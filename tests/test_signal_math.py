@@ -262,3 +262,20 @@ def test_frechet_excess_is_free_of_the_feature_scale():
     a = _excess(x, _reference_of(mu, cov))[0]
     b = _excess(10 * x, _reference_of(10 * mu, 100 * cov))[0]
     assert b == pytest.approx(a, rel=1e-6)
+
+
+@pytest.mark.parametrize("d,k1,k2", [(60, 10, 8), (80, 30, 20), (40, 25, 20)])   # the last: k1 + k2 ≥ d (dense)
+def test_lowrank_frechet_equals_the_dense_computation(d, k1, k2):
+    from proximity.signals.kernels import frechet_distance_lowrank
+
+    rng = np.random.default_rng(d + k1)
+    vt1 = np.linalg.qr(rng.normal(size=(d, k1)))[0].T
+    eig1, rest1 = rng.uniform(0.5, 4.0, k1), 0.2
+    v2 = np.linalg.qr(rng.normal(size=(d, k2)))[0].astype(np.float32)       # stored as a reference stores it
+    eig2, rest2 = np.sort(rng.uniform(0.3, 5.0, k2))[::-1], 0.1
+    mu1, mu2 = rng.normal(size=(2, d))
+    s1 = (vt1.T * eig1) @ vt1 + rest1 * (np.eye(d) - vt1.T @ vt1)
+    v = v2.astype(np.float64)
+    s2 = (v * eig2) @ v.T + rest2 * (np.eye(d) - v @ v.T)                  # ReferenceStats.covariance()
+    want = frechet_distance(mu1, s1, mu2, s2)
+    assert frechet_distance_lowrank(mu1, vt1, eig1, rest1, mu2, v2, eig2, rest2) == pytest.approx(want, rel=1e-10)

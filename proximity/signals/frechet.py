@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import NumericalError, SignalUnavailable
 from .registry import SignalContext, register_signal
-from .kernels import frechet_distance_factored
+from .kernels import frechet_distance_factored, frechet_distance_lowrank
 from .shared import FeatureMatrix, matrix
 
 #: Draws of the null (samples of the reference Gaussian of the target's size) per value.
@@ -67,13 +67,27 @@ def frechet(ctx: SignalContext):
 
 
 def _distance(ctx: SignalContext):
-    """(reference, FD / tr(Σ_ref) of the target, Σ_ref), computed once per candidate."""
+    """(reference, FD / tr(Σ_ref) of the target, how), computed once per candidate."""
     if "frechet:fd" not in ctx.memo:
         ref = _checked_reference(ctx)
-        sigma = ref.covariance()
-        mu, vt, eig, rest = target_gaussian(ctx)
-        ctx.memo["frechet:fd"] = (ref, frechet_distance_factored(mu, vt, eig, rest, ref.mu, sigma) / ref.trace(), sigma)
+        to_ref = _to_reference(ref, *ctx.evidence.features.shape)
+        ctx.memo["frechet:fd"] = (ref, to_ref(target_gaussian(ctx)), to_ref)
     return ctx.memo["frechet:fd"]
+
+
+def _to_reference(ref, n: int, d: int):
+    """``f(gaussian) → FD / tr(Σ_ref)`` for Gaussians (:func:`gaussian_of`) of n × d features: in
+    the span of the two low-rank parts (:func:`~proximity.signals.kernels.frechet_distance_lowrank`)
+    when it is smaller than d, else against the dense Σ_ref, built once."""
+    if min(n, d) + ref.eigvals.size < d:
+        def lowrank(g: tuple[np.ndarray, np.ndarray, np.ndarray, float]) -> float:
+            return frechet_distance_lowrank(*g, ref.mu, ref.eigvecs, ref.eigvals, ref.residual) / ref.trace()
+        return lowrank
+    sigma = ref.covariance()
+
+    def dense(g: tuple[np.ndarray, np.ndarray, np.ndarray, float]) -> float:
+        return frechet_distance_factored(*g, ref.mu, sigma) / ref.trace()
+    return dense
 
 
 def _checked_reference(ctx: SignalContext):
@@ -103,26 +117,21 @@ def reference_draw(ref, n: int, rng: np.random.Generator) -> np.ndarray:
     return ref.mu.astype(np.float64) + (z1 * np.sqrt(lam)) @ v.T + rest
 
 
-def null_distances(ref, n: int, *, seed: int = 0, draws: int = NULL_DRAWS, sigma_ref: np.ndarray | None = None
-                   ) -> np.ndarray:
+def null_distances(ref, n: int, *, seed: int = 0, draws: int = NULL_DRAWS, to_ref=None) -> np.ndarray:
     """FD / tr(Σ_ref) of ``draws`` samples of n rows from the reference Gaussian itself, each
     estimated as the target's (:func:`gaussian_of`): what a sample of the pretraining domain of
     this size scores. Seeded by (seed, n): the same reference and n give the same values."""
-    sigma = ref.covariance() if sigma_ref is None else sigma_ref
     rng = np.random.default_rng([seed, n])
-    out = []
-    for _ in range(draws):
-        mu, vt, eig, rest = gaussian_of(FeatureMatrix(reference_draw(ref, n, rng)))
-        out.append(frechet_distance_factored(mu, vt, eig, rest, ref.mu, sigma) / ref.trace())
-    return np.array(out)
+    to_ref = to_ref or _to_reference(ref, n, ref.dim)
+    return np.array([to_ref(gaussian_of(FeatureMatrix(reference_draw(ref, n, rng)))) for _ in range(draws)])
 
 
 @register_signal("frechet_excess", higher_is_better=False, needs=("reference",),
                  description="Fréchet distance to the reference ÷ what a same-size sample of the reference gets")
 def frechet_excess(ctx: SignalContext):
     """``frechet`` divided by its value for samples of the same size from the reference itself."""
-    ref, fd, sigma = _distance(ctx)
-    null = null_distances(ref, ctx.evidence.features.shape[0], seed=ctx.seed, sigma_ref=sigma)
+    ref, fd, to_ref = _distance(ctx)
+    null = null_distances(ref, ctx.evidence.features.shape[0], seed=ctx.seed, to_ref=to_ref)
     if null.mean() <= 0:
         raise SignalUnavailable("the reference's own samples are at distance 0 (a degenerate reference)")
     return (fd / float(null.mean()), None,

@@ -108,13 +108,68 @@ def frechet_distance_factored(mu1: np.ndarray, vt1: np.ndarray, eig1: np.ndarray
         raise NumericalError("negative eigenvalue of Σ₁^½ Σ₂ Σ₁^½ beyond round-off", float(lam.min()))
     trace_sqrt = float(np.sqrt(np.clip(lam, 0.0, None)).sum())
     trace1 = float(eig1.sum() + (d - k) * max(rest1, 0.0))
-    diff = mu1 - mu2
-    fd = float(diff @ diff + trace1 + np.trace(s2) - 2.0 * trace_sqrt)
+    return _assemble(mu1 - mu2, trace1, float(np.trace(s2)), trace_sqrt)
+
+
+def _assemble(diff: np.ndarray, trace1: float, trace2: float, trace_sqrt: float) -> float:
+    fd = float(diff @ diff + trace1 + trace2 - 2.0 * trace_sqrt)
     if not np.isfinite(fd):
         raise NumericalError("Fréchet distance is not finite", fd)
-    if fd < -1e-8 * max(float(trace1 + np.trace(s2)), 1e-300):
+    if fd < -1e-8 * max(trace1 + trace2, 1e-300):
         raise NumericalError("Fréchet distance is negative beyond round-off", fd)
     return max(fd, 0.0)
+
+
+def frechet_distance_lowrank(mu1: np.ndarray, vt1: np.ndarray, eig1: np.ndarray, rest1: float,
+                             mu2: np.ndarray, v2: np.ndarray, eig2: np.ndarray, rest2: float) -> float:
+    """:func:`frechet_distance_factored` with Σ₂ given as a reference stores it: ``Σ₂ = rest2 · I +
+    V₂ diag(eig2 − rest2) V₂ᵀ`` (``v2`` (d, k₂); the same matrix as ``V₂ diag(eig2) V₂ᵀ + rest2 (I −
+    V₂V₂ᵀ)``, with no orthonormality needed), without any d × d matrix when k₁ + k₂ < d.
+
+    Both covariances act as multiples of the identity outside S = span(V₁, V₂) and map S into
+    itself, so with Q an orthonormal basis of S (m ≤ k₁ + k₂ columns), Σ₁^½ Σ₂ Σ₁^½ has the
+    eigenvalues of the m × m matrix ``A B A`` (A = QᵀΣ₁^½Q, B = QᵀΣ₂Q) and ``rest1 · rest2`` d − m
+    times: ``tr (Σ₁^½ Σ₂ Σ₁^½)^½ = Σ √eig(ABA) + (d − m) √(rest1 · rest2)``. For d = 2048 pooled
+    features, 500 images and a rank-256 reference that is one 756 × 756 eigendecomposition instead
+    of a 2048 × 2048 one and two 2048³ products. Falls back to the dense route when k₁ + k₂ ≥ d.
+    """
+    vt1, eig1 = np.asarray(vt1, np.float64), np.asarray(eig1, np.float64)
+    v2, eig2 = np.asarray(v2, np.float64), np.asarray(eig2, np.float64)
+    d = np.asarray(mu1).ravel().shape[0]
+    k1, k2 = eig1.shape[0], eig2.shape[0]
+    if v2.shape != (d, k2) or vt1.shape != (k1, d):
+        raise InvalidParameterError("vt1/v2", "frechet_distance_lowrank", f"shapes (k1, {d}) and ({d}, k2)",
+                                    (vt1.shape, v2.shape))
+    if k1 + k2 >= d:
+        sigma2 = (v2 * (eig2 - rest2)) @ v2.T
+        sigma2.flat[:: d + 1] += rest2
+        return frechet_distance_factored(mu1, vt1, eig1, rest1, mu2, sigma2)
+    mu1, mu2 = np.asarray(mu1, np.float64).ravel(), np.asarray(mu2, np.float64).ravel()
+    for name, a in (("mu1", mu1), ("eig1", eig1), ("mu2", mu2), ("eig2", eig2), ("v2", v2)):
+        if not np.isfinite(a).all():
+            raise NumericalError(f"frechet_distance: {name} has non-finite values", int((~np.isfinite(a)).sum()))
+    top = max(float(np.abs(eig1).max()) if k1 else 0.0, abs(rest1), 1e-300)
+    if (k1 and eig1.min() < -1e-8 * top) or rest1 < -1e-8 * top:
+        raise NumericalError("covariance matrix is not positive semi-definite", float(min(eig1.min(), rest1)))
+    q, _ = np.linalg.qr(np.concatenate([vt1.T, v2], axis=1))
+    m = q.shape[1]
+    root_rest = np.sqrt(max(rest1, 0.0))
+    a1 = q.T @ vt1.T                                          # (m, k1)
+    a = (a1 * (np.sqrt(np.clip(eig1, 0.0, None)) - root_rest)) @ a1.T
+    a.flat[:: m + 1] += root_rest
+    b2 = q.T @ v2                                             # (m, k2)
+    b = (b2 * (eig2 - rest2)) @ b2.T
+    b.flat[:: m + 1] += rest2
+    inner = a @ ((b + b.T) / 2.0) @ a
+    lam = np.linalg.eigvalsh((inner + inner.T) / 2.0)
+    tol = 1e-8 * max(float(np.abs(lam).max()), 1e-300)
+    if lam.min() < -tol:
+        raise NumericalError("negative eigenvalue of Σ₁^½ Σ₂ Σ₁^½ beyond round-off", float(lam.min()))
+    trace_sqrt = float(np.sqrt(np.clip(lam, 0.0, None)).sum()) + (d - m) * float(np.sqrt(max(rest1, 0.0) *
+                                                                                        max(rest2, 0.0)))
+    trace1 = float(eig1.sum() + (d - k1) * max(rest1, 0.0))
+    trace2 = float(d * rest2 + ((eig2 - rest2) * (v2 * v2).sum(0)).sum())     # tr Σ₂ exactly, V₂ as given
+    return _assemble(mu1 - mu2, trace1, trace2, trace_sqrt)
 
 
 def gaussian_fit(features: np.ndarray, *, shrink: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
