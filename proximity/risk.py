@@ -3,7 +3,7 @@ architecture from scratch), from a small logistic model fitted to ground truth.
 
 The model ships as data, ``catalog/risk_model.json``, written by ``scripts/fit_risk.py`` from the
 benchmark's *dev* targets (``scripts/bench``; provenance inside the file) and validated on its
-*test* targets (``scripts/bench/results/v2.4/RESULTS.md``). Four variants, the first whose
+*test* targets (``scripts/bench/results/v2.4/RESULTS.md``). Up to four variants, the first whose
 evidence a candidate has (their features are chosen on dev; the JSON names them):
 
 * **labels+scratch** — used first, when the run trained the architectures from scratch on the
@@ -12,8 +12,9 @@ evidence a candidate has (their features are chosen on dev; the JSON names them)
 * **labels** — when the probe gain over the random-weights control exists (shipped: ``gain`` and
   ``log_rankme_rel``, the log effective rank relative to random weights).
 * **label-free+reference** — label-free, when the candidate has reference statistics, so its
-  Fréchet distance relative to a same-size sample of its pretraining domain exists (shipped:
-  ``log_frechet_excess``; benchmark v2.4).
+  Fréchet distance relative to a same-size sample of its reference Gaussian exists
+  (``log_frechet_excess``). Not shipped: fitted on benchmark v2.4, it did not beat the plain
+  label-free model on the dev pairs, so ``scripts/fit_risk.py`` dropped it (``provenance.dropped_variants``).
 * **label-free** — when only label-free evidence exists (shipped: ``log_rankme_rel`` and
   ``log_params_per_image``: every run with the control has them). The label-free variants are
   wider: their intervals carry the coefficient uncertainty of weaker models.
@@ -228,7 +229,7 @@ _WORDS = {
     "log_frechet": lambda ev, c: f"pooled features {'far from' if c > 0 else 'close to'} the reference "
                                  f"(Fréchet {ev['frechet']:.2f})",
     "log_frechet_excess": lambda ev, c: (f"pooled features {ev['frechet_excess']:.3g}× as far from the pretraining "
-                                        "domain as a same-size sample of it"),
+                                        "domain as a same-size sample of its reference Gaussian"),
     "log_n": lambda ev, c: f"{int(ev['n_images'])} images",
     "log_per_class": lambda ev, c: f"{ev['n_images'] / ev['n_classes']:.0f} images per class",
     "gain_x_per_class": lambda ev, c: (_gain_words(ev)
@@ -308,9 +309,9 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
             continue
         out = var.predict(feats)
         if out is None:
-            # without --scratch the labels model is the expected one, without a reference the label-free
-            # one: a note only when a scratch value goes unused
-            if name == "labels" or (name == "labels+scratch" and feats.get("scratch") is not None):
+            # without --scratch the labels model is the expected one, without a reference the plain
+            # label-free one: no note for those two (a note when a scratch value goes unused)
+            if name in ("labels", "label-free") or (name == "labels+scratch" and feats.get("scratch") is not None):
                 tried.append(f"no {', '.join(f for f in var.features if feats.get(f) is None)} for the {name} model")
             continue
         p, lo, hi, contrib, outside = out

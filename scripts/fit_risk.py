@@ -22,6 +22,9 @@ against the architecture trained from scratch on the sample, and what may add to
 when the pairs carry ``frechet_excess``, a fourth variant, ``label-free+reference``, for candidates
 with reference statistics (:data:`CANDIDATES_V24`: the label-free distance made comparable across
 architectures); the plain label-free variant stays for the many catalog entries without a reference.
+A variant that needs such extra evidence ships only when it beats the variant it would replace on the
+same dev rows by more than the tie margin (:func:`drop_unhelpful`); otherwise the model's provenance
+records it under ``dropped_variants``.
 
 Refit after a new ground truth: ``python scripts/bench/evaluate.py && python scripts/fit_risk.py
 && python scripts/bench/evaluate.py`` (the second evaluation reports the new model on test).
@@ -204,6 +207,33 @@ def fit_variant(all_rows: list[dict], name: str, candidates: dict | None = None,
             "loto_logloss": chosen["loto_logloss"], "selection": table}
 
 
+#: A variant that needs more evidence than another (more than a run always has) and the variant a
+#: candidate falls back to without it.
+FALLBACK = {"labels+scratch": "labels", "label-free+reference": "label-free"}
+
+
+def drop_unhelpful(variants: dict, all_rows: list[dict]) -> dict:
+    """Remove (in place) each variant of :data:`FALLBACK` whose leave-one-target-out log loss on its
+    dev rows is not lower than its fallback's chosen model's on the same rows by more than
+    :data:`TIE`: evidence that some runs lack earns its own model only by predicting better.
+    Returns what was dropped and why (recorded in the model's provenance)."""
+    dropped = {}
+    for name, base in FALLBACK.items():
+        if name not in variants or base not in variants:
+            continue
+        v, b = variants[name], variants[base]
+        rows = [r for r in all_rows if all(r["f"][k] is not None for k in (*v["features"], *b["features"]))]
+        own, fallback = loto_logloss(rows, tuple(v["features"]), v["lambda"]), loto_logloss(
+            rows, tuple(b["features"]), b["lambda"])
+        if own >= fallback - TIE:
+            del variants[name]
+            dropped[name] = {"features": v["features"], "lambda": v["lambda"], "loto_logloss": round(own, 5),
+                             "fallback": base, "fallback_loto_logloss": round(fallback, 5), "rows": len(rows),
+                             "why": f"not better than the {base} model on the same dev rows by more than {TIE}",
+                             "selection": v["selection"]}
+    return dropped
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else ""
 
@@ -232,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         cands = CANDIDATES
     variants = {name: fit_variant(rows, name, cands, boot) for name in cands}
+    dropped = drop_unhelpful(variants, rows)
     try:
         code = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
                               check=True).stdout.strip()
@@ -253,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
                         "protocol": args.protocol},
         "covariance": f"bootstrap over dev targets ({boot} refits)" if boot else "Laplace (inverse penalised Hessian)",
         "dev_targets": sorted({r["target"] for r in rows}),
+        **({"dropped_variants": dropped} if dropped else {}),
         "coverage": "benchmark v2: 17 small backbones (timm test_resnet / test_convnext / test_vit / "
                     "test_efficientnet and a 1.5x-wide ResNet generalist, 64 px) pretrained on 8 synthetic and real "
                     "domains; 64 px targets of 24-400 user images, 2-10 classes" if args.protocol == 2 else
@@ -260,6 +292,9 @@ def main(argv: list[str] | None = None) -> None:
                     "pretrained on 5 synthetic and real domains; 64 px targets of 40-240 training images, "
                     "2-10 classes"}}
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    for name, d in dropped.items():
+        print(f"{name}: dropped — LOTO log loss {d['loto_logloss']:.4f} against {d['fallback_loto_logloss']:.4f} "
+              f"for {d['fallback']} on the same {d['rows']} rows ({d['why']})")
     for name, v in variants.items():
         print(f"{name:10s} features {v['features']} λ {v['lambda']}: LOTO log loss {v['loto_logloss']:.4f} "
               f"(base rate {v['base_rate']:.2f}, log loss {_h(v['base_rate']):.4f}); "

@@ -13,24 +13,29 @@ from proximity.signals import SignalValue as V
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _model(features=("gain",), coef=(-2.0,), lo=(-0.1,), hi=(0.3,), free=("log_shift",), free_coef=(0.5,)):
-    def var(f, c, lo_, hi_):
-        k = len(f) + 1
-        return {"features": list(f), "mean": [0.0] * len(f), "scale": [0.1] * len(f), "coef": list(c),
-                "intercept": -0.5,
-                "cov": (np.eye(k) * 0.04).tolist(), "range": [list(lo_), list(hi_)]}
-    return R.RiskModel.from_dict({"schema": 1, "variants": {"labels": var(features, coef, lo, hi),
-                                                            "label-free": var(free, free_coef, (0.0,), (2.0,))}})
+def _var(f, c, lo_, hi_):
+    k = len(f) + 1
+    return {"features": list(f), "mean": [0.0] * len(f), "scale": [0.1] * len(f), "coef": list(c),
+            "intercept": -0.5,
+            "cov": (np.eye(k) * 0.04).tolist(), "range": [list(lo_), list(hi_)]}
+
+
+def _model(features=("gain",), coef=(-2.0,), lo=(-0.1,), hi=(0.3,), free=("log_shift",), free_coef=(0.5,), extra=None):
+    return R.RiskModel.from_dict({"schema": 1, "variants": {"labels": _var(features, coef, lo, hi),
+                                                            "label-free": _var(free, free_coef, (0.0,), (2.0,)),
+                                                            **(extra or {})}})
 
 
 def test_shipped_model_has_its_variants_and_provenance():
     m = R.load_model()
-    assert m is not None and set(m.variants) == {"labels+scratch", "labels", "label-free+reference", "label-free"}
+    assert m is not None and set(m.variants) == {"labels+scratch", "labels", "label-free"}
     assert any("scratch" in R.FEATURE_SIGNALS[f] for f in m.variants["labels+scratch"].features)
-    # the reference variant reads a signal that needs reference statistics; the plain one does not
-    needs = lambda v: {s for f in m.variants[v].features for s in R.FEATURE_SIGNALS[f]}  # noqa: E731
-    assert needs("label-free+reference") & {"frechet", "frechet_excess"}
-    assert not needs("label-free") & {"frechet", "frechet_excess"}
+    # the label-free model a run always has evidence for (no reference statistics needed); the
+    # reference variant was fitted and dropped on dev, and the file says why
+    assert not {s for f in m.variants["label-free"].features for s in R.FEATURE_SIGNALS[f]} & {"frechet",
+                                                                                                "frechet_excess"}
+    dropped = m.provenance["dropped_variants"]["label-free+reference"]
+    assert dropped["loto_logloss"] >= dropped["fallback_loto_logloss"] - 0.005 and dropped["selection"]
     prov = m.provenance
     assert prov["script"] == "scripts/fit_risk.py" and len(prov["groundtruth"]["sha256"]) == 16
     assert len(prov["dev_targets"]) >= 5 and "coverage" in prov
@@ -68,20 +73,42 @@ def test_unknown_or_label_free_when_the_data_cannot_say():
     assert no_gain.variant == "label-free" and no_gain.reason.startswith("label-free:") and "far from" in no_gain.reason
     nothing = R.estimate({"gain": V(None, reason="no labels"), "early_shift": V(None)}, 200, 0, model=m)
     assert nothing.value is None and nothing.reason.startswith("unknown: ")
+    assert "no log_shift for the label-free model" in nothing.reason        # it says what the run lacks
     assert R.estimate({"gain": V(0.0, 0.0)}, 200, 4, model=None).variant == "v0"
 
 
 def test_label_free_risk_with_and_without_a_reference():
-    """The shipped model: a candidate with reference statistics gets the label-free+reference
-    variant, one without (most catalog entries) still gets a label-free risk."""
-    base = {"rankme_rel": V(1.3), "params": V(0.5), "gain": V(None, reason="no labels")}
-    noref = R.estimate(base, 200, 0)
-    near = R.estimate({**base, "frechet_excess": V(2.0, None, False)}, 200, 0)
-    far = R.estimate({**base, "frechet_excess": V(500.0, None, False)}, 200, 0)
+    """A model with a label-free+reference variant: a candidate with reference statistics gets it,
+    one without (most catalog entries) the plain label-free variant, with no note about the other."""
+    m = _model(extra={"label-free+reference": _var(("log_frechet_excess",), (0.6,), (0.0,), (9.0,))})
+    base = {"gain": V(None, reason="no labels"), "early_shift": V(0.5, 0.1, False)}
+    noref = R.estimate(base, 200, 0, model=m)
+    near = R.estimate({**base, "frechet_excess": V(2.0, None, False)}, 200, 0, model=m)
+    far = R.estimate({**base, "frechet_excess": V(500.0, None, False)}, 200, 0, model=m)
     assert noref.variant == "label-free" and near.variant == far.variant == "label-free+reference"
     assert near.value < far.value and all(r.reason.startswith("label-free: ") for r in (noref, near, far))
-    assert "as far from the pretraining domain as a same-size sample of it" in far.reason
-    assert "no log_frechet_excess" not in noref.reason
+    assert "500× as far from the pretraining domain as a same-size sample of its reference Gaussian" in far.reason
+    assert "log_frechet_excess" not in noref.reason
+
+
+def test_a_variant_that_needs_more_evidence_ships_only_when_it_predicts_better():
+    from scripts.fit_risk import drop_unhelpful, fit_variant
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for t in range(6):
+        for _ in range(30):
+            x = rng.normal()
+            rows.append({"target": f"t{t}", "split": "dev", "y": int(rng.random() < 1 / (1 + math.exp(-3 * x))),
+                         "f": {"useful": x, "noise": rng.normal()}})
+    def variants(extra):                                                           # noqa: E306
+        cands = {"label-free": [("noise",)] if extra == "useful" else [("useful",)], "label-free+reference": [(extra,)]}
+        return {n: fit_variant(rows, n, cands) for n in cands}
+    helps, no_help = variants("useful"), variants("noise")
+    assert drop_unhelpful(helps, rows) == {} and "label-free+reference" in helps
+    dropped = drop_unhelpful(no_help, rows)
+    assert set(no_help) == {"label-free"} and dropped["label-free+reference"]["fallback"] == "label-free"
+    assert dropped["label-free+reference"]["loto_logloss"] > dropped["label-free+reference"]["fallback_loto_logloss"]
 
 
 def test_fit_script_recovers_the_sign_and_is_deterministic(tmp_path):

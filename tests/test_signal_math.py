@@ -193,15 +193,19 @@ def test_fd_checks_both_covariances_and_never_clips_a_real_negative():
 
 # --- frechet_excess: Fréchet distance against its own null ---------------------------------------
 
-def _reference_of(mu, cov):
+def _reference_of(mu, cov, k=None):
+    """A reference as ``build_reference`` stores one: the top-k eigenpairs (float32 vectors) and the
+    mean of the other eigenvalues as the isotropic residual (k = d: the whole covariance)."""
     from pathlib import Path
 
     from proximity.reference import ReferenceStats
 
     w, v = np.linalg.eigh(cov)
     order = np.argsort(w)[::-1]
-    return ReferenceStats(mu=mu.astype(np.float32), eigvecs=v[:, order].astype(np.float32), eigvals=w[order],
-                          residual=0.0, n=1000, layer_names=(), layer_means=(), layer_vars=(), provenance={},
+    k = len(w) if k is None else k
+    rest = float(w[order[k:]].mean()) if k < len(w) else 0.0
+    return ReferenceStats(mu=mu.astype(np.float32), eigvecs=v[:, order[:k]].astype(np.float32), eigvals=w[order[:k]],
+                          residual=rest, n=1000, layer_names=(), layer_means=(), layer_vars=(), provenance={},
                           path=Path("memory"))
 
 
@@ -228,16 +232,28 @@ def _fd_by_hand(x, ref):
     return float(m @ m + np.trace(cov_t) + np.trace(s) - 2 * np.trace(root)) / ref.trace()
 
 
-@pytest.mark.parametrize("n,d", [(40, 16), (200, 16), (30, 48)])
-def test_frechet_excess_of_a_sample_from_the_reference_itself_is_about_one(n, d):
+@pytest.mark.parametrize("n,d,k", [(40, 16, None), (200, 16, None), (30, 48, None), (30, 96, 12), (120, 64, 8)])
+def test_frechet_excess_of_a_sample_from_the_reference_itself_is_about_one(n, d, k):
     # known answer: a sample drawn from the reference Gaussian is, by construction, "as close as
-    # the pretraining domain": its ratio to the null hovers around 1 at any n and d, while the
-    # raw FD / tr(Σ) of the same samples grows as n falls and d rises
+    # the pretraining domain": its ratio to the null hovers around 1 at any n and d (the raw
+    # FD / tr(Σ) of the same samples grows as n falls and d rises). The samples come from
+    # numpy's multivariate normal on the reference's covariance, not from the module's sampler;
+    # with k < d the reference is low-rank plus isotropic and the low-rank route runs
     mu, cov = np.random.default_rng(1).normal(size=d), _random_cov(d, 2)
-    ref = _reference_of(mu, cov)
+    ref = _reference_of(mu, cov, k)
     rng = np.random.default_rng(3)
-    vals = [_excess(rng.multivariate_normal(mu, cov, size=n), ref, seed=s)[0] for s in range(6)]
+    vals = [_excess(rng.multivariate_normal(mu, ref.covariance(), size=n), ref, seed=s)[0] for s in range(6)]
     assert 0.7 < np.mean(vals) < 1.4
+
+
+def test_reference_draws_have_the_reference_covariance():
+    from proximity.signals.frechet import reference_draw
+
+    d = 12
+    ref = _reference_of(np.arange(d, dtype=float), _random_cov(d, 9), k=4)
+    x = reference_draw(ref, 40000, np.random.default_rng(0))
+    np.testing.assert_allclose(x.mean(0), ref.mu, atol=0.05)
+    np.testing.assert_allclose(np.cov(x, rowvar=False), ref.covariance(), atol=0.05 * np.abs(ref.covariance()).max())
 
 
 def test_frechet_excess_agrees_with_an_independent_computation():
@@ -264,14 +280,21 @@ def test_frechet_excess_is_free_of_the_feature_scale():
     assert b == pytest.approx(a, rel=1e-6)
 
 
-@pytest.mark.parametrize("d,k1,k2", [(60, 10, 8), (80, 30, 20), (40, 25, 20)])   # the last: k1 + k2 ≥ d (dense)
-def test_lowrank_frechet_equals_the_dense_computation(d, k1, k2):
+@pytest.mark.parametrize("d,k1,k2,shared", [(60, 10, 8, 0), (80, 30, 20, 0), (60, 10, 8, 5), (40, 25, 20, 0)])
+def test_lowrank_frechet_equals_the_dense_computation(d, k1, k2, shared):
+    # shared: directions common to both low-rank parts (overlapping spans); the last case has
+    # k1 + k2 ≥ d and takes the dense route
     from proximity.signals.kernels import frechet_distance_lowrank
 
-    rng = np.random.default_rng(d + k1)
-    vt1 = np.linalg.qr(rng.normal(size=(d, k1)))[0].T
+    rng = np.random.default_rng(d + k1 + shared)
+    basis = np.linalg.qr(rng.normal(size=(d, k1 + k2)))[0] if k1 + k2 <= d else None
+    vt1 = (basis[:, :k1] if basis is not None else np.linalg.qr(rng.normal(size=(d, k1)))[0]).T
     eig1, rest1 = rng.uniform(0.5, 4.0, k1), 0.2
-    v2 = np.linalg.qr(rng.normal(size=(d, k2)))[0].astype(np.float32)       # stored as a reference stores it
+    if basis is not None and shared:                                        # V₂ shares `shared` directions with V₁
+        v2 = np.linalg.qr(np.concatenate([vt1[:shared].T, basis[:, k1:k1 + k2 - shared]], axis=1))[0]
+    else:
+        v2 = np.linalg.qr(rng.normal(size=(d, k2)))[0]
+    v2 = v2.astype(np.float32)                                              # stored as a reference stores it
     eig2, rest2 = np.sort(rng.uniform(0.3, 5.0, k2))[::-1], 0.1
     mu1, mu2 = rng.normal(size=(2, d))
     s1 = (vt1.T * eig1) @ vt1 + rest1 * (np.eye(d) - vt1.T @ vt1)
@@ -279,3 +302,19 @@ def test_lowrank_frechet_equals_the_dense_computation(d, k1, k2):
     s2 = (v * eig2) @ v.T + rest2 * (np.eye(d) - v @ v.T)                  # ReferenceStats.covariance()
     want = frechet_distance(mu1, s1, mu2, s2)
     assert frechet_distance_lowrank(mu1, vt1, eig1, rest1, mu2, v2, eig2, rest2) == pytest.approx(want, rel=1e-10)
+
+
+def test_lowrank_frechet_refuses_bad_input():
+    from proximity.signals.kernels import frechet_distance_lowrank
+
+    d = 30
+    vt1, v2 = np.eye(d)[:3], np.eye(d)[:, 3:5]
+    args = (np.zeros(d), vt1, np.ones(3), 0.5, np.zeros(d), v2, np.ones(2), 0.5)
+    # by hand: diagonal covariances, FD = Σ (√a − √b)² over the 5 directions where they differ
+    assert frechet_distance_lowrank(*args) == pytest.approx(5 * (1 - np.sqrt(0.5)) ** 2, rel=1e-12)
+    with pytest.raises(InvalidParameterError, match="mu2"):
+        frechet_distance_lowrank(*args[:4], np.zeros(1), *args[5:])
+    with pytest.raises(InvalidParameterError, match="len\\(eig2\\)"):
+        frechet_distance_lowrank(*args[:6], np.ones(3), 0.5)
+    with pytest.raises(NumericalError, match="rest2"):
+        frechet_distance_lowrank(*args[:7], float("nan"))

@@ -50,8 +50,10 @@ def depth_profile(names: list[str], shifts: list[float], most: int = 6) -> str:
     the shallowest to the deepest (at most ``most``, evenly spaced, the first and last always)."""
     idx = sorted({round(i * (len(names) - 1) / (most - 1)) for i in range(most)}) if len(names) > most \
         else list(range(len(names)))
-    parts = [f"{names[i]} {shifts[i]:.3g}" for i in idx]
-    return "by depth: " + (", ".join(parts) if len(idx) == len(names) else ", …, ".join(parts))
+    out = ""
+    for j, i in enumerate(idx):                   # "…" only where layers are left out
+        out += ("" if j == 0 else ", …, " if i > idx[j - 1] + 1 else ", ") + f"{names[i]} {shifts[i]:.3g}"
+    return "by depth: " + out
 
 
 def _sources(ctx: SignalContext) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:

@@ -8,13 +8,16 @@ drawn from the reference distribution itself scores higher at larger d or smalle
 only the top-k eigenpairs adds a small floor. Compare values between backbones of the same feature
 size on the same sample; the v0 fit does not use this signal. Lower is closer. No sd: a bootstrap
 would cost one d×d eigendecomposition per resample. The target Gaussian and its square root come
-from the centred SVD the other signals share (:mod:`proximity.signals.shared`), so one d × d
-eigendecomposition remains (of Σₜ^½ Σᵣ Σₜ^½), where there were three.
+from the centred SVD the other signals share (:mod:`proximity.signals.shared`), so one
+eigendecomposition remains (of Σₜ^½ Σᵣ Σₜ^½), where there were three — an m × m one in the span of
+the two covariances' low-rank parts when m < d (:func:`~proximity.signals.kernels.frechet_distance_lowrank`).
 
 ``frechet_excess`` removes that dependence: the same FD divided by the FD a sample of the same
 size n drawn *from the reference Gaussian itself* gets (the mean of :data:`NULL_DRAWS` seeded
 draws, each estimated exactly as the target's Gaussian is, Ledoit–Wolf included). 1 means "as
-close as a same-size sample of the pretraining domain"; 30 means thirty times that. The null
+close as a same-size sample of the stored reference Gaussian" (top-k eigenpairs and an isotropic
+rest: the pretraining images themselves, not being that Gaussian, score above 1); 30 means thirty
+times that. The null
 carries the finite-sample bias of the estimator at this n and d, and the ratio is free of the
 feature scale, so the number reads the same for a 64-wide ResNet and a 768-wide ViT. Why this
 normaliser and not the random-weights control's own distance: the control network re-estimates
@@ -100,6 +103,8 @@ def _checked_reference(ctx: SignalContext):
         raise SignalUnavailable(f"the reference has {ref.dim} features, the backbone {f.shape[1]}: rebuild it")
     if f.shape[0] < 2:
         raise SignalUnavailable("fewer than 2 images: no covariance")
+    if not (np.isfinite(ref.eigvals).all() and np.isfinite(ref.residual)):
+        raise NumericalError("the reference covariance has non-finite values", float(ref.residual))
     if ref.eigvals.size and (ref.eigvals.min() < -1e-8 * max(float(np.abs(ref.eigvals).max()), 1e-300)
                              or ref.residual < 0):
         raise NumericalError("the reference covariance is not positive semi-definite",

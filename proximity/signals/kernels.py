@@ -133,19 +133,23 @@ def frechet_distance_lowrank(mu1: np.ndarray, vt1: np.ndarray, eig1: np.ndarray,
     features, 500 images and a rank-256 reference that is one 756 × 756 eigendecomposition instead
     of a 2048 × 2048 one and two 2048³ products. Falls back to the dense route when k₁ + k₂ ≥ d.
     """
-    vt1, eig1 = np.asarray(vt1, np.float64), np.asarray(eig1, np.float64)
-    v2, eig2 = np.asarray(v2, np.float64), np.asarray(eig2, np.float64)
-    d = np.asarray(mu1).ravel().shape[0]
+    vt1, eig1 = np.asarray(vt1, np.float64), np.asarray(eig1, np.float64).ravel()
+    v2, eig2 = np.asarray(v2, np.float64), np.asarray(eig2, np.float64).ravel()
+    mu1, mu2 = np.asarray(mu1, np.float64).ravel(), np.asarray(mu2, np.float64).ravel()
+    d = mu1.shape[0]
     k1, k2 = eig1.shape[0], eig2.shape[0]
-    if v2.shape != (d, k2) or vt1.shape != (k1, d):
-        raise InvalidParameterError("vt1/v2", "frechet_distance_lowrank", f"shapes (k1, {d}) and ({d}, k2)",
-                                    (vt1.shape, v2.shape))
+    if mu2.shape != (d,) or vt1.shape != (k1, d) or v2.shape != (d, k2):
+        raise InvalidParameterError("mu2/vt1/eig1/v2/eig2", "frechet_distance_lowrank",
+                                    f"mu2 ({d},), vt1 (len(eig1), {d}) and v2 ({d}, len(eig2))",
+                                    (mu2.shape, vt1.shape, eig1.shape, v2.shape, eig2.shape))
+    for name, a in (("rest1", np.float64(rest1)), ("rest2", np.float64(rest2)), ("vt1", vt1), ("v2", v2)):
+        if not np.isfinite(a).all():
+            raise NumericalError(f"frechet_distance: {name} has non-finite values", int((~np.isfinite(a)).sum()))
     if k1 + k2 >= d:
         sigma2 = (v2 * (eig2 - rest2)) @ v2.T
         sigma2.flat[:: d + 1] += rest2
         return frechet_distance_factored(mu1, vt1, eig1, rest1, mu2, sigma2)
-    mu1, mu2 = np.asarray(mu1, np.float64).ravel(), np.asarray(mu2, np.float64).ravel()
-    for name, a in (("mu1", mu1), ("eig1", eig1), ("mu2", mu2), ("eig2", eig2), ("v2", v2)):
+    for name, a in (("mu1", mu1), ("eig1", eig1), ("mu2", mu2), ("eig2", eig2)):
         if not np.isfinite(a).all():
             raise NumericalError(f"frechet_distance: {name} has non-finite values", int((~np.isfinite(a)).sum()))
     top = max(float(np.abs(eig1).max()) if k1 else 0.0, abs(rest1), 1e-300)
