@@ -17,8 +17,9 @@ Second tier (``--tier zoo``): the real offline zoo (``proximity zoo build``), ea
 proximity builds it (truncation included) with a linear head, fine-tuned and trained from scratch
 at the targets' own **64 px** instead of its native 224–260 px (a VGG16 at 240 px trains at about
 1 img/s here), with its own normalisation — the same protocol otherwise. At 64 px it still costs
-about 30 img/s per VGG16 on these 2 cores (~1.5 CPU-hours for the tier), so it was run on a lent
-GPU machine (``device_zoo.sh``; each record names its device). The results page reports it apart.
+about 75 s per training job for a VGG16 on these 2 cores (about 5 CPU-hours for the two trunks'
+240 jobs), so the EfficientNets ran on a lent GPU machine (``device_zoo.sh``) and the VGG16 trunks
+on CPUs, resumably, target by target (each record names its device). The results page reports it apart.
 
 Protocol 2 (``--protocol 2``; targets of ``targets_v2.py``, backbones of ``pretrain.py
 --protocol 2`` in ``DIR/v2/backbones``, records in ``results/v2/groundtruth.jsonl``): the user's
