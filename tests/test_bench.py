@@ -219,3 +219,28 @@ def test_v2_metrics_of_ties_and_constant_scores():
     assert m["top1"] == pytest.approx(0.25)
     m = evaluate_v2.metrics({"a": 2.0, "b": 2.0, "c": 1.0, "d": 0.0}, acc)
     assert m["regret"] == pytest.approx(5.0) and m["top1"] == pytest.approx(0.5) and np.isfinite(m["tau"])
+
+
+def test_zoo_tier_page_with_a_member_whose_ground_truth_is_partial():
+    """The real-zoo section while a member's ground truth is still being made: its missing cells
+    are '—', the picks are counted over every target and over the targets with all members."""
+    from scripts.bench.evaluate import zoo_lines
+
+    members = ["a.x", "b.y", "c.z"]
+    targets = ["stripes-new-angles", "shapes-new"]
+    ft = {"a.x|stripes-new-angles": [0.5, 0.6, 0.55], "b.y|stripes-new-angles": [0.7, 0.7, 0.7],
+          "c.z|stripes-new-angles": [0.4, 0.4, 0.4], "a.x|shapes-new": [0.9, 0.9, 0.9], "b.y|shapes-new": [0.8] * 3}
+    sc = {k: [0.3] * 3 for k in ft}
+    z = {"members": members, "missing": [], "targets": targets,
+         "avail": {"stripes-new-angles": members, "shapes-new": ["a.x", "b.y"]},
+         "ft": ft, "sc": sc, "prior": {"a.x": 70.0, "b.y": 75.0, "c.z": None}, "rows": [],
+         "picks": {"stripes-new-angles": {"proximity (labels)": "b.y", "logme": "a.x"},
+                   "shapes-new": {"proximity (labels)": "b.y", "logme": "a.x"}},
+         "seconds": {t: {"labels": 1.0, "label-free": 1.0} for t in targets}, "job_s": 60.0, "devices": ["cpu"],
+         "job_s_by_device": {"cpu": 60.0}}
+    text = "\n".join(zoo_lines(z))
+    assert "c.z on 1 of 2 targets" in text
+    row = next(line for line in text.splitlines() if line.startswith("| shapes-new |"))
+    assert row.count("—") == 2 and "| a |" in row                     # c.z fine-tuned and scratch; best: a
+    assert "| proximity (labels) | 1 / 2 | 5.0 pts | 1 / 1, 0.0 pts |" in text
+    assert "| logme | 1 / 2 | 7.5 pts | 0 / 1, 15.0 pts |" in text
