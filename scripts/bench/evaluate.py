@@ -347,8 +347,8 @@ def zoo_lines(z: dict) -> list[str]:
                   + ", ".join(f"{m} on {k} of {len(z['targets'])} targets" for m, k in partial.items())
                   + "; '—' below.", ""]
     if z["missing"]:
-        lines += [f"No ground truth for {', '.join(z['missing'])}: each VGG16 trunk costs about 75 s per training job "
-                  "at 64 px on these 2 cores (about 5 CPU-hours for the two over the 12 targets: 240 jobs). They are "
+        lines += [f"No ground truth for {', '.join(z['missing'])}: each VGG16 trunk costs about 85 s per training job "
+                  "at 64 px on these 2 cores (about 6 CPU-hours for the two over the 12 targets: 240 jobs). They are "
                   "not in this tier's numbers.", ""]
     head = [f"{short[m]} fine-tuned" for m in members] + [f"{short[m]} scratch" for m in members]
     lines += ["| target | split | " + " | ".join(head) + " | best | proximity | LogME | prior |",

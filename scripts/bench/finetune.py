@@ -17,7 +17,7 @@ Second tier (``--tier zoo``): the real offline zoo (``proximity zoo build``), ea
 proximity builds it (truncation included) with a linear head, fine-tuned and trained from scratch
 at the targets' own **64 px** instead of its native 224–260 px (a VGG16 at 240 px trains at about
 1 img/s here), with its own normalisation — the same protocol otherwise. At 64 px it still costs
-about 75 s per training job for a VGG16 on these 2 cores (about 5 CPU-hours for the two trunks'
+about 85 s per training job for a VGG16 on these 2 cores (about 6 CPU-hours for the two trunks'
 240 jobs), so the EfficientNets ran on a lent GPU machine (``device_zoo.sh``) and the VGG16 trunks
 on CPUs, resumably, target by target (each record names its device). The results page reports it apart.
 
