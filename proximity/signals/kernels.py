@@ -92,12 +92,7 @@ def frechet_distance_factored(mu1: np.ndarray, vt1: np.ndarray, eig1: np.ndarray
         raise InvalidParameterError("vt1/eig1/mu2/sigma2", "frechet_distance_factored",
                                     f"shapes (k, {d}), (k,), ({d},) and ({d}, {d}) with k ≤ {d}",
                                     (vt1.shape, eig1.shape, mu2.shape, s2.shape))
-    for name, a in (("mu1", mu1), ("eig1", eig1), ("mu2", mu2), ("sigma2", s2)):
-        if not np.isfinite(a).all():
-            raise NumericalError(f"frechet_distance: {name} has non-finite values", int((~np.isfinite(a)).sum()))
-    top = max(float(np.abs(eig1).max()) if k else 0.0, abs(rest1), 1e-300)
-    if (k and eig1.min() < -1e-8 * top) or rest1 < -1e-8 * top:
-        raise NumericalError("covariance matrix is not positive semi-definite", float(min(eig1.min(), rest1)))
+    _check_factored((("mu1", mu1), ("eig1", eig1), ("mu2", mu2), ("sigma2", s2)), eig1, rest1)
     root_rest = np.sqrt(max(rest1, 0.0))
     root1 = (vt1.T * (np.sqrt(np.clip(eig1, 0.0, None)) - root_rest)) @ vt1
     root1.flat[:: d + 1] += root_rest
@@ -109,6 +104,20 @@ def frechet_distance_factored(mu1: np.ndarray, vt1: np.ndarray, eig1: np.ndarray
     trace_sqrt = float(np.sqrt(np.clip(lam, 0.0, None)).sum())
     trace1 = float(eig1.sum() + (d - k) * max(rest1, 0.0))
     return _assemble(mu1 - mu2, trace1, float(np.trace(s2)), trace_sqrt)
+
+
+def _check_factored(arrays, eig1: np.ndarray | None = None, rest1: float = 0.0) -> None:
+    """NumericalError for a non-finite input among ``arrays`` ((name, array) pairs), and — given
+    ``eig1`` — for a Σ₁ = V diag(eig1) Vᵀ + rest1 (I − V Vᵀ) that is not positive semi-definite."""
+    for name, a in arrays:
+        if not np.isfinite(a).all():
+            raise NumericalError(f"frechet_distance: {name} has non-finite values", int((~np.isfinite(a)).sum()))
+    if eig1 is None:
+        return
+    k = eig1.shape[0]
+    top = max(float(np.abs(eig1).max()) if k else 0.0, abs(rest1), 1e-300)
+    if (k and eig1.min() < -1e-8 * top) or rest1 < -1e-8 * top:
+        raise NumericalError("covariance matrix is not positive semi-definite", float(min(eig1.min(), rest1)))
 
 
 def _assemble(diff: np.ndarray, trace1: float, trace2: float, trace_sqrt: float) -> float:
@@ -142,19 +151,12 @@ def frechet_distance_lowrank(mu1: np.ndarray, vt1: np.ndarray, eig1: np.ndarray,
         raise InvalidParameterError("mu2/vt1/eig1/v2/eig2", "frechet_distance_lowrank",
                                     f"mu2 ({d},), vt1 (len(eig1), {d}) and v2 ({d}, len(eig2))",
                                     (mu2.shape, vt1.shape, eig1.shape, v2.shape, eig2.shape))
-    for name, a in (("rest1", np.float64(rest1)), ("rest2", np.float64(rest2)), ("vt1", vt1), ("v2", v2)):
-        if not np.isfinite(a).all():
-            raise NumericalError(f"frechet_distance: {name} has non-finite values", int((~np.isfinite(a)).sum()))
+    _check_factored((("rest1", np.float64(rest1)), ("rest2", np.float64(rest2)), ("vt1", vt1), ("v2", v2)))
     if k1 + k2 >= d:
         sigma2 = (v2 * (eig2 - rest2)) @ v2.T
         sigma2.flat[:: d + 1] += rest2
         return frechet_distance_factored(mu1, vt1, eig1, rest1, mu2, sigma2)
-    for name, a in (("mu1", mu1), ("eig1", eig1), ("mu2", mu2), ("eig2", eig2)):
-        if not np.isfinite(a).all():
-            raise NumericalError(f"frechet_distance: {name} has non-finite values", int((~np.isfinite(a)).sum()))
-    top = max(float(np.abs(eig1).max()) if k1 else 0.0, abs(rest1), 1e-300)
-    if (k1 and eig1.min() < -1e-8 * top) or rest1 < -1e-8 * top:
-        raise NumericalError("covariance matrix is not positive semi-definite", float(min(eig1.min(), rest1)))
+    _check_factored((("mu1", mu1), ("eig1", eig1), ("mu2", mu2), ("eig2", eig2)), eig1, rest1)
     q, _ = np.linalg.qr(np.concatenate([vt1.T, v2], axis=1))
     m = q.shape[1]
     root_rest = np.sqrt(max(rest1, 0.0))
