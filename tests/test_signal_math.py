@@ -318,3 +318,21 @@ def test_lowrank_frechet_refuses_bad_input():
         frechet_distance_lowrank(*args[:6], np.ones(3), 0.5)
     with pytest.raises(NumericalError, match="rest2"):
         frechet_distance_lowrank(*args[:7], float("nan"))
+
+
+def test_frechet_excess_with_a_broken_reference_says_to_rebuild_it():
+    from dataclasses import replace
+
+    from proximity.catalog import adhoc_entry
+    from proximity.evidence import Evidence
+    from proximity.signals import SignalContext, compute_signals
+
+    d = 8
+    ref = replace(_reference_of(np.zeros(d), _random_cov(d, 1), k=4), residual=float("nan"))
+    x = np.random.default_rng(0).normal(size=(20, d)).astype(np.float32)
+    ev = Evidence(features=x, layer_names=[], image_means=[], image_vars=[], source_means=[], source_vars=[],
+                  seconds=0.0)
+    out = compute_signals(SignalContext(evidence=ev, entry=adhoc_entry("timm:test_resnet"), reference=ref),
+                          ["frechet", "frechet_excess"])
+    for name in ("frechet", "frechet_excess"):
+        assert out[name].value is None and "proximity catalog reference" in out[name].reason

@@ -104,7 +104,8 @@ def _checked_reference(ctx: SignalContext):
     if f.shape[0] < 2:
         raise SignalUnavailable("fewer than 2 images: no covariance")
     if not (np.isfinite(ref.eigvals).all() and np.isfinite(ref.residual)):
-        raise NumericalError("the reference covariance has non-finite values", float(ref.residual))
+        raise NumericalError("the reference covariance has non-finite values: rebuild it with "
+                             "`proximity catalog reference MODEL IMAGES`", float(ref.residual))
     if ref.eigvals.size and (ref.eigvals.min() < -1e-8 * max(float(np.abs(ref.eigvals).max()), 1e-300)
                              or ref.residual < 0):
         raise NumericalError("the reference covariance is not positive semi-definite",
@@ -138,7 +139,8 @@ def frechet_excess(ctx: SignalContext):
     ref, fd, to_ref = _distance(ctx)
     null = null_distances(ref, ctx.evidence.features.shape[0], seed=ctx.seed, to_ref=to_ref)
     if null.mean() <= 0:
-        raise SignalUnavailable("the reference's own samples are at distance 0 (a degenerate reference)")
+        raise SignalUnavailable("the reference's own samples are at distance 0 (a degenerate reference, e.g. "
+                                "built from identical images): rebuild it from varied pretraining-domain images")
     return (fd / float(null.mean()), None,
             f"FD {fd:.4g} against {null.mean():.3g} (±{null.std(ddof=1) if null.size > 1 else 0:.2g}) for "
             f"{null.size} samples of {ctx.evidence.features.shape[0]} from the reference Gaussian "
