@@ -88,6 +88,7 @@ def rank(
     use_cache: bool = True,
     folds: int = 5,
     scratch: bool = False,
+    finetune: bool = False,
     domain: str | Sequence[str] | None = None,
     max_params: float | None = None,
     license: str | Sequence[str] | None = None,
@@ -129,6 +130,11 @@ def rank(
         signal, which the risk model compares the probe with. Needs labels; opt-in because it
         trains (seconds for small networks, tens of minutes for a ResNet-50 at
         224 px on a CPU).
+    finetune : also fine-tune each candidate briefly from its pretrained weights on the same split
+        and loop (:data:`proximity.scratch.FINETUNE_RECIPE`, cached): the ``finetune`` signal,
+        reported; the shipped fit and risk do not use it (benchmark v2.5: it ranked below the
+        frozen probe and did not sharpen the risk on dev). Needs labels; opt-in because it trains
+        every candidate evaluated in full (with a shortlist, only those).
     domain, max_params, license, include_gated : which catalog entries to consider (see
         :class:`~proximity.filters.Filters`; not applied to ``models``). Entries set aside are
         listed in ``Ranking.excluded`` with the reason, as are entries marked not loadable.
@@ -159,7 +165,8 @@ def rank(
     given = RankConfig.build(models=models, catalog=catalog, labels=labels, sample=sample, seed=seed,
                              intensity=intensity, device=device, batch_size=batch_size, control=control,
                              control_images=control_images, signals=signals,
-                             use_cache=use_cache, folds=folds, scratch=scratch, domain=domain, max_params=max_params,
+                             use_cache=use_cache, folds=folds, scratch=scratch, finetune=finetune, domain=domain,
+                             max_params=max_params,
                              license=license, include_gated=include_gated, shortlist=shortlist,
                              executor=executor, address=address)
     if config is not None and given != RankConfig():
@@ -204,7 +211,8 @@ def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: Progr
         on_start(RunPlan(n_candidates=len(entries), n_excluded=len(excluded), n_images=smp.n,
                          n_classes=smp.n_classes, labelled=usable_labels,
                          control="off" if not cfg.control else "all" if n_control == smp.n else "subset",
-                         control_images=n_control, shortlist=keep, scratch=cfg.scratch and usable_labels))
+                         control_images=n_control, shortlist=keep, scratch=cfg.scratch and usable_labels,
+                         finetune=cfg.finetune and usable_labels))
     executor = make_executor(cfg)
     try:
         screens, full = _screen(entries, smp, cfg, keep, executor, usable_labels, labels_off, failed, progress)
@@ -228,6 +236,14 @@ def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: Progr
         from .scratch import attach
 
         attach([(e, s) for _, e, s in scored], smp, cfg, labels_off=labels_off, progress=progress)
+    if cfg.finetune and not usable_labels:
+        logger.warning("--finetune needs labels with at least 2 classes (class sub-folders or --labels FILE.csv): "
+                       "no candidate is fine-tuned.")
+    elif cfg.finetune:
+        from .scratch import attach as attach_training
+
+        attach_training([(e, s) for _, e, s in scored], smp, cfg, labels_off=labels_off, progress=progress,
+                        finetune=True)
     # the mode the ranking ran in; with nothing scored, the mode the labels asked for
     probes = [out.signals["probe"].value is not None for *_, out in scored if "probe" in out.signals]
     mode = "labels" if usable_labels and (any(probes) or not scored) else "label-free"

@@ -123,6 +123,12 @@ def rank_cmd(
         help="Also train each architecture from random weights on the sample (a short, early-stopped run on 70 %, "
              "scored on 30 %): the risk then compares the probe with it. Needs labels; seconds for small networks, "
              "tens of minutes for a ResNet-50 at 224 px on a CPU (use a GPU)."),
+    finetune: bool = typer.Option(
+        False, "--finetune",
+        help="Also fine-tune each candidate briefly from its pretrained weights on the same 70 %/30 % split "
+             "(the --scratch loop): the 'finetune' signal, reported, not used by the fit or the risk (on the benchmark "
+             "it ranked below the frozen probe). Needs labels; trains every candidate (use a GPU, or --shortlist "
+             "to fine-tune only the best few)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the evidence cache."),
     folds: int = typer.Option(5, "--folds", min=2, help="k of the stratified k-fold probe."),
     fmt: RankFmt = typer.Option(RankFmt.table, "--format", "-f",
@@ -181,7 +187,8 @@ def rank_cmd(
         config = RankConfig.build(models=model or None, catalog=catalog or ["default"], labels=labels, sample=sample,
                                   seed=seed, intensity=intensity.value, device=device.value, batch_size=batch_size,
                                   control=not no_control, control_images=n_control, signals=signals.strip(),
-                                  use_cache=not no_cache, folds=folds, scratch=scratch, domain=domain or None,
+                                  use_cache=not no_cache, folds=folds, scratch=scratch, finetune=finetune,
+                                  domain=domain or None,
                                   max_params=max_params, license=license or None, include_gated=include_gated,
                                   shortlist="auto" if shortlist is None else (shortlist or None),
                                   executor=executor.value, address=address)
@@ -229,6 +236,8 @@ def _banner(plan, what: Optional[str]) -> None:
               if getattr(plan, "shortlist", None) else "")
     scratch = (", then each architecture trained from scratch on 70 % of the images (up to 30 epochs)"
                if getattr(plan, "scratch", False) else "")
+    if getattr(plan, "finetune", False):
+        scratch += ", then each candidate fine-tuned on 70 % of the images (up to 30 epochs)"
     err.print(f"[dim]Ranking {escape(who)}{aside} on {images}: {screen}one forward pass per "
               f"backbone{control}{scratch} (Hub weights are downloaded on a first run; {faster}).[/]", highlight=False,
               soft_wrap=True)

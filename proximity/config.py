@@ -59,6 +59,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
                        "an int in the range [8, inf) or None (every image)"),
     "use_cache": _bool(),
     "scratch": _bool(),
+    "finetune": _bool(),
     "include_gated": _bool(),
     "max_params": ((lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
                                             and math.isfinite(v) and v > 0)), "a positive number of millions or None"),
@@ -100,6 +101,7 @@ class RankConfig:
     use_cache: bool = True
     folds: int = 5
     scratch: bool = False                        # train each architecture from scratch on the sample (risk evidence)
+    finetune: bool = False                       # fine-tune each candidate briefly on the sample (risk evidence)
     # --- which catalog entries
     domain: tuple[str, ...] = ()
     max_params: float | None = None
@@ -165,6 +167,7 @@ class RankConfig:
                 "control_images": self.control_images,   # the size of its subset; None: every image
                 "signals": self.signals if isinstance(self.signals, str) else list(self.signals),
                 "scratch": self.scratch,                 # architectures trained from scratch on the sample
+                "finetune": self.finetune,               # candidates fine-tuned briefly on the sample
                 "domain": list(self.domain), "max_params": self.max_params, "license": list(self.license),
                 "include_gated": self.include_gated,
                 "shortlist": shortlist,                  # candidates fully evaluated after a screen; None: no screen

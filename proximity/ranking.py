@@ -13,6 +13,10 @@ every result (``fit_rule``; per candidate ``fit_basis``: the signals its fit use
 * a rule may carry ``small`` and ``small_below``: the rule used when the sample has fewer than
   ``small_below`` labelled images in its smallest class.
 
+A labelled run whose every candidate was fine-tuned on the sample (``--finetune``: a ``finetune``
+value each) uses the shipped ``labels+finetune`` rule when there is one (:data:`FINETUNE_MODE`);
+every other labelled run, the ``labels`` rule.
+
 A candidate missing some of the rule's signals gets the weighted mean over those it has (its
 ``fit_basis`` says which); one with none gets ``fit = None`` and ranks after the others, by the
 prior then by catalog order.
@@ -132,10 +136,24 @@ def load_rules(path: str | Path | None = None) -> dict[str, FitRule]:
     return rules
 
 
+#: The rule of a labelled run whose candidates all have a ``finetune`` value (module docstring).
+FINETUNE_MODE = "labels+finetune"
+
+
+def rule_key(signal_sets: Sequence[Mapping[str, SignalValue]], mode: Mode, rules: Mapping[str, FitRule]) -> str:
+    """Which of ``rules`` runs: ``mode``, or :data:`FINETUNE_MODE` for a labelled run with a
+    ``finetune`` value for every candidate when that rule is shipped."""
+    if mode == "labels" and FINETUNE_MODE in rules and signal_sets and all(
+            (sv := s.get("finetune")) is not None and sv.value is not None for s in signal_sets):
+        return FINETUNE_MODE
+    return mode
+
+
 def fit_scores(signal_sets: Sequence[Mapping[str, SignalValue]], mode: Mode, *, smallest_class: int | None = None,
                rules: Mapping[str, FitRule] | None = None) -> tuple[FitRule, list[tuple[float | None, list[str]]]]:
-    """The rule that runs for ``mode`` and (fit, fit_basis) per candidate."""
-    rule = (rules or load_rules())[mode].for_sample(smallest_class if mode == "labels" else None)
+    """The rule that runs for ``mode`` (:func:`rule_key`) and (fit, fit_basis) per candidate."""
+    rules = rules or load_rules()
+    rule = rules[rule_key(signal_sets, mode, rules)].for_sample(smallest_class if mode == "labels" else None)
     if rule.kind == "v0-shift":
         return rule, [(fit_score(s, "label-free"), ["early_shift"] if fit_score(s, "label-free") is not None else [])
                       for s in signal_sets]

@@ -126,6 +126,7 @@ class RunPlan:
     control_images: int
     shortlist: int | None = None  # candidates fully evaluated after a screen of all (None: no screen)
     scratch: bool = False         # each architecture also trained from scratch on the sample (--scratch, labels)
+    finetune: bool = False        # each candidate also fine-tuned briefly on the sample (--finetune, labels)
 
 
 @dataclass

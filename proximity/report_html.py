@@ -18,7 +18,7 @@ from .report import Candidate, Ranking
 from .report_table import exclusion_kinds, rule_signals
 
 #: Signals shown in percent (balanced accuracies and their difference).
-PERCENT = {"probe", "gain", "knn", "control", "scratch"}
+PERCENT = {"probe", "gain", "knn", "control", "scratch", "finetune"}
 #: Order of the signal panels after the fit rule's own signals.
 ORDER = ("probe", "gain", "logme", "early_shift", "frechet", "prior", "knn", "control")
 BAND_COLOUR = {"low": "#2e7d32", "medium": "#a86b00", "high": "#c62828", "unknown": "#757575"}

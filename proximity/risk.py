@@ -3,9 +3,15 @@ architecture from scratch), from a small logistic model fitted to ground truth.
 
 The model ships as data, ``catalog/risk_model.json``, written by ``scripts/fit_risk.py`` from the
 benchmark's *dev* targets (``scripts/bench``; provenance inside the file) and validated on its
-*test* targets (``scripts/bench/results/v2.4/RESULTS.md``). Up to four variants, the first whose
+*test* targets (``scripts/bench/results/v2.5/RESULTS.md``). Up to five variants, the first whose
 evidence a candidate has (their features are chosen on dev; the JSON names them):
 
+* **labels+finetune** — used first, when the run also fine-tuned each candidate briefly on the
+  sample (``--finetune`` with ``--scratch``): the fine-tuned hold-out accuracy against the
+  from-scratch one on the same split and loop (``finetune_minus_scratch``), the direct, paired
+  measurement of what the risk is about. Shipped only if it beats labels+scratch on the dev pairs;
+  fitted on benchmark v2.5, it did not (leave-one-target-out log loss 0.516 against 0.497), so
+  the shipped model has no such variant (``provenance.dropped_variants``).
 * **labels+scratch** — used first, when the run trained the architectures from scratch on the
   sample (``--scratch``, :mod:`proximity.scratch`): the probe against that from-scratch hold-out
   accuracy (shipped: ``probe``, ``scratch`` and ``gain``; ``probe_minus_scratch`` was a candidate).
@@ -74,7 +80,8 @@ class Risk:
     high: float | None
     band: str
     reason: str
-    variant: str            # "labels+scratch" | "labels" | "label-free+reference" | "label-free" | "v0" | "unknown"
+    variant: str            # "labels+finetune" | "labels+scratch" |
+                            # "labels" | "label-free+reference" | "label-free" | "v0" | "unknown"
 
 
 def _v(signals: Mapping[str, SignalValue], name: str) -> tuple[float | None, float | None]:
@@ -94,6 +101,7 @@ def evidence(signals: Mapping[str, SignalValue], n_images: int, n_classes: int,
             "logme": _v(signals, "logme")[0], "rankme_rel": _v(signals, "rankme_rel")[0],
             "cluster_rel": _v(signals, "cluster_rel")[0], "params_log10": _v(signals, "params")[0],
             "scratch": _v(signals, "scratch")[0], "frechet_excess": _v(signals, "frechet_excess")[0],
+            "finetune": _v(signals, "finetune")[0],
             "probe_gap": None if probe is None or best is None else probe - best}
 
 
@@ -109,6 +117,7 @@ def features(ev: Mapping[str, float | None]) -> dict[str, float | None]:
     pl = ev.get("params_log10")
     probe, scratch = ev.get("probe"), ev.get("scratch")
     fx = ev.get("frechet_excess")
+    ft = ev.get("finetune")
     return {"gain": g,
             "gain_z": None if g is None else g / max(sd or 0.0, 0.01),
             "log_shift": log1p(ev.get("early_shift")),
@@ -124,7 +133,10 @@ def features(ev: Mapping[str, float | None]) -> dict[str, float | None]:
             "log_params_per_image": None if pl is None or not n else pl * math.log(10) + math.log(1e6 / n),
             "probe": probe,
             "scratch": scratch,
-            "probe_minus_scratch": None if probe is None or scratch is None else probe - scratch}
+            "probe_minus_scratch": None if probe is None or scratch is None else probe - scratch,
+            "finetune": ft,
+            "finetune_minus_scratch": None if ft is None or scratch is None else ft - scratch,
+            "finetune_minus_probe": None if ft is None or probe is None else ft - probe}
 
 
 @dataclass(frozen=True)
@@ -191,7 +203,8 @@ FEATURE_SIGNALS = {"gain": ("probe", "control", "gain"), "gain_z": ("probe", "co
                    "gain_x_per_class": ("probe", "control", "gain"), "probe_gap": ("probe",), "logme": ("logme",),
                    "log_rankme_rel": ("rankme_rel",), "cluster_rel": ("cluster_rel",),
                    "log_params_per_image": ("params",), "scratch": ("scratch",), "probe": ("probe",),
-                   "probe_minus_scratch": ("probe", "scratch")}
+                   "probe_minus_scratch": ("probe", "scratch"), "finetune": ("finetune",),
+                   "finetune_minus_scratch": ("finetune", "scratch"), "finetune_minus_probe": ("finetune", "probe")}
 
 
 def stale_versions(doc: Mapping[str, Any]) -> dict[str, tuple[int | None, int | None]]:
@@ -247,6 +260,12 @@ _WORDS = {
     "probe_minus_scratch": lambda ev, c: (f"probe {ev['probe'] * 100:.0f} % (balanced) against "
                                           f"{ev['scratch'] * 100:.0f} % for the architecture trained from scratch "
                                           "on the sample"),
+    "finetune": lambda ev, c: f"fine-tuned briefly on the sample it reaches {ev['finetune'] * 100:.0f} % on a hold-out",
+    "finetune_minus_scratch": lambda ev, c: (f"fine-tuned briefly on the sample {ev['finetune'] * 100:.0f} % against "
+                                             f"{ev['scratch'] * 100:.0f} % from scratch on the same hold-out"),
+    "finetune_minus_probe": lambda ev, c: (f"fine-tuning {'adds' if ev['finetune'] >= ev['probe'] else 'loses'} "
+                                           f"{abs(ev['finetune'] - ev['probe']) * 100:.0f} points over the frozen "
+                                           "probe"),
 }
 
 
@@ -266,6 +285,9 @@ def _evidence_words(ev: Mapping[str, Any], contrib: list[tuple[str, float]]) -> 
     if "probe" in named and "scratch" in named and "probe_minus_scratch" not in named:
         together = abs(named.pop("probe")) + abs(named.pop("scratch"))
         contrib = [*named.items(), ("probe_minus_scratch", together)]
+    if "finetune" in named and "scratch" in named and "finetune_minus_scratch" not in named:
+        together = abs(named.pop("finetune")) + abs(named.pop("scratch"))
+        contrib = [*named.items(), ("finetune_minus_scratch", together)]
     words: list[str] = []
     for f, c in sorted(contrib, key=lambda t: -abs(t[1])):
         w = _WORDS[f](ev, c)
@@ -276,7 +298,7 @@ def _evidence_words(ev: Mapping[str, Any], contrib: list[tuple[str, float]]) -> 
 
 
 #: The variants in the order they are tried (module docstring).
-VARIANTS = ("labels+scratch", "labels", "label-free+reference", "label-free")
+VARIANTS = ("labels+finetune", "labels+scratch", "labels", "label-free+reference", "label-free")
 
 
 def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, *,
@@ -311,7 +333,8 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
         if out is None:
             # without --scratch the labels model is the expected one, without a reference the plain
             # label-free one: no note for those two (a note when a scratch value goes unused)
-            if name in ("labels", "label-free") or (name == "labels+scratch" and feats.get("scratch") is not None):
+            if name in ("labels", "label-free") or (name == "labels+scratch" and feats.get("scratch") is not None) \
+                    or (name == "labels+finetune" and feats.get("finetune") is not None):
                 tried.append(f"no {', '.join(f for f in var.features if feats.get(f) is None)} for the {name} model")
             continue
         p, lo, hi, contrib, outside = out

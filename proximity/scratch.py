@@ -17,6 +17,15 @@ class). It costs 10–30 epochs of training on 70 % of the sample per architectu
 the benchmark's small networks at 64 px, 20–60 min for a ResNet-50 at 224 px on 500 images on two
 CPU cores (9 s per 32-image step there) — hence opt-in. Results are cached with the evidence
 (keyed by identity, sample, labels, recipe, seed).
+
+``--finetune`` (:func:`finetune_on_sample`, :data:`FINETUNE_RECIPE`) is its counterpart: each
+*candidate* started from its pretrained weights and fine-tuned on the same split with the same
+loop, the backbone at a tenth of the head's learning rate (as the benchmark's ground truth). It
+measures literally what the risk is about — fine-tuning against training from scratch, on the
+same images, split and loop — at the price of training every candidate (once each, cached).
+The two trainings share the hold-out, so their difference (``finetune`` − ``scratch``) is paired.
+On benchmark v2.5 it ranked below the frozen probe and did not make the risk sharper on dev
+(``scripts/bench/results/v2.5/READING.md``): the shipped fit and risk do not use it.
 """
 
 from __future__ import annotations
@@ -40,6 +49,12 @@ logger = logging.getLogger(__name__)
 #: The training recipe; part of the cache key and written into every result's detail.
 RECIPE: dict[str, Any] = {"holdout": 0.3, "lr": 1e-3, "weight_decay": 0.05, "batch": 32, "max_epochs": 30,
                           "min_epochs": 10, "patience": 5, "warmup_epochs": 1, "version": 1}
+#: The fine-tune (``--finetune``): the from-scratch recipe — hold-out, optimiser, schedule, epochs,
+#: early stopping — from the pretrained weights, the backbone at ``backbone_lr`` (a tenth of the
+#: head's, as in the benchmark's ground truth). Not shorter: with a few images an epoch is one
+#: step, and after 4 steps BatchNorm's running statistics are still mostly the pretraining
+#: domain's (a 12-epoch version scored 0 % on a brightness task whose training split it fitted).
+FINETUNE_RECIPE: dict[str, Any] = {**RECIPE, "backbone_lr": 1e-4, "version": 1}
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,7 @@ class ScratchResult:
     best_epoch: int
     seconds: float
     cached: bool = False
+    pretrained: bool = False  # True: a short fine-tune from the pretrained weights (--finetune)
 
     @property
     def sd(self) -> float:
@@ -59,7 +75,8 @@ class ScratchResult:
         return math.sqrt(max(p * (1 - p), 0.0) / max(self.n_holdout, 1))
 
     def detail(self) -> str:
-        return (f"accuracy from random weights, trained on {self.n_train} images, best of {self.epochs} epochs "
+        start = "fine-tuned from the pretrained weights" if self.pretrained else "accuracy from random weights"
+        return (f"{start}, trained on {self.n_train} images, best of {self.epochs} epochs "
                 f"(epoch {self.best_epoch + 1}) on a {self.n_holdout}-image stratified hold-out (also its early "
                 "stopping: optimistic on a small hold-out)")
 
@@ -93,30 +110,79 @@ def train_from_scratch(spec: "BackboneSpec", sample: "Sample", *, device: Any = 
 
     Raises ValueError when the sample has no labels, fewer than 2 classes or a class with fewer
     than 2 images (nothing to hold out). ``key``: :func:`scratch_key`, when the caller has it."""
-    if sample.labels is None:
-        raise ValueError("no labels: training from scratch needs class labels")
-    y_all = np.asarray(sample.labels)
-    classes, counts = np.unique(y_all, return_counts=True)
-    if len(classes) < 2 or counts.min() < 2:
-        raise ValueError("training from scratch needs ≥ 2 classes with ≥ 2 images each")
-    from . import cache
-
+    y_all = _check_labels(sample, "training from scratch")
     key = key or scratch_key(spec, sample, seed)
     if use_cache:
-        hit = cache.load_arrays(key)
-        if hit is not None and "accuracy" in hit:
+        hit = _load(key, pretrained=False)
+        if hit is not None:
             if progress is not None:
                 progress(1, 1)
-            return ScratchResult(float(hit["accuracy"]), int(hit["n_holdout"]), int(hit["n_train"]),
-                                 int(hit["epochs"]), int(hit["best_epoch"]), float(hit["seconds"]), cached=True)
+            return hit
     out = _train(spec, sample, y_all, device=device, seed=seed, progress=progress)
     if use_cache:
-        cache.save_arrays(key, {k: np.asarray(getattr(out, k)) for k in
-                                ("accuracy", "n_holdout", "n_train", "epochs", "best_epoch", "seconds")})
+        _save(key, out)
     return out
 
 
-def _train(spec, sample, y_all: np.ndarray, *, device, seed: int, progress) -> ScratchResult:
+_FIELDS = ("accuracy", "n_holdout", "n_train", "epochs", "best_epoch", "seconds")
+
+
+def _save(key: str, out: ScratchResult) -> None:
+    from . import cache
+
+    cache.save_arrays(key, {k: np.asarray(getattr(out, k)) for k in _FIELDS})
+
+
+def _load(key: str, pretrained: bool) -> ScratchResult | None:
+    from . import cache
+
+    hit = cache.load_arrays(key)
+    if hit is None or "accuracy" not in hit:
+        return None
+    return ScratchResult(float(hit["accuracy"]), int(hit["n_holdout"]), int(hit["n_train"]), int(hit["epochs"]),
+                         int(hit["best_epoch"]), float(hit["seconds"]), cached=True, pretrained=pretrained)
+
+
+def _check_labels(sample: "Sample", what: str) -> np.ndarray:
+    if sample.labels is None:
+        raise ValueError(f"no labels: {what} needs class labels")
+    y_all = np.asarray(sample.labels)
+    classes, counts = np.unique(y_all, return_counts=True)
+    if len(classes) < 2 or counts.min() < 2:
+        raise ValueError(f"{what} needs ≥ 2 classes with ≥ 2 images each")
+    return y_all
+
+
+def finetune_key(spec: "BackboneSpec", sample: "Sample", seed: int) -> str:
+    from . import cache
+    from .evidence import evidence_ingredients
+
+    labels = hashlib.sha256(np.ascontiguousarray(np.asarray(sample.labels, dtype=np.int64)).data).hexdigest()
+    return cache.evidence_key({"finetune": evidence_ingredients(spec, sample, pretrained=True, seed=seed),
+                               "labels": labels, "recipe": json.dumps(FINETUNE_RECIPE, sort_keys=True), "seed": seed})
+
+
+def finetune_on_sample(spec: "BackboneSpec", sample: "Sample", *, device: Any = "auto", seed: int = 0,
+                       use_cache: bool = True, progress: Callable[[int, int], None] | None = None) -> ScratchResult:
+    """Fine-tune ``spec`` from its pretrained weights on ``sample`` (:data:`FINETUNE_RECIPE`; the
+    hold-out is :func:`holdout_split`'s, the from-scratch training's): its best hold-out accuracy.
+
+    Raises ValueError as :func:`train_from_scratch` does."""
+    y_all = _check_labels(sample, "fine-tuning on the sample")
+    key = finetune_key(spec, sample, seed)
+    if use_cache:
+        hit = _load(key, pretrained=True)
+        if hit is not None:
+            if progress is not None:
+                progress(1, 1)
+            return hit
+    out = _train(spec, sample, y_all, device=device, seed=seed, progress=progress, pretrained=True)
+    if use_cache:
+        _save(key, out)
+    return out
+
+
+def _train(spec, sample, y_all: np.ndarray, *, device, seed: int, progress, pretrained: bool = False) -> ScratchResult:
     import torch
 
     from .backbones import open_backbone, resolve_device
@@ -128,7 +194,8 @@ def _train(spec, sample, y_all: np.ndarray, *, device, seed: int, progress) -> S
     _, codes = np.unique(y_all, return_inverse=True)
     n_classes = int(codes.max()) + 1
     tr, ho = holdout_split(codes, seed)
-    backbone = open_backbone(spec, pretrained=False, device=device, seed=seed)
+    recipe = FINETUNE_RECIPE if pretrained else RECIPE
+    backbone = open_backbone(spec, pretrained=pretrained, device=device, seed=seed)
     dev = backbone.device
     with torch.inference_mode():                   # decoded and preprocessed as the evidence pass does it
         x = torch.cat([batch for _, batch in _inputs(backbone, sample, 64, overlap=False)])
@@ -141,30 +208,39 @@ def _train(spec, sample, y_all: np.ndarray, *, device, seed: int, progress) -> S
         torch.manual_seed(seed)
         head = torch.nn.Linear(width, n_classes)
         net = torch.nn.Sequential(backbone.model, head).to(dev)
-        best, best_epoch, epochs = _fit(net, x, y, tr, ho, dev, seed, progress)
-    return ScratchResult(best, len(ho), len(tr), epochs, best_epoch, round(time.perf_counter() - t0, 3))
+        groups = ([{"params": backbone.model.parameters(), "lr": recipe["backbone_lr"]},
+                   {"params": head.parameters(), "lr": recipe["lr"]}] if pretrained else
+                  [{"params": net.parameters(), "lr": recipe["lr"]}])
+        best, best_epoch, epochs = _fit(net, x, y, tr, ho, dev, seed, progress, recipe, groups)
+    return ScratchResult(best, len(ho), len(tr), epochs, best_epoch, round(time.perf_counter() - t0, 3),
+                         pretrained=pretrained)
 
 
-def _fit(net, x, y, tr: np.ndarray, ho: np.ndarray, dev, seed: int, progress) -> tuple[float, int, int]:
-    """The recipe's training loop; (best hold-out accuracy, its epoch, epochs run)."""
+def _fit(net, x, y, tr: np.ndarray, ho: np.ndarray, dev, seed: int, progress, recipe: dict[str, Any] = RECIPE,
+         groups: list[dict] | None = None) -> tuple[float, int, int]:
+    """The recipe's training loop; (best hold-out accuracy, its epoch, epochs run). ``groups``:
+    the optimiser's parameter groups with their peak learning rates (default: every parameter at
+    the recipe's ``lr``)."""
     import torch
 
-    opt = torch.optim.AdamW(net.parameters(), lr=RECIPE["lr"], weight_decay=RECIPE["weight_decay"])
-    bs = RECIPE["batch"]
+    opt = torch.optim.AdamW(groups or [{"params": net.parameters(), "lr": recipe["lr"]}],
+                            weight_decay=recipe["weight_decay"])
+    peaks = [g["lr"] for g in opt.param_groups]
+    bs = recipe["batch"]
     steps_per_epoch = max(1, math.ceil(len(tr) / bs))
-    total = RECIPE["max_epochs"] * steps_per_epoch
-    warm = RECIPE["warmup_epochs"] * steps_per_epoch
+    total = recipe["max_epochs"] * steps_per_epoch
+    warm = recipe["warmup_epochs"] * steps_per_epoch
     g = torch.Generator().manual_seed(seed)
     best, best_epoch, step, epoch = -1.0, 0, 0, 0
     tr_t = torch.from_numpy(tr)
-    for epoch in range(RECIPE["max_epochs"]):
+    for epoch in range(recipe["max_epochs"]):
         net.train()
         perm = tr_t[torch.randperm(len(tr), generator=g)]
         for i in range(0, len(perm), bs):
             frac = (step + 1) / warm if step < warm else \
                 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-            for pg in opt.param_groups:
-                pg["lr"] = RECIPE["lr"] * frac
+            for pg, peak in zip(opt.param_groups, peaks, strict=True):
+                pg["lr"] = peak * frac
             idx = perm[i:i + bs]
             if len(idx) < 2 and len(perm) > 1:      # a batch of one breaks BatchNorm in train mode
                 continue
@@ -176,12 +252,12 @@ def _fit(net, x, y, tr: np.ndarray, ho: np.ndarray, dev, seed: int, progress) ->
         acc = _accuracy(net, x[ho], y[ho], dev)
         if acc > best:
             best, best_epoch = acc, epoch
-        elif epoch + 1 >= RECIPE["min_epochs"] and epoch - best_epoch >= RECIPE["patience"]:
+        elif epoch + 1 >= recipe["min_epochs"] and epoch - best_epoch >= recipe["patience"]:
             break
         if progress is not None:                   # in images trained on, of the most the recipe allows
-            progress((epoch + 1) * len(tr), RECIPE["max_epochs"] * len(tr))
+            progress((epoch + 1) * len(tr), recipe["max_epochs"] * len(tr))
     if progress is not None:                       # early stopping ends it before the most
-        progress(RECIPE["max_epochs"] * len(tr), RECIPE["max_epochs"] * len(tr))
+        progress(recipe["max_epochs"] * len(tr), recipe["max_epochs"] * len(tr))
     return best, best_epoch, epoch + 1
 
 
@@ -219,19 +295,22 @@ class ScratchPool:
 
 
 def attach(scored: list[tuple[Any, Any]], sample: "Sample", cfg, *, labels_off: bool = False,
-           progress: Callable[[str, int, int], None] | None = None) -> None:
+           progress: Callable[[str, int, int], None] | None = None, finetune: bool = False) -> None:
     """Fill in the ``scratch`` signal of every ``(entry, Scored)`` of a run (``--scratch``): one
-    training per architecture identity; a failure is that signal's reason, never the run's."""
+    training per architecture identity; with ``finetune=True`` the ``finetune`` signal instead
+    (``--finetune``): one short fine-tune per candidate. A failure is that signal's reason, never
+    the run's."""
     from .signals import SIGNALS
     from .types import SignalValue
 
-    hib = SIGNALS["scratch"].higher_is_better
+    name, what = ("finetune", "fine-tuning on the sample") if finetune else ("scratch", "training from scratch")
+    hib = SIGNALS[name].higher_is_better
     if labels_off or sample.labels is None or sample.n_classes < 2:
         return                                   # the placeholder already says why (no labels)
     if np.unique(np.asarray(sample.labels), return_counts=True)[1].min() < 2:
         for _, s in scored:
-            s.signals = {**s.signals, "scratch": SignalValue(
-                None, None, hib, "a class has only 1 image: training from scratch needs ≥ 2 per class "
+            s.signals = {**s.signals, name: SignalValue(
+                None, None, hib, f"a class has only 1 image: {what} needs ≥ 2 per class "
                                  "(add images or drop that class)")}
         return
     from .backbones import resolve_spec
@@ -243,14 +322,19 @@ def attach(scored: list[tuple[Any, Any]], sample: "Sample", cfg, *, labels_off: 
         fresh = True                             # trained (or failed) in this run, not read from the cache
         try:
             spec = resolve_spec(entry)
-            cb = (lambda d, t, name=entry.id: progress(f"{name} (from scratch)", d, t)) if progress else None
-            res = pool.get(spec, sample, device=device, seed=cfg.seed, use_cache=cfg.use_cache, progress=cb)
+            label = f"{entry.id} (fine-tuning)" if finetune else f"{entry.id} (from scratch)"
+            cb = (lambda d, t, label=label: progress(label, d, t)) if progress else None
+            if finetune:
+                res = finetune_on_sample(spec, sample, device=device, seed=cfg.seed, use_cache=cfg.use_cache,
+                                         progress=cb)
+            else:
+                res = pool.get(spec, sample, device=device, seed=cfg.seed, use_cache=cfg.use_cache, progress=cb)
             value = SignalValue(res.accuracy, res.sd, hib, res.detail())
             fresh = not res.cached
         except Exception as exc:
-            logger.warning("%s: training from scratch failed: %s: %s", entry.id, exc.__class__.__name__, exc)
+            logger.warning("%s: %s failed: %s: %s", entry.id, what, exc.__class__.__name__, exc)
             logger.debug("traceback", exc_info=True)
             value = SignalValue(None, None, hib, f"failed: {exc.__class__.__name__}: {exc}")
-        s.signals = {**s.signals, "scratch": value}
-        s.timings = {**s.timings, "scratch_s": round(time.perf_counter() - t0, 3)}
+        s.signals = {**s.signals, name: value}
+        s.timings = {**s.timings, f"{name}_s": round(time.perf_counter() - t0, 3)}
         s.cached = s.cached and not fresh

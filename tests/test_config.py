@@ -9,7 +9,7 @@ from proximity.errors import InvalidParameterError
 
 BAD = {"batch_size": 0, "folds": 1, "sample": 0, "seed": -1, "device": "tpu", "intensity": "log", "control": "yes",
        "control_images": 4, "signals": "some",
-       "use_cache": 1, "scratch": "yes",
+       "use_cache": 1, "scratch": "yes", "finetune": "yes",
        "include_gated": None, "max_params": -3.0, "shortlist": 0, "executor": "dask", "address": ""}
 
 

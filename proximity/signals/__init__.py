@@ -32,6 +32,9 @@ ncti_*
 scratch        True               hold-out accuracy of the same architecture trained
                                   from random weights on the sample (``--scratch``,
                                   :mod:`proximity.scratch`; a baseline the risk reads)
+finetune       True               hold-out accuracy of the candidate fine-tuned briefly
+                                  from its pretrained weights on the same split
+                                  (``--finetune``; the risk compares it with scratch)
 =============  =================  ===================================================
 
 Every signal carries a ``version`` (:func:`signal_versions`): bumped whenever its definition

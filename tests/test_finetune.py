@@ -1,0 +1,161 @@
+"""``--finetune``: each candidate fine-tuned briefly from its pretrained weights on the split and
+with the loop of ``--scratch``, cached, and read by the risk model's ``labels+finetune`` variant."""
+
+import json
+
+import pytest
+
+from proximity import risk as R
+from proximity import scratch
+from proximity.backbones import open_backbone, resolve_spec
+from proximity.catalog import adhoc_entry
+from proximity.signals import SignalValue as V
+from test_scratch import _sample, _var
+
+
+def test_the_fine_tune_starts_from_the_pretrained_weights_with_a_slower_backbone(backbones, fresh_cache,
+                                                                               monkeypatch):
+    import torch
+
+    spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    pretrained = {k: v.clone() for k, v in open_backbone(spec).model.state_dict().items()}
+    seen = []
+    real = scratch._fit
+
+    def spy(net, x, y, tr, ho, dev, seed, progress, recipe=scratch.RECIPE, groups=None):
+        state = net[0].state_dict()
+        seen.append({"same": all(torch.equal(state[k], pretrained[k]) for k in pretrained if "num_batches" not in k),
+                     "recipe": recipe, "lrs": [g["lr"] for g in groups or []]})
+        return real(net, x, y, tr, ho, dev, seed, progress, recipe, groups)
+
+    monkeypatch.setattr(scratch, "_fit", spy)
+    ft = scratch.finetune_on_sample(spec, _sample(), seed=0, use_cache=False)
+    sc = scratch.train_from_scratch(spec, _sample(), seed=0, use_cache=False)
+    assert seen[0]["same"] and not seen[1]["same"]            # the pretrained weights; random ones for scratch
+    assert seen[0]["recipe"] is scratch.FINETUNE_RECIPE and seen[0]["lrs"] == [1e-4, 1e-3]
+    assert seen[1]["recipe"] is scratch.RECIPE
+    assert ft.pretrained and not sc.pretrained and "fine-tuned from the pretrained weights" in ft.detail()
+    assert (ft.n_holdout, ft.n_train) == (sc.n_holdout, sc.n_train) == (12, 28)   # one split: a paired comparison
+    assert 1 <= ft.epochs <= scratch.FINETUNE_RECIPE["max_epochs"] and ft.accuracy >= 0.9
+    again = scratch.finetune_on_sample(spec, _sample(), seed=0, use_cache=False)
+    assert (again.accuracy, again.best_epoch) == (ft.accuracy, ft.best_epoch)   # deterministic
+
+
+def test_the_cache_key_is_the_candidates_not_the_architectures(backbones):
+    a = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    b = resolve_spec(adhoc_entry(f"local-dir:{backbones['B']}"))
+    smp = _sample()
+    assert scratch.scratch_key(a, smp, 0) == scratch.scratch_key(b, smp, 0)     # one architecture: one scratch run
+    keys = {scratch.finetune_key(a, smp, 0), scratch.finetune_key(b, smp, 0), scratch.finetune_key(a, smp, 1),
+            scratch.scratch_key(a, smp, 0)}
+    assert len(keys) == 4                                                       # two checkpoints: two fine-tunes
+
+
+def test_a_run_fine_tunes_each_candidate_once_and_a_rerun_reads_the_cache(target_dir, backbones, fresh_cache,
+                                                                         monkeypatch):
+    import proximity
+
+    calls = []
+    real = scratch._train
+    monkeypatch.setattr(scratch, "_train", lambda *a, **k: calls.append(k.get("pretrained", False)) or real(*a, **k))
+    models = [f"local-dir:{backbones['A']}", f"local-dir:{backbones['B']}"]
+    r = proximity.rank(target_dir, models=models, finetune=True, scratch=True)
+    assert sorted(calls) == [False, True, True]            # one from-scratch run, one fine-tune per candidate
+    got = {c.model: c.signals["finetune"] for c in r.ranking}
+    assert all(v.value is not None and "fine-tuned" in v.reason for v in got.values())
+    assert r.settings["finetune"] is True and all("finetune_s" in c.timings for c in r.ranking)
+    again = proximity.rank(target_dir, models=models, finetune=True, scratch=True)
+    assert len(calls) == 3 and {c.model: c.signals["finetune"].value for c in again.ranking} == \
+        {m: v.value for m, v in got.items()}
+    plain = proximity.rank(target_dir, models=models, signals="finetune")   # without --finetune: how to get it
+    assert all(c.signals["finetune"].value is None and "--finetune" in c.signals["finetune"].reason
+               for c in plain.ranking)
+
+
+def test_a_failed_fine_tune_is_the_signal_reason_and_the_run_goes_on(target_dir, backbones, fresh_cache, monkeypatch):
+    import proximity
+
+    real = scratch._train
+
+    def boom(*a, **k):
+        if k.get("pretrained"):
+            raise RuntimeError("out of memory")
+        return real(*a, **k)
+
+    monkeypatch.setattr(scratch, "_train", boom)
+    r = proximity.rank(target_dir, models=[f"local-dir:{backbones['A']}"], finetune=True, scratch=True)
+    s = r.ranking[0].signals["finetune"]
+    assert s.value is None and s.reason == "failed: RuntimeError: out of memory"
+    assert r.ranking[0].signals["scratch"].value is not None and not r.failed
+    assert r.ranking[0].risk is not None
+
+
+def test_finetune_without_labels_says_so_and_trains_nothing(target_dir, backbones, fresh_cache, monkeypatch,
+                                                             caplog):
+    import proximity
+
+    monkeypatch.setattr(scratch, "_train", lambda *a, **k: pytest.fail("trained without labels"))
+    r = proximity.rank(target_dir, models=[f"local-dir:{backbones['A']}"], labels="none", finetune=True,
+                       signals="finetune")
+    assert "--finetune needs labels" in caplog.text
+    assert r.ranking[0].signals["finetune"].value is None
+
+
+def test_cli_finetune_flag(target_dir, backbones, fresh_cache, tmp_path):
+    from typer.testing import CliRunner
+
+    from proximity.cli import app
+
+    out = tmp_path / "r.json"
+    args = ["rank", str(target_dir), "--model", f"local-dir:{backbones['A']}", "--finetune", "--format", "json",
+            "--output", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "each candidate fine-tuned on 70 % of the images" in res.output           # the banner says it trains
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["finetune"] is True
+    assert doc["ranking"][0]["signals"]["finetune"]["value"] is not None
+    assert "--finetune" in CliRunner().invoke(app, ["rank", "--help"]).output
+
+
+def test_risk_reads_the_finetune_variant_first_and_falls_back_silently():
+    m = R.RiskModel.from_dict({"schema": 1, "variants": {
+        "labels+finetune": _var(("finetune_minus_scratch",), (-3.0,)),
+        "labels+scratch": _var(("probe_minus_scratch",), (-3.0,)), "labels": _var(("gain",), (-1.0,)),
+        "label-free": _var(("log_shift",), (0.5,))}})
+    sig = {"gain": V(0.1, 0.02), "probe": V(0.6, 0.05), "scratch": V(0.7, 0.05)}
+    behind = R.estimate({**sig, "finetune": V(0.5, 0.05)}, 100, 2, model=m)
+    ahead = R.estimate({**sig, "finetune": V(0.95, 0.05)}, 100, 2, model=m)
+    assert behind.variant == ahead.variant == "labels+finetune"
+    assert behind.value > 0.9 > 0.1 > ahead.value          # fine-tuned below scratch on the same hold-out: negative
+    assert "fine-tuned briefly on the sample 50 % against 70 % from scratch" in behind.reason
+    plain = R.estimate(sig, 100, 2, model=m)               # no --finetune: the scratch model, no note
+    assert plain.variant == "labels+scratch" and "fine-tun" not in plain.reason
+    assert R.FEATURE_SIGNALS["finetune_minus_scratch"] == ("finetune", "scratch")
+    f = R.features(R.evidence({**sig, "finetune": V(0.8, 0.05)}, 100, 2))
+    assert f["finetune_minus_scratch"] == pytest.approx(0.1) and f["finetune_minus_probe"] == pytest.approx(0.2)
+
+
+def test_fit_risk_reads_the_finetune_signal_from_the_pairs(tmp_path):
+    from scripts.fit_risk import read_rows_v2
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("target,split,negative,n_images,n_classes,probe,gain,gain.sd,scratch,scratch_gt,finetune\n"
+                     "t,dev,1,40,2,0.6,0.1,0.02,0.8,0.9,0.7\n")
+    row = read_rows_v2(pairs)[0]["f"]
+    assert row["finetune_minus_scratch"] == pytest.approx(-0.1) and row["finetune"] == 0.7
+
+
+def test_a_run_with_finetune_everywhere_uses_the_finetune_rule_and_any_other_the_labels_rule():
+    from proximity.ranking import V0, FitRule, fit_scores
+
+    rules = {**V0, "labels": FitRule("probe", "single", (("probe", 1.0),)),
+             "labels+finetune": FitRule("finetune", "single", (("finetune", 1.0),))}
+    tuned = [{"probe": V(0.9), "finetune": V(0.5)}, {"probe": V(0.6), "finetune": V(0.8)}]
+    rule, fits = fit_scores(tuned, "labels", rules=rules)
+    assert rule.name == "finetune" and [f for f, _ in fits] == [0.5, 0.8] and fits[0][1] == ["finetune"]
+    one_failed = [tuned[0], {"probe": V(0.6), "finetune": V(None, reason="failed: RuntimeError")}]
+    assert fit_scores(one_failed, "labels", rules=rules)[0].name == "probe"          # not comparable: labels rule
+    without = {k: v for k, v in rules.items() if k != "labels+finetune"}     # no such rule shipped
+    assert fit_scores(tuned, "labels", rules=without)[0].name == "probe"
+    assert fit_scores(tuned, "label-free", rules=rules)[0].name.startswith("v0")
