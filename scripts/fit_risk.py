@@ -24,7 +24,10 @@ with reference statistics (:data:`CANDIDATES_V24`: the label-free distance made 
 architectures); the plain label-free variant stays for the many catalog entries without a reference.
 A variant that needs such extra evidence ships only when it beats the variant it would replace on the
 same dev rows by more than the tie margin (:func:`drop_unhelpful`); otherwise the model's provenance
-records it under ``dropped_variants``.
+records it under ``dropped_variants``. From v2.5 on, when the pairs carry ``finetune`` (the labelled
+runs were scored with ``--finetune`` too), a variant ``labels+finetune`` (:data:`CANDIDATES_V25`:
+the candidate fine-tuned briefly on the sample against the architecture trained from scratch on the
+same hold-out), which replaces ``labels+scratch`` only where it beats it on the same dev rows.
 
 Refit after a new ground truth: ``python scripts/bench/evaluate.py && python scripts/fit_risk.py
 && python scripts/bench/evaluate.py`` (the second evaluation reports the new model on test).
@@ -73,6 +76,15 @@ CANDIDATES_V24 = {
     "label-free+reference": [("log_frechet_excess",), ("log_frechet_excess", "log_params_per_image"),
                              ("log_frechet_excess", "log_rankme_rel")],
 }
+#: Protocol 2.5: a variant for runs that also fine-tuned each candidate briefly on the sample
+#: (--finetune with --scratch): fine-tuning against training from scratch on the same hold-out.
+CANDIDATES_V25 = {
+    "labels+finetune": [("finetune_minus_scratch",), ("finetune", "scratch"), ("finetune_minus_scratch", "gain"),
+                        ("finetune_minus_scratch", "probe_minus_scratch"),
+                        ("finetune_minus_scratch", "log_per_class"),
+                        ("finetune_minus_scratch", "finetune_minus_probe")],
+    **CANDIDATES_V24,
+}
 LAMBDAS = (0.3, 1.0, 3.0)       # L2 strength on the standardised coefficients
 TIE = 0.005                     # log-loss difference treated as a tie (then: fewer features, stronger penalty)
 
@@ -111,6 +123,7 @@ def read_rows_v2(path: Path) -> list[dict]:
               # "scratch" is the ground truth's from-scratch accuracy, which no run may see
               "scratch": num(r.get("scratch")) if "scratch_gt" in r else None,
               "frechet_excess": num(r.get("frechet_excess")),
+              "finetune": num(r.get("finetune")),
               "probe_gap": None if probe is None or r["target"] not in best else probe - best[r["target"]]}
         rows.append({"target": r["target"], "split": r["split"], "y": int(r["negative"]), "f": features(ev)})
     return rows
@@ -209,7 +222,7 @@ def fit_variant(all_rows: list[dict], name: str, candidates: dict | None = None,
 
 #: A variant that needs more evidence than another (more than a run always has) and the variant a
 #: candidate falls back to without it.
-FALLBACK = {"labels+scratch": "labels", "label-free+reference": "label-free"}
+FALLBACK = {"labels+finetune": "labels+scratch", "labels+scratch": "labels", "label-free+reference": "label-free"}
 
 
 def drop_unhelpful(variants: dict, all_rows: list[dict]) -> dict:
@@ -243,12 +256,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pairs", type=Path, default=ROOT / "scripts" / "bench" / "results" / "pairs.csv")
     ap.add_argument("--out", type=Path, default=ROOT / "catalog" / "risk_model.json")
     ap.add_argument("--protocol", type=int, choices=(1, 2), default=1,
-                    help="2: the v2 pairs (default scripts/bench/results/v2.4/pairs.csv) and candidates")
+                    help="2: the v2 pairs (default scripts/bench/results/v2.5/pairs.csv) and candidates")
     ap.add_argument("--bootstrap", type=int, default=None,
                     help="coefficient covariance from this many target-bootstrap refits [protocol 2: 200]")
     args = ap.parse_args(argv)
     if args.protocol == 2 and args.pairs == ROOT / "scripts" / "bench" / "results" / "pairs.csv":
-        args.pairs = ROOT / "scripts" / "bench" / "results" / "v2.4" / "pairs.csv"
+        args.pairs = ROOT / "scripts" / "bench" / "results" / "v2.5" / "pairs.csv"
     boot = args.bootstrap if args.bootstrap is not None else (200 if args.protocol == 2 else 0)
     reader = read_rows_v2 if args.protocol == 2 else read_rows
     rows = [r for r in reader(args.pairs) if r["split"] == "dev"]
@@ -257,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
                          "truth first")
     if args.protocol == 2:      # the scratch variant only where the pairs have the scratch signal (v2.3 on),
         # the null-normalised Fréchet distance only where they have frechet_excess (v2.4 on)
-        cands = (CANDIDATES_V24 if any(r["f"]["log_frechet_excess"] is not None for r in rows) else
+        cands = (CANDIDATES_V25 if any(r["f"]["finetune"] is not None for r in rows) else
+                 CANDIDATES_V24 if any(r["f"]["log_frechet_excess"] is not None for r in rows) else
                  CANDIDATES_V23 if any(r["f"]["scratch"] is not None for r in rows) else CANDIDATES_V2)
     else:
         cands = CANDIDATES
