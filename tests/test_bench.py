@@ -182,7 +182,13 @@ def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
         for risk in d["risk"].values():          # quick samples are tiny: the risk may be "unknown" (absent)
             assert set(risk) >= {"auroc", "brier", "base_brier", "ece", "pairs"}
     rule = json.loads((res / "fit_rule.json").read_text())
-    assert set(rule["rules"]) == {"labels", "label-free"} and len(rule["selection"]["labels"]) <= 20
+    assert set(rule["selection"]) == {"labels", "label-free", "labels+finetune"}
+    assert all(len(t) <= 20 for t in rule["selection"].values())
+    # the --finetune rule ships only when dev chose something other than the labels rule
+    tuned = rule["rules"].get("labels+finetune")
+    assert {"labels", "label-free"} <= set(rule["rules"]) and (tuned is None) == ("not_shipped" in rule)
+    assert tuned is None or tuned != rule["rules"]["labels"]
+    assert "finetune" in r and r["finetune"]["labels"]                       # --finetune scored, a signal row
     assert rule["dev_targets"] == ["cells-counts", "textures-small"]        # test targets never read
     jobs = (tmp_path / "v2" / "groundtruth" / "jobs.jsonl").read_text().splitlines()
     assert len(jobs) == 4 * (4 + 4) * 5           # targets × (backbones + scratch archs) × (1 lr + 4 seeds)
