@@ -18,7 +18,7 @@ from .data import Intensity, Sample, load_sample
 from .errors import InvalidParameterError, NoCandidatesError, ProximityError, UnknownSourceError
 from .executors import check_available, make_executor
 from .filters import Filters
-from .ranking import fit_scores, sort_key
+from .ranking import fit_scores, load_rules, rule_key, sort_key
 from .report import Candidate, Failure, Ranking, RunPlan, SampleSummary
 from .scoring import LABELS_OFF, control_subset
 from .types import Exclusion
@@ -342,8 +342,10 @@ def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate]
     """Fit, risk and rank for every scored entry ``(index, entry, Scored)``, best first (rules in
     ranking.py and risk.py); also the rule that ran."""
     n_classes = smp.n_classes if smp.labels is not None else 0
-    rule, fits = fit_scores([s.signals for *_, s in scored], mode,  # type: ignore[arg-type]
-                            smallest_class=_smallest_class(smp))
+    rules = load_rules()
+    sets = [s.signals for *_, s in scored]
+    rule, fits = fit_scores(sets, mode, smallest_class=_smallest_class(smp), rules=rules)  # type: ignore[arg-type]
+    used = rule_key(sets, mode, rules)  # type: ignore[arg-type]
     probes = [s.signals["probe"].value for *_, s in scored
               if s.signals.get("probe") is not None and s.signals["probe"].value is not None]
     context = {"best_probe": max(probes) if probes else None}   # the run-level evidence the risk may use
@@ -358,4 +360,5 @@ def _order(scored: list[tuple], mode: str, smp: Sample) -> tuple[list[Candidate]
     ranked = [c for _, c in sorted(candidates, key=lambda t: t[0])]
     for i, c in enumerate(ranked, 1):
         c.rank = i
-    return ranked, {"mode": mode, **rule.to_dict()}
+    # "rule_mode": the shipped rule of another mode that ran (labels+finetune), when one did
+    return ranked, {"mode": mode, **({"rule_mode": used} if used != mode else {}), **rule.to_dict()}

@@ -101,7 +101,7 @@ class RankConfig:
     use_cache: bool = True
     folds: int = 5
     scratch: bool = False                        # train each architecture from scratch on the sample (risk evidence)
-    finetune: bool = False                       # fine-tune each candidate briefly on the sample (risk evidence)
+    finetune: bool = False                       # fine-tune each candidate on the sample (a reported signal)
     # --- which catalog entries
     domain: tuple[str, ...] = ()
     max_params: float | None = None

@@ -4,14 +4,15 @@ is :mod:`proximity.report_table`, the HTML page :mod:`proximity.report_html`.
 JSON contract (``schema_version: 2``; schema 2 only adds fields to schema 1)::
 
     {"schema_version": 2, "proximity_version": "0.1.0", "mode": "labels" | "label-free",
-     "fit_rule": {"mode", "name", "kind", "terms": [[signal, weight]], ...},   # the rule that ran
+     "fit_rule": {"mode", "rule_mode"?, "name", "kind", "terms": [[signal, weight]], ...},   # the rule that ran
      "risk_model": {"name": "calibrated" | "v0", "calibrated", "coverage", ...},   # and its scope
      "sample": {"path", "n_images", "n_found", "n_skipped", "skipped": [{"path", "reason"}],
                 "labels", "labels_note", "n_classes", "classes": {name: count}},
      "ranking": [{"rank", "model", "domain", "fit", "risk", "risk_interval": [low, high] | null,
                   "risk_band", "risk_reason", "fit_basis": [signal, ...],
                   "signals": {name: {"value", "sd", "higher_is_better", "reason"}},
-                  "timings": {"evidence_s", "control_s", "signals_s"}, "cached": bool,
+                  "timings": {"evidence_s", "control_s", "signals_s", "scratch_s"?, "finetune_s"?},
+                  "cached": bool,
                   "screened": bool, "screen": {"score", "rank", "reason"} | null}],   # after a cascade's screen
      "failed": [{"model", "stage": "fetch" | "load" | "forward" | "signal", "error"}],
      "excluded": [{"model", "reason"}],       # catalog entries set aside (filters, not loadable)

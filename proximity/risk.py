@@ -12,7 +12,7 @@ evidence a candidate has (their features are chosen on dev; the JSON names them)
   measurement of what the risk is about. Shipped only if it beats labels+scratch on the dev pairs;
   fitted on benchmark v2.5, it did not (leave-one-target-out log loss 0.516 against 0.497), so
   the shipped model has no such variant (``provenance.dropped_variants``).
-* **labels+scratch** — used first, when the run trained the architectures from scratch on the
+* **labels+scratch** — used next, when the run trained the architectures from scratch on the
   sample (``--scratch``, :mod:`proximity.scratch`): the probe against that from-scratch hold-out
   accuracy (shipped: ``probe``, ``scratch`` and ``gain``; ``probe_minus_scratch`` was a candidate).
 * **labels** — when the probe gain over the random-weights control exists (shipped: ``gain`` and
@@ -320,6 +320,7 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
     ev = evidence(signals, n_images, n_classes, context)
     feats = features(ev)
     tried = []
+    unused: list[str] = []       # opt-in evidence (--scratch, --finetune) that a richer variant could not use
     for name in VARIANTS:
         var = m.variants.get(name)
         if var is None:
@@ -332,23 +333,37 @@ def estimate(signals: Mapping[str, SignalValue], n_images: int, n_classes: int, 
         out = var.predict(feats)
         if out is None:
             # without --scratch the labels model is the expected one, without a reference the plain
-            # label-free one: no note for those two (a note when a scratch value goes unused)
-            if name in ("labels", "label-free") or (name == "labels+scratch" and feats.get("scratch") is not None) \
-                    or (name == "labels+finetune" and feats.get("finetune") is not None):
-                tried.append(f"no {', '.join(f for f in var.features if feats.get(f) is None)} for the {name} model")
+            # label-free one: no note for those (a note when a --scratch or --finetune result goes unused)
+            _note_missing(name, var, feats, tried, unused)
             continue
         p, lo, hi, contrib, outside = out
         reason = _evidence_words(ev, contrib)
-        if name == "labels" and tried:           # a from-scratch result that the labels+scratch model could not use
-            reason += f" (the from-scratch result is unused: {'; '.join(tried)})"
+        if not name.startswith("label-free") and unused:   # opt-in evidence a richer labels variant could not use
+            reason += f" ({'; '.join(unused)})"
         if free:
             reason = "label-free: " + reason
             if n_classes >= 2 and tried:         # labels were given, but the labels variant could not run
-                reason = f"labels given, but {'; '.join(tried)} — {reason}"
+                reason = f"labels given, but {'; '.join(unused + tried)} — {reason}"
         if outside:
             reason += f"; {', '.join(outside)} outside the benchmark's range: extrapolated, interval widened"
         return Risk(p, lo, hi, band(p), reason + f" (90 % interval {lo:.2f}–{hi:.2f})", name)
-    return Risk(None, None, None, "unknown", "unknown: " + "; ".join(tried or ["no evidence"]), "unknown")
+    return Risk(None, None, None, "unknown", "unknown: " + "; ".join(tried + unused or ["no evidence"]), "unknown")
+
+
+def _note_missing(name: str, var: Variant, feats: Mapping[str, float | None], tried: list[str],
+                  unused: list[str]) -> None:
+    """Why variant ``name`` could not run, where a user should hear it: the labels and label-free
+    models always (``tried``); an opt-in variant only when its own evidence was there but went
+    unused (``unused``)."""
+    missing = ", ".join(f for f in var.features if feats.get(f) is None)
+    if name in ("labels", "label-free"):
+        tried.append(f"no {missing} for the {name} model")
+    elif name == "labels+scratch" and feats.get("scratch") is not None:
+        unused.append(f"the from-scratch result is unused: no {missing} for the {name} model")
+    elif name == "labels+finetune" and feats.get("finetune") is not None:
+        unused.append("the fine-tune result is unused: " + (
+            "no from-scratch result (give --scratch too)" if feats.get("scratch") is None
+            else f"no {missing} for the {name} model"))
 
 
 def risk_v0(signals: Mapping[str, SignalValue], n_folds: int | None = None) -> tuple[float | None, str]:

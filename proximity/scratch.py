@@ -52,8 +52,9 @@ RECIPE: dict[str, Any] = {"holdout": 0.3, "lr": 1e-3, "weight_decay": 0.05, "bat
 #: The fine-tune (``--finetune``): the from-scratch recipe — hold-out, optimiser, schedule, epochs,
 #: early stopping — from the pretrained weights, the backbone at ``backbone_lr`` (a tenth of the
 #: head's, as in the benchmark's ground truth). Not shorter: with a few images an epoch is one
-#: step, and after 4 steps BatchNorm's running statistics are still mostly the pretraining
-#: domain's (a 12-epoch version scored 0 % on a brightness task whose training split it fitted).
+#: step, and a version with at most 12 epochs and at least 4 stopped after 4 steps, when
+#: BatchNorm's running statistics were still mostly the pretraining domain's: 0 % on a
+#: brightness task whose training split it fitted.
 FINETUNE_RECIPE: dict[str, Any] = {**RECIPE, "backbone_lr": 1e-4, "version": 1}
 
 
@@ -66,7 +67,7 @@ class ScratchResult:
     best_epoch: int
     seconds: float
     cached: bool = False
-    pretrained: bool = False  # True: a short fine-tune from the pretrained weights (--finetune)
+    pretrained: bool = False  # True: fine-tuned from the pretrained weights (--finetune)
 
     @property
     def sd(self) -> float:

@@ -1,5 +1,6 @@
-"""``--finetune``: each candidate fine-tuned briefly from its pretrained weights on the split and
-with the loop of ``--scratch``, cached, and read by the risk model's ``labels+finetune`` variant."""
+"""``--finetune``: each candidate fine-tuned from its pretrained weights on the split and with the
+loop of ``--scratch``, cached; a signal that the shipped fit and risk do not use (benchmark v2.5),
+and the ``labels+finetune`` risk variant and fit rule that would use it if one were shipped."""
 
 import json
 
@@ -28,9 +29,24 @@ def test_the_fine_tune_starts_from_the_pretrained_weights_with_a_slower_backbone
                      "recipe": recipe, "lrs": [g["lr"] for g in groups or []]})
         return real(net, x, y, tr, ho, dev, seed, progress, recipe, groups)
 
+    steps = []
+    step = torch.optim.AdamW.step
+
+    def spy_step(self, *a, **k):       # the learning rates each step really used
+        steps.append([(g["lr"], sum(p.numel() for p in g["params"])) for g in self.param_groups])
+        return step(self, *a, **k)
+
     monkeypatch.setattr(scratch, "_fit", spy)
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy_step)
     ft = scratch.finetune_on_sample(spec, _sample(), seed=0, use_cache=False)
+    ft_steps = list(steps)
     sc = scratch.train_from_scratch(spec, _sample(), seed=0, use_cache=False)
+    assert len(ft_steps) >= ft.epochs >= scratch.FINETUNE_RECIPE["min_epochs"]
+    assert all(len(s) == 2 and s[1][1] == 96 * 2 + 2 for s in ft_steps)     # group 2: the linear head (96 → 2)
+    for (body_lr, _), (head_lr, _) in ft_steps:
+        assert body_lr == pytest.approx(head_lr / 10)     # warm-up and cosine scale both groups alike
+    assert max(h for _, (h, _) in ft_steps) == pytest.approx(1e-3, rel=0.05)
+    assert all(len(s) == 1 for s in steps[len(ft_steps):])                   # scratch: one group
     assert seen[0]["same"] and not seen[1]["same"]            # the pretrained weights; random ones for scratch
     assert seen[0]["recipe"] is scratch.FINETUNE_RECIPE and seen[0]["lrs"] == [1e-4, 1e-3]
     assert seen[1]["recipe"] is scratch.RECIPE
@@ -67,6 +83,15 @@ def test_a_run_fine_tunes_each_candidate_once_and_a_rerun_reads_the_cache(target
     again = proximity.rank(target_dir, models=models, finetune=True, scratch=True)
     assert len(calls) == 3 and {c.model: c.signals["finetune"].value for c in again.ranking} == \
         {m: v.value for m, v in got.items()}
+    assert "rule_mode" not in again.fit_rule                 # no labels+finetune rule ships: the labels rule ran
+    from proximity import api
+    from proximity.ranking import FitRule, load_rules
+
+    shipped = {**load_rules(), "labels+finetune": FitRule("finetune", "single", (("finetune", 1.0),))}
+    monkeypatch.setattr(api, "load_rules", lambda: shipped)   # as if one shipped: the cached run uses it
+    tuned = proximity.rank(target_dir, models=models, finetune=True, scratch=True)
+    assert tuned.fit_rule["rule_mode"] == "labels+finetune" and tuned.fit_rule["name"] == "finetune"
+    assert [c.fit for c in tuned.ranking] == sorted((v.value for v in got.values()), reverse=True)
     plain = proximity.rank(target_dir, models=models, signals="finetune")   # without --finetune: how to get it
     assert all(c.signals["finetune"].value is None and "--finetune" in c.signals["finetune"].reason
                for c in plain.ranking)
@@ -159,3 +184,61 @@ def test_a_run_with_finetune_everywhere_uses_the_finetune_rule_and_any_other_the
     without = {k: v for k, v in rules.items() if k != "labels+finetune"}     # no such rule shipped
     assert fit_scores(tuned, "labels", rules=without)[0].name == "probe"
     assert fit_scores(tuned, "label-free", rules=rules)[0].name.startswith("v0")
+
+
+@pytest.mark.parametrize("finetune_loss, kept", [(0.55, True), (0.605, False)])
+def test_a_variant_is_judged_against_the_fallback_that_survives(monkeypatch, finetune_loss, kept):
+    """labels+scratch is judged first; when it is dropped, labels+finetune must beat labels (the
+    model it would really replace), not the dropped labels+scratch."""
+    from scripts import fit_risk
+
+    loss = {("gain",): 0.60, ("probe_minus_scratch",): 0.61, ("finetune_minus_scratch",): finetune_loss}
+    monkeypatch.setattr(fit_risk, "loto_logloss", lambda rows, feats, lam: loss[tuple(feats)])
+    variants = {name: {"features": list(f), "lambda": 1.0, "selection": []} for name, f in
+                (("labels+finetune", ("finetune_minus_scratch",)), ("labels+scratch", ("probe_minus_scratch",)),
+                 ("labels", ("gain",)))}
+    rows = [{"f": {"gain": 0.1, "probe_minus_scratch": 0.0, "finetune_minus_scratch": 0.0}}]
+    dropped = fit_risk.drop_unhelpful(variants, rows)
+    assert dropped["labels+scratch"]["fallback"] == "labels"
+    assert ("labels+finetune" in variants) == kept
+    if not kept:      # 0.605 beats the dropped labels+scratch (0.61) but not labels (0.60) by the tie margin
+        assert dropped["labels+finetune"]["fallback"] == "labels"
+
+
+def test_a_fine_tune_without_a_from_scratch_result_says_what_to_add():
+    m = R.RiskModel.from_dict({"schema": 1, "variants": {
+        "labels+finetune": _var(("finetune_minus_scratch",), (-3.0,)),
+        "labels+scratch": _var(("probe_minus_scratch",), (-3.0,)), "labels": _var(("gain",), (-1.0,)),
+        "label-free": _var(("log_shift",), (0.5,))}})
+    r = R.estimate({"gain": V(0.1, 0.02), "probe": V(0.6, 0.05), "finetune": V(0.7, 0.05)}, 100, 2, model=m)
+    assert r.variant == "labels"
+    assert "the fine-tune result is unused: no from-scratch result (give --scratch too)" in r.reason
+    assert "from-scratch result is unused" not in r.reason
+
+
+def test_the_shipped_fit_and_risk_do_not_use_finetune():
+    """v2.5 shipped neither a labels+finetune risk variant nor a fit rule: a --finetune value
+    changes no fit and no risk (what README and the CLI help say)."""
+    from proximity.ranking import fit_scores
+
+    base = [{"probe": V(p), "scratch": V(0.7, 0.05), "gain": V(g, 0.02), "logme": V(lm), "knn": V(p - 0.05),
+             "sfda": V(lm / 2), "params": V(5.0 + i), "prior": V(None), "rankme_rel": V(1.2)}
+            for i, (p, g, lm) in enumerate([(0.8, 0.2, 1.1), (0.6, 0.05, 0.7), (0.7, 0.1, 0.9)])]
+    tuned = [{**s, "finetune": V(f, 0.05)} for s, f in zip(base, (0.3, 0.9, 0.5), strict=True)]
+    assert [f for f, _ in fit_scores(tuned, "labels")[1]] == [f for f, _ in fit_scores(base, "labels")[1]]
+    for a, b in zip(base, tuned, strict=True):
+        ra, rb = R.estimate(a, 100, 2), R.estimate(b, 100, 2)
+        assert (ra.value, ra.variant, ra.reason) == (rb.value, rb.variant, rb.reason) and ra.variant != "v0"
+
+
+def test_the_fine_tune_key_changes_with_labels_and_recipe(backbones, monkeypatch):
+    from proximity.data import sample_from_arrays
+
+    spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    smp = _sample()
+    relabelled = sample_from_arrays([smp.images[i] for i in range(smp.n)],
+                                    [smp.class_names[c] for c in smp.labels[::-1]])
+    key = scratch.finetune_key(spec, smp, 0)
+    assert scratch.finetune_key(spec, relabelled, 0) != key
+    monkeypatch.setitem(scratch.FINETUNE_RECIPE, "backbone_lr", 3e-4)
+    assert scratch.finetune_key(spec, smp, 0) != key

@@ -34,7 +34,8 @@ scratch        True               hold-out accuracy of the same architecture tra
                                   :mod:`proximity.scratch`; a baseline the risk reads)
 finetune       True               hold-out accuracy of the candidate fine-tuned briefly
                                   from its pretrained weights on the same split
-                                  (``--finetune``; the risk compares it with scratch)
+                                  (``--finetune``; reported, not used by the shipped
+                                  fit or risk)
 =============  =================  ===================================================
 
 Every signal carries a ``version`` (:func:`signal_versions`): bumped whenever its definition

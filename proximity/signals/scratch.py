@@ -4,8 +4,8 @@
 Not computed from the evidence pass: a run with ``--scratch`` trains each architecture once
 (:mod:`proximity.scratch`) and puts the result under this name for every candidate of that
 architecture, after the other signals; a run with ``--finetune`` fine-tunes each candidate.
-Registered here so that they have a name, a direction and a version (the risk model records
-them) and so that a run without the option says how to get it.
+Registered here so that they have a name, a direction and a version (recorded by a fit rule or
+risk model that uses them) and so that a run without the option says how to get it.
 """
 
 from __future__ import annotations
