@@ -25,9 +25,10 @@ architectures); the plain label-free variant stays for the many catalog entries 
 A variant that needs such extra evidence ships only when it beats the variant it would replace on the
 same dev rows by more than the tie margin (:func:`drop_unhelpful`); otherwise the model's provenance
 records it under ``dropped_variants``. From v2.5 on, when the pairs carry ``finetune`` (the labelled
-runs were scored with ``--finetune`` too), a variant ``labels+finetune`` (:data:`CANDIDATES_V25`:
-the candidate fine-tuned briefly on the sample against the architecture trained from scratch on the
-same hold-out), which replaces ``labels+scratch`` only where it beats it on the same dev rows.
+runs were scored with ``--finetune`` too), a fifth variant is fitted, ``labels+finetune``
+(:data:`CANDIDATES_V25`: the candidate fine-tuned on the sample against the architecture trained
+from scratch on the same hold-out); it ships only if it beats the surviving variant below it
+(``labels+scratch``, else ``labels``) on the same dev rows.
 
 Refit after a new ground truth: ``python scripts/bench/evaluate.py && python scripts/fit_risk.py
 && python scripts/bench/evaluate.py`` (the second evaluation reports the new model on test).
@@ -225,15 +226,27 @@ def fit_variant(all_rows: list[dict], name: str, candidates: dict | None = None,
 FALLBACK = {"labels+finetune": "labels+scratch", "labels+scratch": "labels", "label-free+reference": "label-free"}
 
 
+def _depth(name: str) -> int:
+    """How many fallbacks lie below ``name`` in :data:`FALLBACK` (0 for a variant that has none)."""
+    return 0 if name not in FALLBACK else 1 + _depth(FALLBACK[name])
+
+
 def drop_unhelpful(variants: dict, all_rows: list[dict]) -> dict:
     """Remove (in place) each variant of :data:`FALLBACK` whose leave-one-target-out log loss on its
     dev rows is not lower than its fallback's chosen model's on the same rows by more than
     :data:`TIE`: evidence that some runs lack earns its own model only by predicting better.
     Returns what was dropped and why (recorded in the model's provenance)."""
     dropped = {}
-    for name, base in FALLBACK.items():
-        if name not in variants or base not in variants:
+    # the chain's bottom first (labels+scratch before labels+finetune), each variant against the
+    # first of its fallbacks that survives: the model it would really replace
+    for name in sorted(FALLBACK, key=_depth):
+        if name not in variants:
             continue
+        base = FALLBACK[name]
+        while base not in variants and base in FALLBACK:
+            base = FALLBACK[base]
+        if base not in variants:
+            raise SystemExit(f"{name}: no fallback variant ({FALLBACK[name]}) to compare it with")
         v, b = variants[name], variants[base]
         rows = [r for r in all_rows if all(r["f"][k] is not None for k in (*v["features"], *b["features"]))]
         own, fallback = loto_logloss(rows, tuple(v["features"]), v["lambda"]), loto_logloss(
