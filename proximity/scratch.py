@@ -316,7 +316,7 @@ def attach(scored: list[tuple[Any, Any]], sample: "Sample", cfg, *, labels_off: 
         return
     from .backbones import resolve_spec
 
-    pool = ScratchPool()
+    pool = None if finetune else ScratchPool()   # fine-tunes are per candidate: nothing to share
     device = cfg.device                          # resolved (torch imported) only when one must train
     for entry, s in scored:
         t0 = time.perf_counter()
@@ -325,7 +325,7 @@ def attach(scored: list[tuple[Any, Any]], sample: "Sample", cfg, *, labels_off: 
             spec = resolve_spec(entry)
             label = f"{entry.id} (fine-tuning)" if finetune else f"{entry.id} (from scratch)"
             cb = (lambda d, t, label=label: progress(label, d, t)) if progress else None
-            if finetune:
+            if pool is None:
                 res = finetune_on_sample(spec, sample, device=device, seed=cfg.seed, use_cache=cfg.use_cache,
                                          progress=cb)
             else:
