@@ -112,14 +112,20 @@ def train_from_scratch(spec: "BackboneSpec", sample: "Sample", *, device: Any = 
     Raises ValueError when the sample has no labels, fewer than 2 classes or a class with fewer
     than 2 images (nothing to hold out). ``key``: :func:`scratch_key`, when the caller has it."""
     y_all = _check_labels(sample, "training from scratch")
-    key = key or scratch_key(spec, sample, seed)
+    return _cached_train(spec, sample, y_all, key or scratch_key(spec, sample, seed), pretrained=False, device=device,
+                         seed=seed, use_cache=use_cache, progress=progress)
+
+
+def _cached_train(spec, sample, y_all: np.ndarray, key: str, *, pretrained: bool, device, seed: int, use_cache: bool,
+                  progress) -> ScratchResult:
+    """The cached result under ``key``, else :func:`_train` (then cached)."""
     if use_cache:
-        hit = _load(key, pretrained=False)
+        hit = _load(key, pretrained=pretrained)
         if hit is not None:
             if progress is not None:
                 progress(1, 1)
             return hit
-    out = _train(spec, sample, y_all, device=device, seed=seed, progress=progress)
+    out = _train(spec, sample, y_all, device=device, seed=seed, progress=progress, pretrained=pretrained)
     if use_cache:
         _save(key, out)
     return out
@@ -170,17 +176,8 @@ def finetune_on_sample(spec: "BackboneSpec", sample: "Sample", *, device: Any = 
 
     Raises ValueError as :func:`train_from_scratch` does."""
     y_all = _check_labels(sample, "fine-tuning on the sample")
-    key = finetune_key(spec, sample, seed)
-    if use_cache:
-        hit = _load(key, pretrained=True)
-        if hit is not None:
-            if progress is not None:
-                progress(1, 1)
-            return hit
-    out = _train(spec, sample, y_all, device=device, seed=seed, progress=progress, pretrained=True)
-    if use_cache:
-        _save(key, out)
-    return out
+    return _cached_train(spec, sample, y_all, finetune_key(spec, sample, seed), pretrained=True, device=device,
+                         seed=seed, use_cache=use_cache, progress=progress)
 
 
 def _train(spec, sample, y_all: np.ndarray, *, device, seed: int, progress, pretrained: bool = False) -> ScratchResult:
