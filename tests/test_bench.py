@@ -136,6 +136,51 @@ def test_v2_split_was_written_first_and_matches_the_code():
     assert sum(t.group == "none" or "near none" in t.relation for t in targets_v2.TARGETS) >= 6
 
 
+def test_v3_fresh_test_set_was_written_first_and_the_shipped_rules_are_the_frozen_ones():
+    """Protocol 3 (results/v3/split.json) is the code's twelve test targets, each group three
+    times; the rules it will read are the ones whose digests it recorded (a change to
+    catalog/fit_rule.json or risk_model.json before the reading would be a choice made after
+    defining the test set: then this fails, and the page must say so)."""
+    import hashlib
+
+    from scripts.bench import targets_v2, targets_v3
+
+    doc = json.loads((BENCH / "results" / "v3" / "split.json").read_text())
+    assert [t["name"] for t in doc["targets"]] == [t.name for t in targets_v3.TARGETS]
+    assert {t.split for t in targets_v3.TARGETS} == {"test"} and len(targets_v3.TARGETS) == 12
+    assert doc["counts"]["test"] == {"near": 3, "shifted": 3, "small": 3, "none": 3}
+    assert not {t.name for t in targets_v3.TARGETS} & {t.name for t in targets_v2.TARGETS}
+    root = BENCH.parents[1]
+    for name in ("catalog/fit_rule.json", "catalog/risk_model.json"):
+        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == doc["frozen"][name], name
+
+
+@pytest.mark.parametrize("name", ["spectrograms", "phantom-lesion", "binary-blobs-small", "signal-plots"])
+def test_v3_targets_are_seeded_and_shaped_like_v2s(name):
+    from scripts.bench import targets_v3
+
+    a = targets_v3.make_target(name, 0, 3, 2)
+    b = targets_v3.make_target(name, 0, 3, 2)
+    xu, yu, xt, yt, names = a
+    assert xu.shape[1:] == (64, 64, 3) and xu.dtype == np.uint8 and len(yu) == 3 * len(names)
+    assert len(yt) == 2 * len(names) and all(np.array_equal(p, q) for p, q in zip(a[:4], b[:4], strict=True))
+    assert not np.array_equal(targets_v3.make_target(name, 1, 3, 2)[0], xu)
+    with pytest.raises(KeyError, match="unknown protocol-3 target"):
+        targets_v3.make_target("digits")
+
+
+def test_v3_ground_truth_jobs_use_protocol_2s_recipe_on_the_new_targets():
+    from scripts.bench import finetune
+
+    job = finetune.Job("finetune", "m", "signal-plots", 1e-3, 0, n_per_class=3, protocol=3)
+    imgs, labels, tr, va, te, k = finetune.job_data(job)
+    assert k == 4 and len(tr) + len(va) == 12 and len(te) == 24 and imgs.shape == (36, 64, 64, 3)
+    done = {finetune.Job("finetune", "m", "signal-plots", lr, 0, protocol=3).key(): {"val_acc": v}
+            for lr, v in zip(finetune.LRS, (0.5, 0.9, 0.7), strict=True)}
+    jobs = finetune.plan_stage([("finetune", "m")], ["signal-plots"], done, False, protocol=3)
+    assert [(j.lr, j.seed, j.protocol) for j in jobs] == [(1e-3, s, 3) for s in (1, 2, 3, 4)]
+
+
 def test_v2_plans_cover_four_families_eight_domains_and_a_generalist():
     archs = {p.arch for p in pretrain.PLANS_V2}
     assert len(pretrain.PLANS_V2) >= 14 and {"test_resnet", "test_convnext", "test_vit", "test_efficientnet"} <= archs

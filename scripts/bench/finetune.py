@@ -29,6 +29,8 @@ best learning rate with seeds 1–4 (the noise ceiling compares seeds 1–2 with
 rest is as above, except that targets whose class a mirror image changes (orientations,
 letters, digits: ``TargetV2.flip_ok``) are trained without flips. Five from-scratch architectures: the four
 families and the generalist's.
+Protocol 3 (``--protocol 3``): protocol 2 exactly — its backbones, recipe and seeds — on the
+twelve fresh test targets of ``targets_v3.py``, records in ``results/v3/groundtruth.jsonl``.
 Jobs run target by target (a target's ground truth completes before the next one starts), and
 ``--shard I/N`` lets N processes share one store (jobs split by (model, target) pair).
 
@@ -55,13 +57,14 @@ if not __package__:  # run as a script (python scripts/bench/…): its siblings 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "scripts.bench"
 from . import pretrain  # noqa: E402
-from . import targets_v2  # noqa: E402
+from . import targets_v2, targets_v3  # noqa: E402
 from .targets import TARGETS, make_target  # noqa: E402
 
 PROTOCOL = 1
 LRS = (3e-4, 1e-3, 3e-3)
-SEEDS_STAGE2 = {1: (1, 2), 2: (1, 2, 3, 4)}
+SEEDS_STAGE2 = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2, 3, 4)}
 RESULTS_V2 = Path(__file__).parent / "results" / "v2"
+RESULTS_V3 = Path(__file__).parent / "results" / "v3"
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,10 @@ def split_user(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 
 def job_data(job: "Job") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """(images, labels, train, val, test indices, n_classes) of a job's target under its protocol."""
-    if job.protocol == 2:
-        xu, yu, xt, yt, names = targets_v2.make_target(job.target, 0, job.n_per_class,
-                                                       None if job.n_per_class is None else 2 * job.n_per_class)
+    if job.protocol >= 2:
+        module = targets_v3 if job.protocol == 3 else targets_v2
+        xu, yu, xt, yt, names = module.make_target(job.target, 0, job.n_per_class,
+                                                   None if job.n_per_class is None else 2 * job.n_per_class)
         tr, va = split_user(yu)
         te = np.arange(len(yu), len(yu) + len(yt))
         return np.concatenate([xu, xt]), np.concatenate([yu, yt]), tr, va, te, len(names)
@@ -177,7 +181,8 @@ def run_job(job: Job, out: Path, device: str = "cpu") -> dict:
     """Train one job; return its record (val/test accuracy, best epoch, seconds)."""
     t0 = time.perf_counter()
     imgs, labels, tr, va, te, n_classes = job_data(job)
-    flips = job.protocol < 2 or next(t for t in targets_v2.TARGETS if t.name == job.target).flip_ok
+    flips = (job.protocol < 2 or (targets_v3.flip_ok(job.target) if job.protocol == 3
+                                  else next(t for t in targets_v2.TARGETS if t.name == job.target).flip_ok))
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
     y = torch.from_numpy(labels).long()
     if job.tier == "zoo":
@@ -258,7 +263,7 @@ def load_done(path: Path) -> dict[str, dict]:
 def plan_stage(models: list[tuple[str, str]], targets: list[str], done: dict, quick: bool, tier: str = "bench",
                protocol: int = PROTOCOL, shard: tuple[int, int] = (0, 1)) -> list[Job]:
     """Stage 1 (lr sweep, seed 0) for every pair; stage 2 (best lr, seeds 1–2, or 1–4 under
-    protocol 2) where stage 1 is complete. Target-major order; only the pairs of ``shard``."""
+    protocols 2 and 3) where stage 1 is complete. Target-major order; only the pairs of ``shard``."""
     kw: dict = {"epochs": 1, "patience": 1, "min_epochs": 1, "n_per_class": 6} if quick else {}
     if tier == "zoo":
         kw["tier"] = "zoo"
@@ -294,16 +299,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--deadline", type=float, default=None, help="start no new job after this many seconds")
     ap.add_argument("--tier", choices=("bench", "zoo"), default="bench",
                     help="bench: pretrain.py's backbones; zoo: the real offline zoo at 64 px")
-    ap.add_argument("--protocol", type=int, choices=(1, 2), default=1,
+    ap.add_argument("--protocol", type=int, choices=(1, 2, 3), default=1,
                     help="2: targets_v2, OUT/v2/backbones, 4 seeds at the best lr [store: "
-                         "results/v2/groundtruth.jsonl]")
+                         "results/v2/groundtruth.jsonl]; 3: protocol 2 on the fresh test targets of "
+                         "targets_v3 [store: results/v3/groundtruth.jsonl]")
     ap.add_argument("--shard", default="0/1", help="I/N: run only this process's share of the (model, target) pairs")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (e.g. 1 per process with --shard)")
     args = ap.parse_args(argv)
     shard = tuple(int(v) for v in args.shard.split("/"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    root = args.out / "v2" if args.protocol == 2 else args.out
+    root = args.out / "v2" if args.protocol >= 2 else args.out
 
     def candidates() -> list[tuple[str, str]]:
         """(kind, model) of every job family; re-read before each job, so backbones that another
@@ -320,9 +326,10 @@ def main(argv: list[str] | None = None) -> None:
             archs = sorted({json.loads((root / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
         return [("finetune", b) for b in backbones] + [("scratch", a) for a in archs]
 
-    all_targets = targets_v2.TARGETS if args.protocol == 2 else TARGETS
+    all_targets = {1: TARGETS, 2: targets_v2.TARGETS, 3: targets_v3.TARGETS}[args.protocol]
     targets = args.targets or [t.name for t in all_targets]
-    default_store = RESULTS_V2 / "groundtruth.jsonl" if args.protocol == 2 and not args.quick else \
+    results = {2: RESULTS_V2, 3: RESULTS_V3}.get(args.protocol)
+    default_store = results / "groundtruth.jsonl" if results is not None and not args.quick else \
         root / "groundtruth" / "jobs.jsonl"
     store = args.store or default_store
     store.parent.mkdir(parents=True, exist_ok=True)
