@@ -239,6 +239,25 @@ def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
     assert len(jobs) == 4 * (4 + 4) * 5           # targets × (backbones + scratch archs) × (1 lr + 4 seeds)
     assert "| proximity (labels) |" in (res / "RESULTS.md").read_text()
 
+    # protocol 3 on the same backbones: one fresh test target, read with the shipped rules
+    from scripts.bench import evaluate_v2, finetune
+    store3 = tmp_path / "v3" / "jobs.jsonl"
+    finetune.main(["--quick", "--protocol", "3", "--out", str(tmp_path), "--store", str(store3),
+                   "--targets", "signal-plots"])
+    assert {json.loads(x)["protocol"] for x in store3.read_text().splitlines()} == {3}
+    with pytest.raises(SystemExit, match="shipped rules"):
+        evaluate_v2.main(["--quick", "--select", "--out", str(tmp_path), "--store", str(tmp_path / "v2" / "groundtruth"
+                          / "jobs.jsonl"), "--fresh", str(store3), "--results", str(tmp_path / "v3res")])
+    evaluate_v2.main(["--quick", "--out", str(tmp_path), "--store", str(tmp_path / "v2" / "groundtruth" / "jobs.jsonl"),
+                      "--fresh", str(store3), "--results", str(tmp_path / "v3res")])
+    s3 = json.loads((tmp_path / "v3res" / "summary.json").read_text())
+    assert s3["protocol"].startswith("protocol 3")
+    assert {k: v["n_targets"] for k, v in s3["splits"].items()} == {"dev": 2, "test": 2, evaluate_v2.FRESH: 1,
+                                                                  evaluate_v2.POOLED: 3}
+    assert "proximity (labels)" in s3["splits"][evaluate_v2.FRESH]["rankers"]
+    page3 = (tmp_path / "v3res" / "RESULTS.md").read_text()
+    assert "They were unchanged when this page was made." in page3 and f"## {evaluate_v2.FRESH} targets" in page3
+
 
 def test_v2_risk_summary_reliability_and_brier_skill_known_answers():
     from scripts.bench import evaluate_v2

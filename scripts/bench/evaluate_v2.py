@@ -43,10 +43,13 @@ if not __package__:  # run as a script (python scripts/bench/…): its siblings 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "scripts.bench"
 from . import pretrain  # noqa: E402
-from . import targets_v2  # noqa: E402
+from . import targets_v2, targets_v3  # noqa: E402
 
 RESULTS_V2 = Path(__file__).parent / "results" / "v2"          # the ground truth and the v2.0 reading
 RESULTS = Path(__file__).parent / "results" / "v2.5"           # this protocol's page
+RESULTS_V3 = Path(__file__).parent / "results" / "v3"          # protocol 3: the fresh test set's ground truth and page
+FRESH = "test-v3"                 # protocol 3's targets on the page (split.json: all of them test)
+POOLED = "test, v2 + v3"          # both test sets together
 SEEDS = (1, 2, 3, 4)
 FAMILY = {"test_resnet": "BN conv (ResNet)", "test_convnext": "LN conv (ConvNeXt)", "test_vit": "ViT",
           "test_efficientnet": "MBConv (EfficientNet)", "wide_resnet": "generalist"}
@@ -121,7 +124,7 @@ def ground_truth(store: Path, seeds: tuple[int, ...] = SEEDS) -> dict[str, dict]
     recs = read_records(store)
     by: dict = {}
     for r in recs:
-        if r.get("protocol") == 2:
+        if r.get("protocol") in (2, 3):           # 3: the fresh test targets (their names are new)
             by.setdefault((r["kind"], r["model"], r["target"]), []).append(r)
     out: dict = {"finetune": {}, "scratch": {}}
     for (kind, model, target), rs in by.items():
@@ -163,7 +166,8 @@ def bench_catalog(root: Path, folder: Path, backbones: list[str]) -> Path:
 
 
 def write_user_images(target: str, folder: Path, n_per_class: int | None = None) -> Path:
-    xu, yu, _, _, names = targets_v2.make_target(target, 0, n_per_class, 0)
+    fresh = any(t.name == target for t in targets_v3.TARGETS)
+    xu, yu, _, _, names = (targets_v3 if fresh else targets_v2).make_target(target, 0, n_per_class, 0)
     for i, (img, lab) in enumerate(zip(xu, yu, strict=True)):
         d = folder / names[lab]
         d.mkdir(parents=True, exist_ok=True)
@@ -438,14 +442,38 @@ def smallest_class(scored: dict) -> int:
 
 # --- the whole evaluation ------------------------------------------------------------------------
 
-def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: bool) -> dict:
+def frozen_rules() -> dict[str, bool]:
+    """Protocol 3: whether each shipped rule file is the one whose digest ``results/v3/split.json``
+    recorded when the fresh test set was defined (False: it changed after, and the page says so)."""
+    import hashlib
+
+    doc = json.loads((RESULTS_V3 / "split.json").read_text())
+    root = Path(__file__).parents[2]
+    return {name: hashlib.sha256((root / name).read_bytes()).hexdigest() == digest
+            for name, digest in doc["frozen"].items() if name != "commit"}
+
+
+def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: bool,
+             fresh: Path | None = None) -> dict:
+    """Score every target with complete ground truth and compute every ranker's figures. ``fresh``:
+    protocol 3's ground truth store; its targets join as split :data:`FRESH`, read with the
+    shipped rules (no selection)."""
+    from dataclasses import replace
+
     from proximity.ranking import FitRule, load_rules
 
+    if fresh is not None and do_select:
+        raise SystemExit("protocol 3 reads the shipped rules on its fresh test targets; --select chooses rules on "
+                         "dev: run the selection without --fresh first")
     gt = ground_truth(store)
+    if fresh is not None:
+        for kind, pairs in ground_truth(fresh).items():
+            gt[kind].update(pairs)
     metas = {p.parent.name: json.loads(p.read_text()) for p in sorted((root / "backbones").glob("*/bench.json"))}
     backbones = sorted(metas)
     archs = sorted({m["arch"] for m in metas.values()})
-    tlist = [t for t in targets_v2.TARGETS
+    every = list(targets_v2.TARGETS) + ([replace(t, split=FRESH) for t in targets_v3.TARGETS] if fresh else [])
+    tlist = [t for t in every
              if all((b, t.name) in gt["finetune"] for b in backbones)
              and all((a, t.name) in gt["scratch"] for a in archs)]
     if not tlist:
@@ -523,15 +551,30 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
              "rules": {m: r.to_dict() for m, r in rules.items()}, "selection": selection,
              "not_shipped": not_shipped,
              "seconds": {t: scored[t]["seconds"] for t in scored}}
+    if fresh is not None:
+        frozen = frozen_rules()
+        changed = [k for k, ok in frozen.items() if not ok]
+        state["protocol"] = "protocol 3 (v2.5's shipped rules on 12 fresh test targets)"
+        state["note"] = (
+            "**Protocol 3** adds 12 fresh test targets (`scripts/bench/targets_v3.py`, split and the shipped rules' "
+            "digests committed in `results/v3/split.json` before any of them was trained on or scored) to protocol 2, "
+            f"as the split `{FRESH}`; `{POOLED}` pools them with v2's 14 test targets. Backbones, recipe, seeds and "
+            "scoring are protocol 2's; nothing was chosen here: the rules and the risk model are the ones shipped "
+            "when the set was defined. "
+            + ("They were unchanged when this page was made." if not changed else
+               f"**Changed since the set was defined: {', '.join(changed)}** — a choice made after defining the test "
+               "set; its figures are not a blind reading.")
+            + "\n\nProtocol 2's note:\n\n" + PROTOCOL_NOTE)
+        state["frozen"] = frozen
     return state
 
 
-def score_share(root: Path, share: tuple[int, int]) -> None:
+def score_share(root: Path, share: tuple[int, int], fresh: bool = False) -> None:
     """Score every ``share[1]``-th target (dev targets first; the shares are fixed by the target
     list alone, so processes started at different times never overlap); scoring does not read
     the ground truth."""
     backbones = sorted(p.parent.name for p in (root / "backbones").glob("*/bench.json"))
-    tlist = sorted(targets_v2.TARGETS, key=lambda t: t.split != "dev")
+    tlist = sorted(targets_v2.TARGETS, key=lambda t: t.split != "dev") + (list(targets_v3.TARGETS) if fresh else [])
     catalog = bench_catalog(root, root / "bench-catalog", backbones)
     for t in tlist[share[0]::share[1]]:
         t0 = time.perf_counter()
@@ -587,10 +630,11 @@ def summarise(state: dict) -> dict:
     the risk's AUROC, Brier (and the base rate's), ECE over 10 equal-width bins."""
     from proximity.signals import SIGNALS
 
-    out: dict = {"protocol": PROTOCOL_NAME, "splits": {}}
-    for split in ("dev", "test"):
-        ts = [t for t in state["targets"] if state["split"][t] == split]
-        if not ts:
+    out: dict = {"protocol": state.get("protocol", PROTOCOL_NAME), "splits": {}}
+    has_fresh = FRESH in state["split"].values()
+    for split, members in (("dev", ("dev",)), ("test", ("test",)), (FRESH, (FRESH,)), (POOLED, ("test", FRESH))):
+        ts = [t for t in state["targets"] if state["split"][t] in members]
+        if not ts or (split == POOLED and not has_fresh):
             continue
         names = sorted({n for t in ts for n in state["per"][t] if not n.startswith("_")})
         rankers = {}
@@ -640,7 +684,7 @@ def summarise(state: dict) -> dict:
             "by_relation": {g: {n: {"tau": boot(v)[0], "ci": list(boot(v)[1:]), "n_targets": len(v)}
                                 for n, v in d.items()}
                             for g, d in by_relation.items()},
-            "risk": risk_summary([r for r in state["rows"] if r["split"] == split])}
+            "risk": risk_summary([r for r in state["rows"] if r["split"] in members])}
     return out
 
 
@@ -737,12 +781,12 @@ def _selection_lines(state: dict) -> list[str]:
 
 
 def write_page(state: dict, summary: dict, page: Path) -> None:
-    lines = [f"# Benchmark v2 — {PROTOCOL_NAME}", "",
+    lines = [f"# Benchmark v2 — {state.get('protocol', PROTOCOL_NAME)}", "",
              f"Generated by `python scripts/bench/evaluate_v2.py` from `groundtruth.jsonl`. Targets with complete "
              f"ground truth: {len(state['targets'])}. Every ranker sees only the target's user images; τ is "
              "`scipy.stats.weightedtau(score, fine-tuned accuracy)` averaged over targets with a 95 % bootstrap "
              "interval; regret in accuracy points; the noise ceiling is the τ between seed halves (1–2 vs 3–4).", "",
-             PROTOCOL_NOTE, ""]
+             state.get("note", PROTOCOL_NOTE), ""]
     for split, d in summary["splits"].items():
         lines += [f"## {split} targets ({d['n_targets']}) — noise ceiling {d['noise_ceiling']:.2f}"
                   if d["noise_ceiling"] is not None else f"## {split} targets ({d['n_targets']})", "",
@@ -773,7 +817,7 @@ def write_page(state: dict, summary: dict, page: Path) -> None:
                          f"{r['brier']:.3f} vs base rate {r['base_brier']:.3f} (skill {skill}), ECE {r['ece']:.3f}, "
                          f"{r['negative']}/{r['pairs']} negative pairs")
         if d["risk"]:
-            svg = page.parent / f"reliability-{split}.svg"
+            svg = page.parent / f"reliability-{split.replace(', ', '-').replace(' + ', '+').replace(' ', '')}.svg"
             svg.write_text(reliability_svg({m: r["bins"] for m, r in d["risk"].items()},
                                            f"Reliability of the risk, {split} pairs"))
             lines += ["", f"![reliability diagram, {split}]({svg.name})", "",
@@ -804,15 +848,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--select", action="store_true", help="choose the fit rules on dev and write catalog/fit_rule.json")
     ap.add_argument("--quick", action="store_true", help="tiny targets (CI); never writes into the committed results")
+    ap.add_argument("--fresh", type=Path, default=None, metavar="STORE",
+                    help="protocol 3: also read the fresh test targets (their ground truth: results/v3/"
+                         "groundtruth.jsonl) with the shipped rules [results: results/v3]")
     ap.add_argument("--score-only", metavar="I/N", default=None,
                     help="only score this share of the targets with complete ground truth (processes side by side "
                          "fill OUT/v2/scores; a later run without it reads them)")
     args = ap.parse_args(argv)
     if args.score_only:
-        score_share(args.out / "v2", tuple(int(v) for v in args.score_only.split("/")))
+        score_share(args.out / "v2", tuple(int(v) for v in args.score_only.split("/")), args.fresh is not None)
         return
+    if args.fresh is not None and args.results == RESULTS and not args.quick:
+        args.results = RESULTS_V3
     args.results.mkdir(parents=True, exist_ok=True)
-    state = evaluate(args.out / "v2", args.store, args.results, do_select=args.select, quick=args.quick)
+    state = evaluate(args.out / "v2", args.store, args.results, do_select=args.select, quick=args.quick,
+                     fresh=args.fresh)
     summary = summarise(state)
     (args.results / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (args.results / "state.json").write_text(json.dumps(state, default=float) + "\n")
