@@ -249,7 +249,8 @@ def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
         evaluate_v2.main(["--quick", "--select", "--out", str(tmp_path), "--store", str(tmp_path / "v2" / "groundtruth"
                           / "jobs.jsonl"), "--fresh", str(store3), "--results", str(tmp_path / "v3res")])
     evaluate_v2.main(["--quick", "--out", str(tmp_path), "--store", str(tmp_path / "v2" / "groundtruth" / "jobs.jsonl"),
-                      "--fresh", str(store3), "--results", str(tmp_path / "v3res")])
+                      "--fresh", str(store3), "--results", str(tmp_path / "v3res"),
+                      "--base-state", str(res / "state.json")])
     s3 = json.loads((tmp_path / "v3res" / "summary.json").read_text())
     assert s3["protocol"].startswith("protocol 3")
     assert {k: v["n_targets"] for k, v in s3["splits"].items()} == {"dev": 2, "test": 2, evaluate_v2.FRESH: 1,
@@ -257,6 +258,13 @@ def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
     assert "proximity (labels)" in s3["splits"][evaluate_v2.FRESH]["rankers"]
     page3 = (tmp_path / "v3res" / "RESULTS.md").read_text()
     assert "They were unchanged when this page was made." in page3 and f"## {evaluate_v2.FRESH} targets" in page3
+    # only the fresh target was scored; protocol 2's figures are the base page's, unchanged
+    base = json.loads((res / "state.json").read_text())
+    state3 = json.loads((tmp_path / "v3res" / "state.json").read_text())
+    assert state3["targets"] == base["targets"] + ["signal-plots"] and list(state3["seconds"]) == [*base["seconds"],
+                                                                                                   "signal-plots"]
+    assert s3["splits"]["test"]["rankers"]["logme"]["tau"] == pytest.approx(summary["splits"]["test"]["rankers"]
+                                                                              ["logme"]["tau"])
 
 
 def test_v2_risk_summary_reliability_and_brier_skill_known_answers():

@@ -454,10 +454,11 @@ def frozen_rules() -> dict[str, bool]:
 
 
 def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: bool,
-             fresh: Path | None = None) -> dict:
+             fresh: Path | None = None, base_state: Path | None = None) -> dict:
     """Score every target with complete ground truth and compute every ranker's figures. ``fresh``:
-    protocol 3's ground truth store; its targets join as split :data:`FRESH`, read with the
-    shipped rules (no selection)."""
+    protocol 3's ground truth store: only its targets are scored (as split :data:`FRESH`, with the
+    shipped rules, no selection) and joined to protocol 2's figures as ``base_state`` (the
+    ``state.json`` of the page that read the shipped rules: v2.5's) holds them."""
     from dataclasses import replace
 
     from proximity.ranking import FitRule, load_rules
@@ -472,7 +473,7 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
     metas = {p.parent.name: json.loads(p.read_text()) for p in sorted((root / "backbones").glob("*/bench.json"))}
     backbones = sorted(metas)
     archs = sorted({m["arch"] for m in metas.values()})
-    every = list(targets_v2.TARGETS) + ([replace(t, split=FRESH) for t in targets_v3.TARGETS] if fresh else [])
+    every = [replace(t, split=FRESH) for t in targets_v3.TARGETS] if fresh else list(targets_v2.TARGETS)
     tlist = [t for t in every
              if all((b, t.name) in gt["finetune"] for b in backbones)
              and all((a, t.name) in gt["scratch"] for a in archs)]
@@ -512,7 +513,11 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
         shipped_doc = json.loads(shipped.read_text()) if shipped.is_file() and not quick else {}
         selection, not_shipped = shipped_doc.get("selection", {}), shipped_doc.get("not_shipped", {})
     per: dict = {}
-    prior_ft = {b: {t: gt["finetune"][(b, t)]["mean"] for t in data} for b in backbones}
+    # the leave-one-target-out prior: over the scored targets; with --fresh over every target with
+    # complete ground truth (protocol 2's 28 and the fresh ones), the others of each
+    pool = sorted({t for _, t in gt["finetune"] if all((b, t) in gt["finetune"] for b in backbones)}) if fresh \
+        else list(data)
+    prior_ft = {b: {t: gt["finetune"][(b, t)]["mean"] for t in pool} for b in backbones}
     for t in tlist:
         sig, acc = data[t.name]
         rk = {**signal_rankers(sig), **combination_rankers(sig)}
@@ -531,7 +536,7 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
             # proximity.ranking.sort_key's tie-breaks (early_shift), as a score
             rk[f"proximity ({mode}, as ranked)"] = as_ranked(rk[f"proximity ({mode})"], sig)
         rk["prior: mean fine-tuned accuracy on the other targets"] = {
-            b: np.mean([v for k, v in prior_ft[b].items() if k != t.name]) for b in backbones} if len(data) > 1 else {}
+            b: np.mean([v for k, v in prior_ft[b].items() if k != t.name]) for b in backbones} if len(pool) > 1 else {}
         rng = np.random.default_rng(0)
         per[t.name] = {name: metrics(s, acc) for name, s in rk.items()}
         draws = [metrics(dict(zip(backbones, rng.permutation(len(backbones)), strict=True)), acc) for _ in range(200)]
@@ -552,6 +557,11 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
              "not_shipped": not_shipped,
              "seconds": {t: scored[t]["seconds"] for t in scored}}
     if fresh is not None:
+        base = json.loads((base_state or RESULTS / "state.json").read_text())
+        state["targets"] = base["targets"] + state["targets"]
+        for key in ("split", "group", "per", "ceilings", "seconds"):
+            state[key] = {**base[key], **state[key]}
+        state["rows"] = base["rows"] + state["rows"]
         frozen = frozen_rules()
         changed = [k for k, ok in frozen.items() if not ok]
         state["protocol"] = "protocol 3 (v2.5's shipped rules on 12 fresh test targets)"
@@ -560,7 +570,9 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
             "digests committed in `results/v3/split.json` before any of them was trained on or scored) to protocol 2, "
             f"as the split `{FRESH}`; `{POOLED}` pools them with v2's 14 test targets. Backbones, recipe, seeds and "
             "scoring are protocol 2's; nothing was chosen here: the rules and the risk model are the ones shipped "
-            "when the set was defined. "
+            "when the set was defined, and protocol 2's figures are v2.5's page's (`results/v2.5/state.json`: the "
+            "same rules; only the fresh targets were scored for this page). The leave-one-target-out fine-tuning "
+            "prior of a fresh target averages every other target's ground truth, protocol 2's included. "
             + ("They were unchanged when this page was made." if not changed else
                f"**Changed since the set was defined: {', '.join(changed)}** — a choice made after defining the test "
                "set; its figures are not a blind reading.")
@@ -572,9 +584,9 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
 def score_share(root: Path, share: tuple[int, int], fresh: bool = False) -> None:
     """Score every ``share[1]``-th target (dev targets first; the shares are fixed by the target
     list alone, so processes started at different times never overlap); scoring does not read
-    the ground truth."""
+    the ground truth. ``fresh``: protocol 3's targets instead."""
     backbones = sorted(p.parent.name for p in (root / "backbones").glob("*/bench.json"))
-    tlist = sorted(targets_v2.TARGETS, key=lambda t: t.split != "dev") + (list(targets_v3.TARGETS) if fresh else [])
+    tlist = list(targets_v3.TARGETS) if fresh else sorted(targets_v2.TARGETS, key=lambda t: t.split != "dev")
     catalog = bench_catalog(root, root / "bench-catalog", backbones)
     for t in tlist[share[0]::share[1]]:
         t0 = time.perf_counter()
@@ -851,6 +863,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fresh", type=Path, default=None, metavar="STORE",
                     help="protocol 3: also read the fresh test targets (their ground truth: results/v3/"
                          "groundtruth.jsonl) with the shipped rules [results: results/v3]")
+    ap.add_argument("--base-state", type=Path, default=None,
+                    help="with --fresh: protocol 2's figures to join [default: the v2.5 page's state.json]")
     ap.add_argument("--score-only", metavar="I/N", default=None,
                     help="only score this share of the targets with complete ground truth (processes side by side "
                          "fill OUT/v2/scores; a later run without it reads them)")
@@ -862,7 +876,7 @@ def main(argv: list[str] | None = None) -> None:
         args.results = RESULTS_V3
     args.results.mkdir(parents=True, exist_ok=True)
     state = evaluate(args.out / "v2", args.store, args.results, do_select=args.select, quick=args.quick,
-                     fresh=args.fresh)
+                     fresh=args.fresh, base_state=args.base_state)
     summary = summarise(state)
     (args.results / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (args.results / "state.json").write_text(json.dumps(state, default=float) + "\n")
