@@ -137,39 +137,53 @@ def test_v2_split_was_written_first_and_matches_the_code():
 
 
 def test_v3_fresh_test_set_was_written_first_and_the_shipped_rules_are_the_frozen_ones():
-    """Protocol 3 (results/v3/split.json) is the code's twelve test targets, each group three
-    times; the rules it will read are the ones whose digests it recorded (a change to
+    """Protocol 3 (results/v3/split.json) is the code's twelve test targets, record for record, each
+    group three times; the rules it will read are the ones whose digests it recorded (a change to
     catalog/fit_rule.json or risk_model.json before the reading would be a choice made after
     defining the test set: then this fails, and the page must say so)."""
-    import hashlib
-
-    from scripts.bench import targets_v2, targets_v3
+    from scripts.bench import evaluate_v2, targets_v2, targets_v3
 
     doc = json.loads((BENCH / "results" / "v3" / "split.json").read_text())
-    assert [t["name"] for t in doc["targets"]] == [t.name for t in targets_v3.TARGETS]
+    code = [{"name": t.name, "split": t.split, "group": t.group, "relation": t.relation, "n_per_class": t.n_per_class,
+             "flip_ok": targets_v3.flip_ok(t.name)} for t in targets_v3.TARGETS]
+    assert [{k: r[k] for k in code[0]} for r in doc["targets"]] == code
     assert {t.split for t in targets_v3.TARGETS} == {"test"} and len(targets_v3.TARGETS) == 12
-    assert doc["counts"]["test"] == {"near": 3, "shifted": 3, "small": 3, "none": 3}
+    groups = [t.group for t in targets_v3.TARGETS]
+    assert doc["counts"]["test"] == {g: groups.count(g) for g in groups} == {"near": 3, "shifted": 3, "small": 3,
+                                                                             "none": 3}
     assert not {t.name for t in targets_v3.TARGETS} & {t.name for t in targets_v2.TARGETS}
-    root = BENCH.parents[1]
-    for name in ("catalog/fit_rule.json", "catalog/risk_model.json"):
-        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == doc["frozen"][name], name
+    assert all(evaluate_v2.frozen_rules().values())
 
 
-@pytest.mark.parametrize("name", ["spectrograms", "phantom-lesion", "binary-blobs-small", "signal-plots"])
-def test_v3_targets_are_seeded_and_shaped_like_v2s(name):
+def test_v3_targets_are_the_recorded_data_balanced_and_shaped_like_v2s():
+    """Every fresh target's images and labels are the ones split.json's digests recorded (a builder
+    or a library that draws them changed: this fails), each class the same size, 64 px RGB."""
+    import hashlib
+
+    pytest.importorskip("skimage")
+    pytest.importorskip("matplotlib")
     from scripts.bench import targets_v3
 
-    a = targets_v3.make_target(name, 0, 3, 2)
-    b = targets_v3.make_target(name, 0, 3, 2)
-    xu, yu, xt, yt, names = a
-    assert xu.shape[1:] == (64, 64, 3) and xu.dtype == np.uint8 and len(yu) == 3 * len(names)
-    assert len(yt) == 2 * len(names) and all(np.array_equal(p, q) for p, q in zip(a[:4], b[:4], strict=True))
-    assert not np.array_equal(targets_v3.make_target(name, 1, 3, 2)[0], xu)
+    doc = {r["name"]: r for r in json.loads((BENCH / "results" / "v3" / "split.json").read_text())["targets"]}
+    for t in targets_v3.TARGETS:
+        xu, yu, xt, yt, names = arrays = targets_v3.make_target(t.name)
+        h = hashlib.sha256()
+        for a in arrays[:4]:
+            h.update(a.tobytes())
+        assert h.hexdigest() == doc[t.name]["data_sha256"], t.name
+        assert xu.shape[1:] == xt.shape[1:] == (64, 64, 3) and xu.dtype == xt.dtype == np.uint8
+        assert np.bincount(yu).tolist() == [t.n_per_class] * len(names) == [doc[t.name]["n_user"] // len(names)] * \
+            doc[t.name]["n_classes"]
+        assert len(set(np.bincount(yt).tolist())) == 1 and len(yt) == doc[t.name]["n_test"]
+    again = targets_v3.make_target("spectrograms", 0, 3, 2)
+    assert all(np.array_equal(p, q) for p, q in zip(again[:4], targets_v3.make_target("spectrograms", 0, 3, 2)[:4],
+                                                    strict=True))
+    assert not np.array_equal(targets_v3.make_target("spectrograms", 1, 3, 2)[0], again[0])
     with pytest.raises(KeyError, match="unknown protocol-3 target"):
         targets_v3.make_target("digits")
 
 
-def test_v3_ground_truth_jobs_use_protocol_2s_recipe_on_the_new_targets():
+def test_v3_ground_truth_jobs_use_protocol_2s_recipe_on_the_new_targets(tmp_path, capsys):
     from scripts.bench import finetune
 
     job = finetune.Job("finetune", "m", "signal-plots", 1e-3, 0, n_per_class=3, protocol=3)
@@ -179,6 +193,13 @@ def test_v3_ground_truth_jobs_use_protocol_2s_recipe_on_the_new_targets():
             for lr, v in zip(finetune.LRS, (0.5, 0.9, 0.7), strict=True)}
     jobs = finetune.plan_stage([("finetune", "m")], ["signal-plots"], done, False, protocol=3)
     assert [(j.lr, j.seed, j.protocol) for j in jobs] == [(1e-3, s, 3) for s in (1, 2, 3, 4)]
+    assert [j.epochs for j in jobs] == [finetune.Job("finetune", "m", "t", 1e-3, 0, protocol=2).epochs] * 4
+    # protocol 2's backbones folder and protocol 3's own store by default (nothing trained: --max-jobs 0)
+    finetune.main(["--protocol", "3", "--max-jobs", "0", "--out", str(tmp_path)])
+    assert f"in {finetune.RESULTS_V3 / 'groundtruth.jsonl'}" in capsys.readouterr().out
+    from scripts.bench import targets_v3
+    assert [targets_v3.flip_ok(n) for n in ("stripes-small", "glyphs-digits", "signal-plots", "cells-brightfield",
+                                            "phantom-lesion")] == [False, False, False, True, True]
 
 
 def test_v2_plans_cover_four_families_eight_domains_and_a_generalist():
@@ -257,7 +278,17 @@ def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
                                                                   evaluate_v2.POOLED: 3}
     assert "proximity (labels)" in s3["splits"][evaluate_v2.FRESH]["rankers"]
     page3 = (tmp_path / "v3res" / "RESULTS.md").read_text()
-    assert "They were unchanged when this page was made." in page3 and f"## {evaluate_v2.FRESH} targets" in page3
+    assert f"## {evaluate_v2.FRESH} targets" in page3
+    # the quick base page ran rules chosen on its own dev, not the shipped ones: the page must say so
+    assert "**Changed since the set was defined: rules = protocol 2's page's**" in page3
+    # a partial fresh set is never read as the whole (outside --quick), nor joined to a protocol-3 state
+    with pytest.raises(SystemExit, match="read once, on all 12 fresh targets: 11 lack"):
+        evaluate_v2.main(["--out", str(tmp_path), "--store", str(tmp_path / "v2" / "groundtruth" / "jobs.jsonl"),
+                          "--fresh", str(store3), "--results", str(tmp_path / "v3full")])
+    with pytest.raises(SystemExit, match="already holds fresh targets"):
+        evaluate_v2.main(["--quick", "--out", str(tmp_path), "--store", str(tmp_path / "v2" / "groundtruth" /
+                          "jobs.jsonl"), "--fresh", str(store3), "--results", str(tmp_path / "v3again"),
+                          "--base-state", str(tmp_path / "v3res" / "state.json")])
     # only the fresh target was scored; protocol 2's figures are the base page's, unchanged
     base = json.loads((res / "state.json").read_text())
     state3 = json.loads((tmp_path / "v3res" / "state.json").read_text())

@@ -478,7 +478,11 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
              if all((b, t.name) in gt["finetune"] for b in backbones)
              and all((a, t.name) in gt["scratch"] for a in archs)]
     if not tlist:
-        raise SystemExit(f"no target has complete protocol-2 ground truth in {store}")
+        raise SystemExit(f"no target has complete ground truth in {fresh or store}")
+    if fresh is not None and not quick and len(tlist) < len(every):
+        missing = sorted({t.name for t in every} - {t.name for t in tlist})
+        raise SystemExit(f"protocol 3 is read once, on all {len(every)} fresh targets: {len(missing)} lack complete "
+                         f"ground truth in {fresh} ({', '.join(missing)}); run finetune.py --protocol 3 first")
     catalog = bench_catalog(root, root / "bench-catalog", backbones)
     n_pc = 6 if quick else None
     data, scored, ceilings = {}, {}, {}
@@ -557,28 +561,49 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
              "not_shipped": not_shipped,
              "seconds": {t: scored[t]["seconds"] for t in scored}}
     if fresh is not None:
-        base = json.loads((base_state or RESULTS / "state.json").read_text())
-        state["targets"] = base["targets"] + state["targets"]
-        for key in ("split", "group", "per", "ceilings", "seconds"):
-            state[key] = {**base[key], **state[key]}
-        state["rows"] = base["rows"] + state["rows"]
-        frozen = frozen_rules()
-        changed = [k for k, ok in frozen.items() if not ok]
-        state["protocol"] = "protocol 3 (v2.5's shipped rules on 12 fresh test targets)"
-        state["note"] = (
-            "**Protocol 3** adds 12 fresh test targets (`scripts/bench/targets_v3.py`, split and the shipped rules' "
-            "digests committed in `results/v3/split.json` before any of them was trained on or scored) to protocol 2, "
-            f"as the split `{FRESH}`; `{POOLED}` pools them with v2's 14 test targets. Backbones, recipe, seeds and "
-            "scoring are protocol 2's; nothing was chosen here: the rules and the risk model are the ones shipped "
-            "when the set was defined, and protocol 2's figures are v2.5's page's (`results/v2.5/state.json`: the "
-            "same rules; only the fresh targets were scored for this page). The leave-one-target-out fine-tuning "
-            "prior of a fresh target averages every other target's ground truth, protocol 2's included. "
-            + ("They were unchanged when this page was made." if not changed else
-               f"**Changed since the set was defined: {', '.join(changed)}** — a choice made after defining the test "
-               "set; its figures are not a blind reading.")
-            + "\n\nProtocol 2's note:\n\n" + PROTOCOL_NOTE)
-        state["frozen"] = frozen
+        _join_fresh(state, [t.name for t in tlist], base_state)
     return state
+
+
+def _join_fresh(state: dict, fresh_names: list[str], base_state: Path | None) -> None:
+    """Protocol 3: join protocol 2's figures (``base_state``) to the fresh targets' ``state``, check
+    that what ran is what was frozen, and write the page's protocol name and note."""
+    from proximity.ranking import FitRule
+
+    base = json.loads((base_state or RESULTS / "state.json").read_text())
+    if set(base["targets"]) & set(fresh_names):
+        raise SystemExit(f"{base_state or RESULTS / 'state.json'} already holds fresh targets: it is a protocol-3 "
+                         "state, not protocol 2's (pass --base-state with protocol 2's)")
+    n_fresh, n_base_test = len(fresh_names), sum(sp == "test" for sp in base["split"].values())
+    # what ran must be what was frozen: the rule files' digests, the rules as loaded (no fallback to
+    # another rule because a signal's version moved), protocol 2's rules and backbones
+    file_rules = {m: FitRule.from_dict(d).to_dict()
+                  for m, d in json.loads((Path(__file__).parents[2] / "catalog" / "fit_rule.json")
+                                         .read_text())["rules"].items()}
+    frozen = {**frozen_rules(),
+              "rules as loaded = catalog/fit_rule.json": state["rules"] == file_rules,
+              "rules = protocol 2's page's": state["rules"] == base["rules"],
+              "backbones = protocol 2's page's": state["backbones"] == base["backbones"]}
+    state["targets"] = base["targets"] + state["targets"]
+    for key in ("split", "group", "per", "ceilings", "seconds"):
+        state[key] = {**base[key], **state[key]}
+    state["rows"] = base["rows"] + state["rows"]
+    changed = [k for k, ok in frozen.items() if not ok]
+    state["protocol"] = f"protocol 3 (v2.5's shipped rules on {n_fresh} fresh test targets)"
+    state["note"] = (
+        f"**Protocol 3** adds {n_fresh} fresh test targets (`scripts/bench/targets_v3.py`, split and the shipped "
+        "rules' digests committed in `results/v3/split.json` before any of them was trained on or scored) to "
+        f"protocol 2, as the split `{FRESH}`; `{POOLED}` pools them with v2's {n_base_test} test targets. "
+        "Backbones, recipe, seeds and "
+        "scoring are protocol 2's; nothing was chosen here: the rules and the risk model are the ones shipped "
+        "when the set was defined, and protocol 2's figures are v2.5's page's (`results/v2.5/state.json`: the "
+        "same rules; only the fresh targets were scored for this page). The leave-one-target-out fine-tuning "
+        "prior of a fresh target averages every other target's ground truth, protocol 2's included. "
+        + ("They were unchanged when this page was made (checked: " + "; ".join(frozen) + ")." if not changed else
+           f"**Changed since the set was defined: {', '.join(changed)}** — a choice made after defining the test "
+           "set; its figures are not a blind reading.")
+        + "\n\nProtocol 2's note:\n\n" + PROTOCOL_NOTE)
+    state["frozen"] = frozen
 
 
 def score_share(root: Path, share: tuple[int, int], fresh: bool = False) -> None:
@@ -872,8 +897,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.score_only:
         score_share(args.out / "v2", tuple(int(v) for v in args.score_only.split("/")), args.fresh is not None)
         return
-    if args.fresh is not None and args.results == RESULTS and not args.quick:
+    if args.fresh is not None and args.results == RESULTS:
+        if args.quick:
+            raise SystemExit("--quick --fresh needs --results (a folder outside the committed results)")
         args.results = RESULTS_V3
+    if args.fresh is not None and (args.base_state or RESULTS / "state.json").parent.resolve() == \
+            args.results.resolve():
+        raise SystemExit("--fresh would overwrite the protocol-2 state it joins: choose another --results")
     args.results.mkdir(parents=True, exist_ok=True)
     state = evaluate(args.out / "v2", args.store, args.results, do_select=args.select, quick=args.quick,
                      fresh=args.fresh, base_state=args.base_state)
