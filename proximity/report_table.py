@@ -100,7 +100,7 @@ def _blocks(r: Ranking, console: Console) -> None:
 
 
 #: The model column may fold down to this many characters before a narrower layout is chosen.
-MODEL_MIN = 20
+MODEL_MIN = 16
 
 
 def _fits(r: Ranking, table: Table, console: Console) -> bool:

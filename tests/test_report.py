@@ -60,6 +60,12 @@ def test_the_table_shows_every_fit_and_risk_at_any_width(saved):
     assert layouts[80] == (False, True)                                   # compact: fit, probe, gain, risk
     assert layouts[40] == (False, False)                                  # one block per candidate
     assert "Narrow terminal (80 columns)" in _flat(_run("report", saved, columns=80).stdout)
+    # the widest band on every row (found in CI: with one thread the values came out "medium", and
+    # an 80-column terminal lost the table): the compact table still fits
+    widest = saved.parent / "widest.json"
+    widest.write_text(json.dumps({**d, "ranking": [{**c, "risk_band": "medium", "risk": 0.49} for c in d["ranking"]]}))
+    res = _run("report", widest, columns=80)
+    assert "┃" in res.stdout and max(len(x) for x in res.stdout.splitlines()) <= 80, res.stdout
     failed = d["failed"][0]                                               # a reason given once is kept whole
     assert f"failed {failed['model']} at fetch: {failed['error']}" in _flat(_run("report", saved, columns=200).stdout)
 
