@@ -262,11 +262,17 @@ def make_target(name: str, seed: int = 0, n_per_class: int | None = None, n_test
     """``(user_images, user_labels, test_images, test_labels, class_names)``: the user's
     ``n_per_class`` per class and ``n_test`` held-out per class, from one seeded stream (the
     first images of each class go to the user); classes with fewer images split what there is."""
-    t = next((t for t in TARGETS if t.name == name), None)
+    return make_from(TARGETS, "v2", name, seed, n_per_class, n_test)
+
+
+def make_from(targets, stream: str, name: str, seed: int, n_per_class: int | None, n_test: int | None):
+    """:func:`make_target` over ``targets``, seeded by ``stream`` ("v2", "v3": each protocol its own)."""
+    t = next((t for t in targets if t.name == name), None)
     if t is None:
-        raise KeyError(f"unknown protocol-2 target '{name}'; known: {', '.join(x.name for x in TARGETS)}")
+        protocol = stream.removeprefix("v")
+        raise KeyError(f"unknown protocol-{protocol} target '{name}'; known: {', '.join(x.name for x in targets)}")
     n_user, n_te = n_per_class or t.n_per_class, t.n_test if n_test is None else n_test
-    rng = np.random.default_rng([seed, zlib.crc32(("v2/" + name).encode())])
+    rng = np.random.default_rng([seed, zlib.crc32((stream + "/" + name).encode())])
     imgs, labels, names = t.build(n_user + n_te, rng)
     imgs, labels = np.stack(imgs), np.asarray(labels)
     user = np.concatenate([np.flatnonzero(labels == c)[:n_user] for c in np.unique(labels)])

@@ -21,7 +21,6 @@ same images; the reading gives the fresh set with and without it.
 
 from __future__ import annotations
 
-import zlib
 from typing import Callable
 
 import numpy as np
@@ -30,7 +29,7 @@ from scipy.ndimage import gaussian_filter
 
 from . import domains as D
 from . import targets as T
-from .targets_v2 import TargetV2
+from .targets_v2 import TargetV2, make_from
 
 SIZE = D.SIZE
 
@@ -246,14 +245,5 @@ def flip_ok(name: str) -> bool:
 
 
 def make_target(name: str, seed: int = 0, n_per_class: int | None = None, n_test: int | None = None):
-    """As :func:`targets_v2.make_target`, for the protocol-3 targets (their own seed stream)."""
-    t = next((t for t in TARGETS if t.name == name), None)
-    if t is None:
-        raise KeyError(f"unknown protocol-3 target '{name}'; known: {', '.join(x.name for x in TARGETS)}")
-    n_user, n_te = n_per_class or t.n_per_class, t.n_test if n_test is None else n_test
-    rng = np.random.default_rng([seed, zlib.crc32(("v3/" + name).encode())])
-    imgs, labels, names = t.build(n_user + n_te, rng)
-    imgs, labels = np.stack(imgs), np.asarray(labels)
-    user = np.concatenate([np.flatnonzero(labels == c)[:n_user] for c in np.unique(labels)])
-    test = np.setdiff1d(np.arange(len(labels)), user)
-    return imgs[user], labels[user], imgs[test], labels[test], names
+    """As :func:`targets_v2.make_target`, for the protocol-3 targets (their own seed stream, "v3")."""
+    return make_from(TARGETS, "v3", name, seed, n_per_class, n_test)
