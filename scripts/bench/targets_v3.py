@@ -21,7 +21,6 @@ same images; the reading gives the fresh set with and without it.
 
 from __future__ import annotations
 
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -29,7 +28,7 @@ from scipy.ndimage import gaussian_filter
 
 from . import domains as D
 from . import targets as T
-from .targets_v2 import TargetV2, make_from
+from .targets_v2 import TargetV2, _zoom_levels, make_from
 
 SIZE = D.SIZE
 
@@ -98,23 +97,6 @@ def _binary_blobs(n, rng):
             out.append(np.repeat(D._to_uint8(g)[..., None], 3, 2))
             lab.append(c)
     return out, lab, [f"grain{f:g}" for f in fracs]
-
-
-def _zoom(load: Callable[[], np.ndarray], sides):
-    def build(n, rng):
-        img = load()
-        img = img if img.ndim == 3 else np.repeat(img[..., None], 3, 2)
-        h, w = img.shape[:2]
-        out, lab = [], []
-        for c, side in enumerate(sides):
-            for _ in range(n):
-                s = int(side * rng.uniform(0.85, 1.15))
-                y, x = int(rng.integers(0, h - s)), int(rng.integers(0, w - s))
-                out.append(np.asarray(Image.fromarray(img[y:y + s, x:x + s, :3]).resize((SIZE, SIZE),
-                                                                                        Image.Resampling.BILINEAR)))
-                lab.append(c)
-        return out, lab, [f"side{s}" for s in sides]
-    return build
 
 
 def _moon():
@@ -229,7 +211,7 @@ NEW = (
     ("binary-blobs-small", "small", "shifted blobs (binary two-phase micrographs, grain size), 8 per class", 8,
      _binary_blobs),
     ("moon-zoom-small", "small", "near none (lunar surface, magnification classes), 8 per class", 8,
-     _zoom(_moon, (40, 110, 280))),
+     _zoom_levels(_moon, (40, 110, 280))),
     ("phantom-lesion", "none", "near none (CT phantom crops: lesion or not)", 40, _phantom_lesion),
     ("spectrograms", "none", "near none (spectrograms of four kinds of sound)", 40, _spectrograms),
     ("signal-plots", "none", "near none (line plots of four kinds of signal)", 40, _signal_plots),
