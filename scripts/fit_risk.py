@@ -272,12 +272,20 @@ def main(argv: list[str] | None = None) -> None:
                     help="2: the v2 pairs (default scripts/bench/results/v2.5/pairs.csv) and candidates")
     ap.add_argument("--bootstrap", type=int, default=None,
                     help="coefficient covariance from this many target-bootstrap refits [protocol 2: 200]")
+    ap.add_argument("--splits", nargs="+", default=["dev"], metavar="SPLIT",
+                    help="the splits of PAIRS fitted on [dev]; protocol 4: every split of results/v3/pairs.csv "
+                         "(dev test test-v3: the 40 targets protocols 2 and 3 have read)")
     args = ap.parse_args(argv)
     if args.protocol == 2 and args.pairs == ROOT / "scripts" / "bench" / "results" / "pairs.csv":
         args.pairs = ROOT / "scripts" / "bench" / "results" / "v2.5" / "pairs.csv"
     boot = args.bootstrap if args.bootstrap is not None else (200 if args.protocol == 2 else 0)
     reader = read_rows_v2 if args.protocol == 2 else read_rows
-    rows = [r for r in reader(args.pairs) if r["split"] == "dev"]
+    every = reader(args.pairs)
+    unknown = sorted(set(args.splits) - {r["split"] for r in every})
+    if unknown:
+        raise SystemExit(f"{args.pairs} has no split {', '.join(unknown)} (it has "
+                         f"{', '.join(sorted({r['split'] for r in every}))})")
+    rows = [r for r in every if r["split"] in args.splits]
     if len({r["target"] for r in rows}) < 3:
         raise SystemExit(f"{args.pairs}: fewer than 3 dev targets — run scripts/bench/evaluate.py on the full ground "
                          "truth first")
@@ -311,6 +319,9 @@ def main(argv: list[str] | None = None) -> None:
                         "protocol": args.protocol},
         "covariance": f"bootstrap over dev targets ({boot} refits)" if boot else "Laplace (inverse penalised Hessian)",
         "dev_targets": sorted({r["target"] for r in rows}),
+        **({"dev_splits": list(args.splits),
+            "protocol": "protocol 4: fitted on every target protocols 2 and 3 have read (results/v4/PROTOCOL.md)"}
+           if args.splits != ["dev"] else {}),
         **({"dropped_variants": dropped} if dropped else {}),
         "coverage": "benchmark v2: 17 small backbones (timm test_resnet / test_convnext / test_vit / "
                     "test_efficientnet and a 1.5x-wide ResNet generalist, 64 px) pretrained on 8 synthetic and real "

@@ -48,6 +48,7 @@ from . import targets_v2, targets_v3  # noqa: E402
 RESULTS_V2 = Path(__file__).parent / "results" / "v2"          # the ground truth and the v2.0 reading
 RESULTS = Path(__file__).parent / "results" / "v2.5"           # this protocol's page
 RESULTS_V3 = Path(__file__).parent / "results" / "v3"          # protocol 3: the fresh test set's ground truth and page
+ROOT = Path(__file__).resolve().parents[2]
 FRESH = "test-v3"                 # protocol 3's targets on the page (split.json: all of them test)
 POOLED = "test, v2 + v3"          # both test sets together
 SEEDS = (1, 2, 3, 4)
@@ -395,6 +396,38 @@ def candidates() -> dict[str, list[dict]]:
     return {"labels": labels, "label-free": free, "labels+finetune": tuned}
 
 
+def candidates_v4() -> dict[str, list[dict]]:
+    """Protocol 4's candidates, declared in ``results/v4/PROTOCOL.md`` before the first run: fewer
+    than protocol 2's (chosen on 40 dev targets: every target protocols 2 and 3 have read); the
+    ``labels+finetune`` mode's are the labelled ones and three with the ``finetune`` signal."""
+    single = lambda n: {"name": n, "kind": "single", "terms": [[n, 1.0]]}  # noqa: E731
+    zmean = lambda *ns: {"name": "z-mean(" + ", ".join(ns) + ")", "kind": "z-mean",  # noqa: E731
+                         "terms": [[n, 1.0] for n in ns]}
+    labels = [single(n) for n in ("logme", "knn", "probe", "probe_loo", "sfda", "nleep")]
+    labels += [zmean("logme", "knn"), zmean("logme", "knn", "probe"), zmean("logme", "knn", "params"),
+               {"name": "rank-mean(logme, knn)", "kind": "rank-mean", "terms": [["logme", 1.0], ["knn", 1.0]]},
+               {"name": "pairwise(probe, logme, sfda, knn, gain, prior, params)",
+                "learned": ["probe", "logme", "sfda", "knn", "gain", "prior", "params"]},
+               {"name": "pairwise(logme, knn, prior, params)", "learned": ["logme", "knn", "prior", "params"]}]
+    free = [single(n) for n in ("params", "prior", "frechet_excess", "alpha_req")]
+    free += [{"name": "params, ties by frechet_excess", "kind": "z-mean",
+              "terms": [["params", 1.0], ["frechet_excess", 0.05]]},
+             zmean("params", "alpha_req"),
+             {"name": "pairwise(label-free signals, prior, params)",
+              "learned": ["early_shift", "rankme_rel", "cluster_rel", "alpha_req", "etran_energy", "prior", "params"]},
+             {"name": "pairwise(alpha_req, frechet_excess, rankme_rel, params)",
+              "learned": ["alpha_req", "frechet_excess", "rankme_rel", "params"]}]
+    tuned = labels + [single("finetune"), zmean("finetune", "logme", "knn"),
+                      {"name": "pairwise(finetune, logme, knn, prior, params)",
+                       "learned": ["finetune", "logme", "knn", "prior", "params"]}]
+    return {"labels": labels, "label-free": free, "labels+finetune": tuned}
+
+
+def n_terms(cand: dict) -> int:
+    """How many signals a candidate combines (a learned pairwise model: its terms)."""
+    return len(cand["learned"]) if "learned" in cand else len(cand["terms"])
+
+
 def _as_rule(cand: dict, train: list[tuple[dict, dict]]):
     from proximity.ranking import FitRule
 
@@ -404,13 +437,16 @@ def _as_rule(cand: dict, train: list[tuple[dict, dict]]):
     return FitRule.from_dict(cand)
 
 
-def select(data: dict[str, tuple[dict, dict]], dev: list[str], smallest: dict[str, int]) -> dict:
+def select(data: dict[str, tuple[dict, dict]], dev: list[str], smallest: dict[str, int],
+           cand_sets: dict[str, list[dict]] | None = None, simplest_within: float | None = None) -> dict:
     """Leave-one-target-out over the dev targets for every candidate of each mode; returns the
-    selection table and the chosen rule per mode (trained on all dev targets when learned)."""
+    selection table and the chosen rule per mode (trained on all dev targets when learned).
+    ``simplest_within`` (protocol 4): among the candidates within that much of the best mean τ, the
+    one with the fewest terms wins, then the lower regret; otherwise the best τ, ties by regret."""
     from proximity.signals import signal_versions
 
     out = {}
-    for mode, cands in candidates().items():
+    for mode, cands in (cand_sets or candidates()).items():
         table = []
         for cand in cands:
             taus, regrets = [], []
@@ -428,12 +464,67 @@ def select(data: dict[str, tuple[dict, dict]], dev: list[str], smallest: dict[st
                           "targets": len(ok)})
         scored = [r for r in table if r["loto_tau"] is not None and r["targets"] == len(dev)]
         best = max(scored, key=lambda r: (round(r["loto_tau"], 6), -r["loto_regret"]))
+        if simplest_within is not None:
+            size = {c["name"]: n_terms(c) for c in cands}
+            near = [r for r in scored if r["loto_tau"] >= best["loto_tau"] - simplest_within]
+            best = min(near, key=lambda r: (size[r["name"]], r["loto_regret"], -r["loto_tau"]))
         cand = next(c for c in cands if c["name"] == best["name"])
         rule = _as_rule(cand, [data[t] for t in dev])
         versions = signal_versions()
-        rule_d = rule.to_dict() | {"versions": {n: versions[n] for n in rule.signals()}}
+        rule_d = rule.to_dict() | {"versions": {n: versions[n] for n in sorted(rule.signals())}}
         out[mode] = {"rule": rule_d, "table": table}
     return out
+
+
+def data_from_rows(rows: list[dict]) -> dict[str, tuple[dict, dict]]:
+    """``{target: (signals, accuracies)}`` rebuilt from a page's stored pair rows (the signals a run
+    gave, as ``merged_signals`` keeps them; the ground truth's fine-tuned accuracy) — selection
+    without rescoring."""
+    from proximity.signals import SIGNALS, SignalValue
+
+    data: dict[str, tuple[dict, dict]] = {}
+    for r in rows:
+        sig, acc = data.setdefault(r["target"], ({}, {}))
+        sig[r["backbone"]] = {k: SignalValue(r[k], r.get(f"{k}.sd"), SIGNALS[k].higher_is_better)
+                              for k in SIGNALS if r.get(k) is not None}
+        acc[r["backbone"]] = r["finetuned"]
+    return data
+
+
+def select_stored(state_path: Path, rule_file: Path) -> dict:
+    """Protocol 4: choose the fit rules on every target a page holds (``results/v3/state.json``:
+    protocol 2's dev and test targets and protocol 3's fresh ones — all read already, all dev now)
+    among :func:`candidates_v4`, by leave-one-target-out on the stored signals, and write
+    ``rule_file`` (``catalog/fit_rule.json``). Refuses a page whose signal versions differ from the
+    code's: the stored values would not be what a run computes now."""
+    from proximity.signals import signal_versions
+
+    state_path = state_path.resolve()
+    state = json.loads(state_path.read_text())
+    recorded = {n: v for d in state["rules"].values() for n, v in d.get("versions", {}).items()}
+    moved = {n: (v, signal_versions().get(n)) for n, v in recorded.items() if signal_versions().get(n) != v}
+    if moved:
+        raise SystemExit(f"{state_path}: signal versions changed since it was scored ({moved}); rescore first")
+    data = data_from_rows(state["rows"])
+    dev = list(state["targets"])
+    if set(dev) != set(data):
+        raise SystemExit(f"{state_path}: its rows do not cover its targets")
+    smallest = {t: min(r["n_images"] // r["n_classes"] for r in state["rows"] if r["target"] == t) for t in dev}
+    chosen = select(data, dev, smallest, candidates_v4(), simplest_within=0.01)
+    same = chosen["labels+finetune"]["rule"] == chosen["labels"]["rule"]
+    doc = {"schema": 1, "protocol": "protocol 4", "date": str(date.today()),
+           "code_version": pretrain._code_version(), "dev_targets": dev,
+           "ground_truth": ["v2/groundtruth.jsonl", "v3/groundtruth.jsonl"],
+           "signals_from": str(state_path.relative_to(ROOT) if state_path.is_relative_to(ROOT) else state_path),
+           "rules": {mode: c["rule"] for mode, c in chosen.items() if not (same and mode == "labels+finetune")},
+           "selection": {mode: c["table"] for mode, c in chosen.items()},
+           **({"not_shipped": {"labels+finetune": "dev chose the labels rule itself: runs with --finetune "
+                                                  "use the labels rule"}} if same else {}),
+           "how": "scripts/bench/evaluate_v2.py --select-stored: leave-one-target-out on the 40 targets protocols 2 "
+                  "and 3 have read, the candidates declared in results/v4/PROTOCOL.md; the highest mean weighted "
+                  "tau, and among the candidates within 0.01 of it the fewest terms, then the lower regret"}
+    rule_file.write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
 
 
 def smallest_class(scored: dict) -> int:
@@ -893,7 +984,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--score-only", metavar="I/N", default=None,
                     help="only score this share of the targets with complete ground truth (processes side by side "
                          "fill OUT/v2/scores; a later run without it reads them)")
+    ap.add_argument("--select-stored", type=Path, default=None, metavar="STATE",
+                    help="protocol 4: choose the fit rules on every target of STATE (results/v3/state.json) from "
+                         "its stored signals and write catalog/fit_rule.json (--quick: RESULTS/fit_rule.json)")
     args = ap.parse_args(argv)
+    if args.select_stored is not None:
+        out = (args.results / "fit_rule.json") if args.quick else Path(__file__).parents[2] / "catalog" / "fit_rule.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        doc = select_stored(args.select_stored, out)
+        for mode, table in doc["selection"].items():
+            print(f"{mode}:")
+            for r in table:
+                print(f"  {r['name']:60s} LOTO tau {r['loto_tau']:.3f}  regret {r['loto_regret']:.1f}")
+            print(f"  -> {doc['rules'].get(mode, {}).get('name', 'not shipped')}")
+        print(f"wrote {out}")
+        return
     if args.score_only:
         score_share(args.out / "v2", tuple(int(v) for v in args.score_only.split("/")), args.fresh is not None)
         return
