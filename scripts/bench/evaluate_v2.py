@@ -989,7 +989,7 @@ def main(argv: list[str] | None = None) -> None:
                          "its stored signals and write catalog/fit_rule.json (--quick: RESULTS/fit_rule.json)")
     args = ap.parse_args(argv)
     if args.select_stored is not None:
-        out = (args.results / "fit_rule.json") if args.quick else Path(__file__).parents[2] / "catalog" / "fit_rule.json"
+        out = (args.results / "fit_rule.json") if args.quick else ROOT / "catalog" / "fit_rule.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         doc = select_stored(args.select_stored, out)
         for mode, table in doc["selection"].items():
