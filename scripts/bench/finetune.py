@@ -30,7 +30,8 @@ rest is as above, except that targets whose class a mirror image changes (orient
 letters, digits: ``TargetV2.flip_ok``) are trained without flips. Five from-scratch architectures: the four
 families and the generalist's.
 Protocol 3 (``--protocol 3``): protocol 2 exactly — its backbones, recipe and seeds — on the
-twelve fresh test targets of ``targets_v3.py``, records in ``results/v3/groundtruth.jsonl``.
+twelve fresh test targets of ``targets_v3.py``, records in ``results/v3/groundtruth.jsonl``;
+protocol 4 (``--protocol 4``) the same on ``targets_v4.py``'s twelve, in ``results/v4/groundtruth.jsonl``.
 Jobs run target by target (a target's ground truth completes before the next one starts), and
 ``--shard I/N`` lets N processes share one store (jobs split by (model, target) pair).
 
@@ -57,14 +58,16 @@ if not __package__:  # run as a script (python scripts/bench/…): its siblings 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "scripts.bench"
 from . import pretrain  # noqa: E402
-from . import targets_v2, targets_v3  # noqa: E402
+from . import targets_v2, targets_v3, targets_v4  # noqa: E402
 from .targets import TARGETS, make_target  # noqa: E402
 
 PROTOCOL = 1
 LRS = (3e-4, 1e-3, 3e-3)
-SEEDS_STAGE2 = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2, 3, 4)}
+SEEDS_STAGE2 = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2, 3, 4), 4: (1, 2, 3, 4)}
 RESULTS_V2 = Path(__file__).parent / "results" / "v2"
 RESULTS_V3 = Path(__file__).parent / "results" / "v3"
+RESULTS_V4 = Path(__file__).parent / "results" / "v4"
+FRESH_MODULES = {3: targets_v3, 4: targets_v4}     # protocols whose targets are a fresh test set
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def split_user(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 def job_data(job: "Job") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """(images, labels, train, val, test indices, n_classes) of a job's target under its protocol."""
     if job.protocol >= 2:
-        module = targets_v3 if job.protocol == 3 else targets_v2
+        module = FRESH_MODULES.get(job.protocol, targets_v2)
         xu, yu, xt, yt, names = module.make_target(job.target, 0, job.n_per_class,
                                                    None if job.n_per_class is None else 2 * job.n_per_class)
         tr, va = split_user(yu)
@@ -181,7 +184,7 @@ def run_job(job: Job, out: Path, device: str = "cpu") -> dict:
     """Train one job; return its record (val/test accuracy, best epoch, seconds)."""
     t0 = time.perf_counter()
     imgs, labels, tr, va, te, n_classes = job_data(job)
-    flips = (job.protocol < 2 or (targets_v3.flip_ok(job.target) if job.protocol == 3
+    flips = (job.protocol < 2 or (FRESH_MODULES[job.protocol].flip_ok(job.target) if job.protocol in FRESH_MODULES
                                   else next(t for t in targets_v2.TARGETS if t.name == job.target).flip_ok))
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
     y = torch.from_numpy(labels).long()
@@ -263,7 +266,7 @@ def load_done(path: Path) -> dict[str, dict]:
 def plan_stage(models: list[tuple[str, str]], targets: list[str], done: dict, quick: bool, tier: str = "bench",
                protocol: int = PROTOCOL, shard: tuple[int, int] = (0, 1)) -> list[Job]:
     """Stage 1 (lr sweep, seed 0) for every pair; stage 2 (best lr, seeds 1–2, or 1–4 under
-    protocols 2 and 3) where stage 1 is complete. Target-major order; only the pairs of ``shard``."""
+    protocols 2–4) where stage 1 is complete. Target-major order; only the pairs of ``shard``."""
     kw: dict = {"epochs": 1, "patience": 1, "min_epochs": 1, "n_per_class": 6} if quick else {}
     if tier == "zoo":
         kw["tier"] = "zoo"
@@ -299,10 +302,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--deadline", type=float, default=None, help="start no new job after this many seconds")
     ap.add_argument("--tier", choices=("bench", "zoo"), default="bench",
                     help="bench: pretrain.py's backbones; zoo: the real offline zoo at 64 px")
-    ap.add_argument("--protocol", type=int, choices=(1, 2, 3), default=1,
+    ap.add_argument("--protocol", type=int, choices=(1, 2, 3, 4), default=1,
                     help="2: targets_v2, OUT/v2/backbones, 4 seeds at the best lr [store: "
                          "results/v2/groundtruth.jsonl]; 3: protocol 2 on the fresh test targets of "
-                         "targets_v3 [store: results/v3/groundtruth.jsonl]")
+                         "targets_v3 [store: results/v3/groundtruth.jsonl]; 4: the same on targets_v4 [store: "
+                         "results/v4/groundtruth.jsonl]")
     ap.add_argument("--shard", default="0/1", help="I/N: run only this process's share of the (model, target) pairs")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (e.g. 1 per process with --shard)")
     args = ap.parse_args(argv)
@@ -326,9 +330,9 @@ def main(argv: list[str] | None = None) -> None:
             archs = sorted({json.loads((root / "backbones" / b / "bench.json").read_text())["arch"] for b in backbones})
         return [("finetune", b) for b in backbones] + [("scratch", a) for a in archs]
 
-    all_targets = {1: TARGETS, 2: targets_v2.TARGETS, 3: targets_v3.TARGETS}[args.protocol]
+    all_targets = {1: TARGETS, 2: targets_v2.TARGETS, 3: targets_v3.TARGETS, 4: targets_v4.TARGETS}[args.protocol]
     targets = args.targets or [t.name for t in all_targets]
-    results = {2: RESULTS_V2, 3: RESULTS_V3}.get(args.protocol)
+    results = {2: RESULTS_V2, 3: RESULTS_V3, 4: RESULTS_V4}.get(args.protocol)
     default_store = results / "groundtruth.jsonl" if results is not None and not args.quick else \
         root / "groundtruth" / "jobs.jsonl"
     store = args.store or default_store
