@@ -207,6 +207,101 @@ def test_v3_ground_truth_jobs_use_protocol_2s_recipe_on_the_new_targets(tmp_path
                                             "phantom-lesion")] == [False, False, False, True, True]
 
 
+def test_v4_fresh_test_set_was_written_after_the_selection_and_before_its_ground_truth():
+    """Protocol 4: PROTOCOL.md declared the candidates before the selection; the shipped fit rule is
+    that selection (its tables are exactly the declared candidates, its choice follows the declared
+    rule); results/v4/split.json is the code's twelve test targets, each group three times, and
+    until the reading the shipped rule files are the ones whose digests it recorded."""
+    from scripts.bench import evaluate_v2, targets_v2, targets_v3, targets_v4
+
+    doc = json.loads((BENCH / "results" / "v4" / "split.json").read_text())
+    code = [{"name": t.name, "split": t.split, "group": t.group, "relation": t.relation, "n_per_class": t.n_per_class,
+             "flip_ok": targets_v4.flip_ok(t.name)} for t in targets_v4.TARGETS]
+    assert [{k: r[k] for k in code[0]} for r in doc["targets"]] == code
+    groups = [t.group for t in targets_v4.TARGETS]
+    assert doc["counts"]["test"] == {g: groups.count(g) for g in groups} == {"near": 3, "shifted": 3, "small": 3,
+                                                                             "none": 3}
+    names = {t.name for t in targets_v4.TARGETS}
+    earlier = {t.name for t in targets_v2.TARGETS} | {t.name for t in targets_v3.TARGETS}
+    assert len(names) == 12 and not names & earlier
+    reading = BENCH / "results" / "v4" / "state.json"
+    if reading.is_file():
+        assert all(json.loads(reading.read_text())["frozen"].values())
+    else:
+        assert all(evaluate_v2.frozen_rules(BENCH / "results" / "v4" / "split.json").values())
+        rule = json.loads((BENCH.parents[1] / "catalog" / "fit_rule.json").read_text())
+        assert rule["protocol"] == "protocol 4" and len(rule["dev_targets"]) == 40
+        declared = evaluate_v2.candidates_v4()
+        assert {m: [r["name"] for r in t] for m, t in rule["selection"].items()} == \
+            {m: [c["name"] for c in cs] for m, cs in declared.items()}
+        for mode, table in rule["selection"].items():       # the declared rule: simplest within 0.01 of the best
+            size = {c["name"]: evaluate_v2.n_terms(c) for c in declared[mode]}
+            top = max(r["loto_tau"] for r in table)
+            pick = min((r for r in table if r["loto_tau"] >= top - 0.01),
+                       key=lambda r: (size[r["name"]], r["loto_regret"], -r["loto_tau"]))
+            assert rule["rules"].get(mode, rule["rules"]["labels"])["name"] == pick["name"], mode
+
+
+def test_v4_targets_are_the_recorded_data_and_their_jobs_protocol_2s_recipe():
+    import hashlib
+
+    from scripts.bench import finetune, targets_v4
+
+    doc = {r["name"]: r for r in json.loads((BENCH / "results" / "v4" / "split.json").read_text())["targets"]}
+    for t in targets_v4.TARGETS:
+        xu, yu, xt, yt, names = arrays = targets_v4.make_target(t.name)
+        h = hashlib.sha256()
+        for a in arrays[:4]:
+            h.update(a.tobytes())
+        assert h.hexdigest() == doc[t.name]["data_sha256"], t.name
+        assert xu.shape[1:] == xt.shape[1:] == (64, 64, 3) and xu.dtype == np.uint8
+        assert np.bincount(yu).tolist() == [t.n_per_class] * len(names) and len(set(np.bincount(yt).tolist())) == 1
+    with pytest.raises(KeyError, match="unknown protocol-4 target"):
+        targets_v4.make_target("charts-and-graphs")
+    assert [targets_v4.flip_ok(n) for n in ("glyphs-lowercase", "ca-rules-small", "blobs-directional-grey",
+                                            "charts")] == [False, False, False, True]
+    job = finetune.Job("finetune", "m", "julia-sets", 1e-3, 0, n_per_class=3, protocol=4)
+    imgs, labels, tr, va, te, k = finetune.job_data(job)
+    assert k == 4 and len(tr) + len(va) == 12 and len(te) == 24
+    done = {finetune.Job("finetune", "m", "julia-sets", lr, 0, protocol=4).key(): {"val_acc": v}
+            for lr, v in zip(finetune.LRS, (0.9, 0.5, 0.7), strict=True)}
+    jobs = finetune.plan_stage([("finetune", "m")], ["julia-sets"], done, False, protocol=4)
+    assert [(j.lr, j.seed, j.protocol) for j in jobs] == [(3e-4, s, 4) for s in (1, 2, 3, 4)]
+
+
+def test_selection_prefers_the_simplest_candidate_within_the_margin_and_refuses_moved_versions(tmp_path):
+    """``select(simplest_within=…)``: a one-term candidate within the margin of a better two-term one
+    wins; without the margin the best τ wins. ``select_stored`` refuses a page scored with other
+    signal versions. The declared exclusion drops a target only when every start is near chance."""
+    from proximity.signals import SignalValue
+    from scripts.bench import evaluate_v2
+
+    rng = np.random.default_rng(0)
+    data = {}
+    for t in range(5):
+        acc = {f"m{i}": float(a) for i, a in enumerate(rng.uniform(0.3, 0.9, 6))}
+        sig = {m: {"logme": SignalValue(a + rng.normal(0, 0.05)), "knn": SignalValue(a + rng.normal(0, 0.05))}
+               for m, a in acc.items()}
+        data[f"t{t}"] = (sig, acc)
+    cands = {"labels": [{"name": "logme", "kind": "single", "terms": [["logme", 1.0]]},
+                        {"name": "z-mean(logme, knn)", "kind": "z-mean", "terms": [["logme", 1.0], ["knn", 1.0]]}]}
+    plain = evaluate_v2.select(data, list(data), {}, cands)["labels"]
+    taus = {r["name"]: r["loto_tau"] for r in plain["table"]}
+    assert plain["rule"]["name"] == max(taus, key=taus.get)
+    assert evaluate_v2.select(data, list(data), {}, cands, simplest_within=1.0)["labels"]["rule"]["name"] == "logme"
+    state = {"targets": ["t0"], "rules": {"labels": {"versions": {"logme": 99}}}, "rows": []}
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(SystemExit, match="signal versions changed"):
+        evaluate_v2.select_stored(tmp_path / "state.json", tmp_path / "fit_rule.json")
+
+    from scripts.bench import targets_v4
+    t = next(t for t in targets_v4.TARGETS if t.name == "charts")            # four classes: chance 0.25
+    gt = {"finetune": {("b", "charts"): {"mean": 0.29}}, "scratch": {("a", "charts"): {"mean": 0.26}}}
+    assert evaluate_v2.at_chance([t], gt, ["b"], ["a"]) == {"charts": {"chance": 0.25, "best": 0.29}}
+    gt["scratch"][("a", "charts")]["mean"] = 0.31
+    assert evaluate_v2.at_chance([t], gt, ["b"], ["a"]) == {}
+
+
 def test_v2_plans_cover_four_families_eight_domains_and_a_generalist():
     archs = {p.arch for p in pretrain.PLANS_V2}
     assert len(pretrain.PLANS_V2) >= 14 and {"test_resnet", "test_convnext", "test_vit", "test_efficientnet"} <= archs
@@ -301,6 +396,26 @@ def test_v2_quick_pipeline_end_to_end(tmp_path, capsys):
                                                                                                    "signal-plots"]
     assert s3["splits"]["test"]["rankers"]["logme"]["tau"] == pytest.approx(summary["splits"]["test"]["rankers"]
                                                                               ["logme"]["tau"])
+
+    # protocol 4: one fresh target of targets_v4, read alone with the shipped rules and the frozen checks
+    store4 = tmp_path / "v4" / "jobs.jsonl"
+    finetune.main(["--quick", "--protocol", "4", "--out", str(tmp_path), "--store", str(store4), "--targets", "charts"])
+    assert {json.loads(x)["protocol"] for x in store4.read_text().splitlines()} == {4}
+    with pytest.raises(SystemExit, match="reads its fresh targets alone"):
+        evaluate_v2.main(["--quick", "--out", str(tmp_path), "--store", str(tmp_path / "v2" / "groundtruth" /
+                          "jobs.jsonl"), "--fresh", str(store4), "--fresh-protocol", "4", "--results",
+                          str(tmp_path / "v4res"), "--base-state", str(res / "state.json")])
+    evaluate_v2.main(["--quick", "--out", str(tmp_path), "--store", str(tmp_path / "v2" / "groundtruth" / "jobs.jsonl"),
+                      "--fresh", str(store4), "--fresh-protocol", "4", "--results", str(tmp_path / "v4res")])
+    s4 = json.loads((tmp_path / "v4res" / "summary.json").read_text())
+    assert s4["protocol"].startswith("protocol 4") and list(s4["splits"]) == [evaluate_v2.FRESH_V4]
+    assert {"proximity (labels)", "proximity (label-free)", "logme"} <= \
+        set(s4["splits"][evaluate_v2.FRESH_V4]["rankers"])
+    state4 = json.loads((tmp_path / "v4res" / "state.json").read_text())
+    assert state4["targets"] == ["charts"] and state4["excluded"] == {}
+    assert set(state4["frozen"]) >= {"catalog/fit_rule.json", "catalog/risk_model.json",
+                                     "rules as loaded = catalog/fit_rule.json"}
+    assert "**Protocol 4**" in (tmp_path / "v4res" / "RESULTS.md").read_text()
 
 
 def test_v2_risk_summary_reliability_and_brier_skill_known_answers():

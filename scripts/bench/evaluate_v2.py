@@ -43,14 +43,18 @@ if not __package__:  # run as a script (python scripts/bench/…): its siblings 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "scripts.bench"
 from . import pretrain  # noqa: E402
-from . import targets_v2, targets_v3  # noqa: E402
+from . import targets_v2, targets_v3, targets_v4  # noqa: E402
 
 RESULTS_V2 = Path(__file__).parent / "results" / "v2"          # the ground truth and the v2.0 reading
 RESULTS = Path(__file__).parent / "results" / "v2.5"           # this protocol's page
 RESULTS_V3 = Path(__file__).parent / "results" / "v3"          # protocol 3: the fresh test set's ground truth and page
+RESULTS_V4 = Path(__file__).parent / "results" / "v4"          # protocol 4: its declaration, fresh set and page
 ROOT = Path(__file__).resolve().parents[2]
 FRESH = "test-v3"                 # protocol 3's targets on the page (split.json: all of them test)
 POOLED = "test, v2 + v3"          # both test sets together
+FRESH_V4 = "test-v4"              # protocol 4's targets (read with the rules chosen on the 40 read before)
+EXCLUDED_V4 = "excluded-v4"       # protocol 4's declared exclusion: every start within 5 points of chance
+CHANCE_MARGIN = 0.05
 SEEDS = (1, 2, 3, 4)
 FAMILY = {"test_resnet": "BN conv (ResNet)", "test_convnext": "LN conv (ConvNeXt)", "test_vit": "ViT",
           "test_efficientnet": "MBConv (EfficientNet)", "wide_resnet": "generalist"}
@@ -125,7 +129,7 @@ def ground_truth(store: Path, seeds: tuple[int, ...] = SEEDS) -> dict[str, dict]
     recs = read_records(store)
     by: dict = {}
     for r in recs:
-        if r.get("protocol") in (2, 3):           # 3: the fresh test targets (their names are new)
+        if r.get("protocol") in (2, 3, 4):        # 3, 4: the fresh test targets (their names are new)
             by.setdefault((r["kind"], r["model"], r["target"]), []).append(r)
     out: dict = {"finetune": {}, "scratch": {}}
     for (kind, model, target), rs in by.items():
@@ -167,8 +171,8 @@ def bench_catalog(root: Path, folder: Path, backbones: list[str]) -> Path:
 
 
 def write_user_images(target: str, folder: Path, n_per_class: int | None = None) -> Path:
-    fresh = any(t.name == target for t in targets_v3.TARGETS)
-    xu, yu, _, _, names = (targets_v3 if fresh else targets_v2).make_target(target, 0, n_per_class, 0)
+    module = next((m for m in (targets_v3, targets_v4) if any(t.name == target for t in m.TARGETS)), targets_v2)
+    xu, yu, _, _, names = module.make_target(target, 0, n_per_class, 0)
     for i, (img, lab) in enumerate(zip(xu, yu, strict=True)):
         d = folder / names[lab]
         d.mkdir(parents=True, exist_ok=True)
@@ -533,47 +537,36 @@ def smallest_class(scored: dict) -> int:
 
 # --- the whole evaluation ------------------------------------------------------------------------
 
-def frozen_rules() -> dict[str, bool]:
-    """Protocol 3: whether each shipped rule file is the one whose digest ``results/v3/split.json``
-    recorded when the fresh test set was defined (False: it changed after, and the page says so)."""
+def frozen_rules(split_file: Path | None = None) -> dict[str, bool]:
+    """Protocols 3 and 4: whether each shipped rule file is the one whose digest the protocol's
+    ``split.json`` (default ``results/v3/split.json``) recorded when its fresh test set was defined
+    (False: it changed after, and the page says so)."""
     import hashlib
 
-    doc = json.loads((RESULTS_V3 / "split.json").read_text())
+    doc = json.loads((split_file or RESULTS_V3 / "split.json").read_text())
     root = Path(__file__).parents[2]
     return {name: hashlib.sha256((root / name).read_bytes()).hexdigest() == digest
             for name, digest in doc["frozen"].items() if name != "commit"}
 
 
 def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: bool,
-             fresh: Path | None = None, base_state: Path | None = None) -> dict:
+             fresh: Path | None = None, base_state: Path | None = None, fresh_protocol: int = 3) -> dict:
     """Score every target with complete ground truth and compute every ranker's figures. ``fresh``:
     protocol 3's ground truth store: only its targets are scored (as split :data:`FRESH`, with the
     shipped rules, no selection) and joined to protocol 2's figures as ``base_state`` (the
-    ``state.json`` of the page that read the shipped rules: v2.5's) holds them."""
-    from dataclasses import replace
+    ``state.json`` of the page that read the shipped rules: v2.5's) holds them. ``fresh_protocol``
+    4: protocol 4's store instead; its targets are read alone (as :data:`FRESH_V4`; its dev targets
+    are the 40 read before, whose figures are the selection's), after the declared exclusion."""
 
     from proximity.ranking import FitRule, load_rules
 
     if fresh is not None and do_select:
-        raise SystemExit("protocol 3 reads the shipped rules on its fresh test targets; --select chooses rules on "
-                         "dev: run the selection without --fresh first")
-    gt = ground_truth(store)
-    if fresh is not None:
-        for kind, pairs in ground_truth(fresh).items():
-            gt[kind].update(pairs)
+        raise SystemExit(f"protocol {fresh_protocol} reads the shipped rules on its fresh test targets; --select "
+                         "chooses rules on dev: run the selection without --fresh first")
     metas = {p.parent.name: json.loads(p.read_text()) for p in sorted((root / "backbones").glob("*/bench.json"))}
     backbones = sorted(metas)
     archs = sorted({m["arch"] for m in metas.values()})
-    every = [replace(t, split=FRESH) for t in targets_v3.TARGETS] if fresh else list(targets_v2.TARGETS)
-    tlist = [t for t in every
-             if all((b, t.name) in gt["finetune"] for b in backbones)
-             and all((a, t.name) in gt["scratch"] for a in archs)]
-    if not tlist:
-        raise SystemExit(f"no target has complete ground truth in {fresh or store}")
-    if fresh is not None and not quick and len(tlist) < len(every):
-        missing = sorted({t.name for t in every} - {t.name for t in tlist})
-        raise SystemExit(f"protocol 3 is read once, on all {len(every)} fresh targets: {len(missing)} lack complete "
-                         f"ground truth in {fresh} ({', '.join(missing)}); run finetune.py --protocol 3 first")
+    gt, tlist, excluded = complete_targets(store, fresh, fresh_protocol, quick, backbones, archs)
     catalog = bench_catalog(root, root / "bench-catalog", backbones)
     n_pc = 6 if quick else None
     data, scored, ceilings = {}, {}, {}
@@ -651,9 +644,87 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
              "rules": {m: r.to_dict() for m, r in rules.items()}, "selection": selection,
              "not_shipped": not_shipped,
              "seconds": {t: scored[t]["seconds"] for t in scored}}
-    if fresh is not None:
+    if fresh is not None and fresh_protocol == 4:
+        _protocol4(state, excluded)
+    elif fresh is not None:
         _join_fresh(state, [t.name for t in tlist], base_state)
     return state
+
+
+def complete_targets(store: Path, fresh: Path | None, fresh_protocol: int, quick: bool, backbones: list[str],
+                     archs: list[str]) -> tuple[dict, list, dict]:
+    """The ground truth, the targets with all of it (a fresh set: all of them, or an error), and
+    protocol 4's declared exclusion (``{target: {"chance", "best"}}``), those left out."""
+    from dataclasses import replace
+
+    gt = ground_truth(store)
+    if fresh is not None:
+        # protocol 4: protocol 3's ground truth too (only for the leave-one-target-out prior's pool)
+        for extra in ([RESULTS_V3 / "groundtruth.jsonl"] if fresh_protocol == 4 else []) + [fresh]:
+            for kind, pairs in ground_truth(extra).items():
+                gt[kind].update(pairs)
+    fresh_module, fresh_split = (targets_v4, FRESH_V4) if fresh_protocol == 4 else (targets_v3, FRESH)
+    every = [replace(t, split=fresh_split) for t in fresh_module.TARGETS] if fresh else list(targets_v2.TARGETS)
+    tlist = [t for t in every
+             if all((b, t.name) in gt["finetune"] for b in backbones)
+             and all((a, t.name) in gt["scratch"] for a in archs)]
+    if not tlist:
+        raise SystemExit(f"no target has complete ground truth in {fresh or store}")
+    if fresh is not None and not quick and len(tlist) < len(every):
+        missing = sorted({t.name for t in every} - {t.name for t in tlist})
+        raise SystemExit(f"protocol {fresh_protocol} is read once, on all {len(every)} fresh targets: {len(missing)} "
+                         f"lack complete ground truth in {fresh} ({', '.join(missing)}); run finetune.py --protocol "
+                         f"{fresh_protocol} first")
+    excluded: dict = {}
+    # the declared exclusion (results/v4/PROTOCOL.md); not under --quick, whose one-epoch runs on six
+    # images per class sit near chance by design
+    if fresh is not None and fresh_protocol == 4 and not quick:
+        excluded = at_chance(tlist, gt, backbones, archs)
+        tlist = [t for t in tlist if t.name not in excluded]
+    return gt, tlist, excluded
+
+
+def at_chance(tlist, gt: dict, backbones: list[str], archs: list[str]) -> dict[str, dict]:
+    """Protocol 4's declared exclusion: the targets where every start — each fine-tuned backbone and
+    each from-scratch architecture, the mean of seeds 1–4 — is within :data:`CHANCE_MARGIN` of
+    chance (1 / classes): ``{target: {"chance", "best"}}``."""
+    out = {}
+    for t in tlist:
+        k = len(set(t.build(2, np.random.default_rng(0))[1]))
+        best = max([gt["finetune"][(b, t.name)]["mean"] for b in backbones]
+                   + [gt["scratch"][(a, t.name)]["mean"] for a in archs])
+        if best <= 1 / k + CHANCE_MARGIN:
+            out[t.name] = {"chance": 1 / k, "best": best}
+    return out
+
+
+def _protocol4(state: dict, excluded: dict) -> None:
+    """Protocol 4's page: the fresh targets alone, the selection table of the 40 dev targets, the
+    declared exclusion, and the checks that what ran is what ``results/v4/split.json`` froze."""
+    from proximity.ranking import FitRule
+
+    shipped = json.loads((ROOT / "catalog" / "fit_rule.json").read_text())
+    file_rules = {m: FitRule.from_dict(d).to_dict() for m, d in shipped["rules"].items()}
+    frozen = {**frozen_rules(RESULTS_V4 / "split.json"),
+              "rules as loaded = catalog/fit_rule.json": state["rules"] == file_rules,
+              "catalog/fit_rule.json is protocol 4's selection": shipped.get("protocol") == "protocol 4"}
+    changed = [k for k, ok in frozen.items() if not ok]
+    n = len(state["targets"])
+    state["protocol"] = f"protocol 4 (rules chosen on 40 read targets, read on {n} fresh test targets)"
+    state["excluded"] = excluded
+    state["frozen"] = frozen
+    state["note"] = (
+        f"**Protocol 4** (`results/v4/PROTOCOL.md`, declared before anything of it was built): the fit rules and "
+        "the risk model were chosen by leave-one-target-out on the 40 targets protocols 2 and 3 had read (their "
+        "figures are the selection tables below: those targets are dev now, and their earlier test readings are "
+        "on the v2.5 and v3 pages), then twelve fresh targets were defined (`scripts/bench/targets_v4.py`, "
+        "`results/v4/split.json` with the chosen rules' digests, committed before any of them was trained on or "
+        f"scored) and read once, as the split `{FRESH_V4}`. Backbones, recipe, seeds and scoring are protocol 2's. "
+        + (f"Left out by the declared exclusion (every start within {100 * CHANCE_MARGIN:.0f} points of chance): "
+           + ", ".join(f"`{t}` (best start {v['best']:.3f}, chance {v['chance']:.3f})" for t, v in excluded.items())
+           + ". " if excluded else "No target met the declared exclusion (every start within 5 points of chance). ")
+        + ("What ran was what was frozen (checked: " + "; ".join(frozen) + ")." if not changed else
+           f"**Changed since the set was defined: {', '.join(changed)}** — its figures are not a blind reading."))
 
 
 def _join_fresh(state: dict, fresh_names: list[str], base_state: Path | None) -> None:
@@ -697,12 +768,13 @@ def _join_fresh(state: dict, fresh_names: list[str], base_state: Path | None) ->
     state["frozen"] = frozen
 
 
-def score_share(root: Path, share: tuple[int, int], fresh: bool = False) -> None:
+def score_share(root: Path, share: tuple[int, int], fresh: bool = False, fresh_protocol: int = 3) -> None:
     """Score every ``share[1]``-th target (dev targets first; the shares are fixed by the target
     list alone, so processes started at different times never overlap); scoring does not read
-    the ground truth. ``fresh``: protocol 3's targets instead."""
+    the ground truth. ``fresh``: protocol 3's (or ``fresh_protocol`` 4's) targets instead."""
     backbones = sorted(p.parent.name for p in (root / "backbones").glob("*/bench.json"))
-    tlist = list(targets_v3.TARGETS) if fresh else sorted(targets_v2.TARGETS, key=lambda t: t.split != "dev")
+    tlist = list((targets_v4 if fresh_protocol == 4 else targets_v3).TARGETS) if fresh else \
+        sorted(targets_v2.TARGETS, key=lambda t: t.split != "dev")
     catalog = bench_catalog(root, root / "bench-catalog", backbones)
     for t in tlist[share[0]::share[1]]:
         t0 = time.perf_counter()
@@ -760,7 +832,8 @@ def summarise(state: dict) -> dict:
 
     out: dict = {"protocol": state.get("protocol", PROTOCOL_NAME), "splits": {}}
     has_fresh = FRESH in state["split"].values()
-    for split, members in (("dev", ("dev",)), ("test", ("test",)), (FRESH, (FRESH,)), (POOLED, ("test", FRESH))):
+    for split, members in (("dev", ("dev",)), ("test", ("test",)), (FRESH, (FRESH,)), (POOLED, ("test", FRESH)),
+                           (FRESH_V4, (FRESH_V4,))):
         ts = [t for t in state["targets"] if state["split"][t] in members]
         if not ts or (split == POOLED and not has_fresh):
             continue
@@ -984,6 +1057,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--score-only", metavar="I/N", default=None,
                     help="only score this share of the targets with complete ground truth (processes side by side "
                          "fill OUT/v2/scores; a later run without it reads them)")
+    ap.add_argument("--fresh-protocol", type=int, choices=(3, 4), default=3,
+                    help="with --fresh: 3 (joined to protocol 2's figures) or 4 (read alone, after the declared "
+                         "exclusion) [results: results/v3 or results/v4]")
     ap.add_argument("--select-stored", type=Path, default=None, metavar="STATE",
                     help="protocol 4: choose the fit rules on every target of STATE (results/v3/state.json) from "
                          "its stored signals and write catalog/fit_rule.json (--quick: RESULTS/fit_rule.json)")
@@ -1000,18 +1076,21 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {out}")
         return
     if args.score_only:
-        score_share(args.out / "v2", tuple(int(v) for v in args.score_only.split("/")), args.fresh is not None)
+        score_share(args.out / "v2", tuple(int(v) for v in args.score_only.split("/")), args.fresh is not None,
+                    args.fresh_protocol)
         return
     if args.fresh is not None and args.results == RESULTS:
         if args.quick:
             raise SystemExit("--quick --fresh needs --results (a folder outside the committed results)")
-        args.results = RESULTS_V3
-    if args.fresh is not None and (args.base_state or RESULTS / "state.json").parent.resolve() == \
-            args.results.resolve():
+        args.results = RESULTS_V4 if args.fresh_protocol == 4 else RESULTS_V3
+    if args.fresh is not None and args.fresh_protocol == 4 and args.base_state is not None:
+        raise SystemExit("protocol 4 reads its fresh targets alone: --base-state is protocol 3's")
+    base = args.base_state or RESULTS / "state.json"
+    if args.fresh is not None and args.fresh_protocol == 3 and base.parent.resolve() == args.results.resolve():
         raise SystemExit("--fresh would overwrite the protocol-2 state it joins: choose another --results")
     args.results.mkdir(parents=True, exist_ok=True)
     state = evaluate(args.out / "v2", args.store, args.results, do_select=args.select, quick=args.quick,
-                     fresh=args.fresh, base_state=args.base_state)
+                     fresh=args.fresh, base_state=args.base_state, fresh_protocol=args.fresh_protocol)
     summary = summarise(state)
     (args.results / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (args.results / "state.json").write_text(json.dumps(state, default=float) + "\n")
