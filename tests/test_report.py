@@ -54,10 +54,12 @@ def test_the_table_shows_every_fit_and_risk_at_any_width(saved):
         assert max(len(x) for x in lines) <= width                        # nothing runs past the edge
         assert all(r in res.stdout for r in risks + fits) and "…" not in res.stdout, (width, res.stdout)
         header = " ".join(x for x in lines if "┃" in x)                  # the table's column names
-        # knn: a signal the compact layout leaves out (it shows the rule's first two terms and the gain)
-        layouts[width] = "knn" in (header if header else res.stdout.split("#1 risk")[0]), "┃" in res.stdout
+        # the probe: a signal of the full table that the compact layout leaves out (it shows the shipped
+        # rule's first two terms, LogME and kNN, and the gain)
+        layouts[width] = "probe" in (header if header else res.stdout.split("#1 risk")[0]), "┃" in res.stdout
+    assert [t[0] for t in d["fit_rule"]["terms"][:2]] == ["logme", "knn"]
     assert layouts[160] == (True, True)                                   # the full table
-    assert layouts[80] == (False, True)                                   # compact: fit, probe, gain, risk
+    assert layouts[80] == (False, True)                                   # compact: fit, logme, knn, gain, risk
     assert layouts[40] == (False, False)                                  # one block per candidate
     assert "Narrow terminal (80 columns)" in _flat(_run("report", saved, columns=80).stdout)
     # the widest band on every row (found in CI: with one thread the values came out "medium", and
