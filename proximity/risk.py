@@ -2,9 +2,10 @@
 architecture from scratch), from a small logistic model fitted to ground truth.
 
 The model ships as data, ``catalog/risk_model.json``, written by ``scripts/fit_risk.py`` from the
-benchmark's *dev* targets (``scripts/bench``; provenance inside the file) and validated on its
-*test* targets (``scripts/bench/results/v2.5/RESULTS.md``). Up to five variants, the first whose
-evidence a candidate has (their features are chosen on dev; the JSON names them):
+benchmark's *dev* targets (``scripts/bench``; provenance inside the file; protocol 4: the 40
+targets protocols 2 and 3 had read) and validated on *test* targets no choice saw
+(``scripts/bench/results/v4/``; earlier readings under ``results/v2.5`` and ``results/v3``).
+Up to five variants, the first whose evidence a candidate has (their features are chosen on dev; the JSON names them):
 
 * **labels+finetune** — used first, when the run also fine-tuned each candidate briefly on the
   sample (``--finetune`` with ``--scratch``): the fine-tuned hold-out accuracy against the
@@ -21,8 +22,9 @@ evidence a candidate has (their features are chosen on dev; the JSON names them)
   Fréchet distance relative to a same-size sample of its reference Gaussian exists
   (``log_frechet_excess``). Not shipped: fitted on benchmark v2.4, it did not beat the plain
   label-free model on the dev pairs, so ``scripts/fit_risk.py`` dropped it (``provenance.dropped_variants``).
-* **label-free** — when only label-free evidence exists (shipped: ``log_rankme_rel`` and
-  ``log_params_per_image``: every run with the control has them). The label-free variants are
+* **label-free** — when only label-free evidence exists (shipped: ``log_rankme_rel``, which
+  every run with the control has; ``log_params_per_image``, v2.4's second feature, was not
+  chosen again on protocol 4's 40 dev targets). The label-free variants are
   wider: their intervals carry the coefficient uncertainty of weaker models.
 
 Every candidate feature set and penalty tried on dev (leave-one-target-out log loss) is in the
