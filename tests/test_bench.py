@@ -287,8 +287,11 @@ def test_selection_prefers_the_simplest_candidate_within_the_margin_and_refuses_
                         {"name": "z-mean(logme, knn)", "kind": "z-mean", "terms": [["logme", 1.0], ["knn", 1.0]]}]}
     plain = evaluate_v2.select(data, list(data), {}, cands)["labels"]
     taus = {r["name"]: r["loto_tau"] for r in plain["table"]}
-    assert plain["rule"]["name"] == max(taus, key=taus.get)
-    assert evaluate_v2.select(data, list(data), {}, cands, simplest_within=1.0)["labels"]["rule"]["name"] == "logme"
+    assert taus["z-mean(logme, knn)"] > taus["logme"] and plain["rule"]["name"] == "z-mean(logme, knn)"
+    gap = taus["z-mean(logme, knn)"] - taus["logme"]
+    pick = lambda margin: evaluate_v2.select(data, list(data), {}, cands,  # noqa: E731
+                                             simplest_within=margin)["labels"]["rule"]["name"]
+    assert pick(gap + 1e-9) == "logme" and pick(gap - 1e-6) == "z-mean(logme, knn)"
     state = {"targets": ["t0"], "rules": {"labels": {"versions": {"logme": 99}}}, "rows": []}
     (tmp_path / "state.json").write_text(json.dumps(state))
     with pytest.raises(SystemExit, match="signal versions changed"):
@@ -297,8 +300,10 @@ def test_selection_prefers_the_simplest_candidate_within_the_margin_and_refuses_
     from scripts.bench import targets_v4
     t = next(t for t in targets_v4.TARGETS if t.name == "charts")            # four classes: chance 0.25
     gt = {"finetune": {("b", "charts"): {"mean": 0.29}}, "scratch": {("a", "charts"): {"mean": 0.26}}}
-    assert evaluate_v2.at_chance([t], gt, ["b"], ["a"]) == {"charts": {"chance": 0.25, "best": 0.29}}
-    gt["scratch"][("a", "charts")]["mean"] = 0.31
+    assert evaluate_v2.at_chance([t], gt, ["b"], ["a"]) == {"charts": {"chance": 0.25, "best": 0.29, "worst": 0.26}}
+    gt["scratch"][("a", "charts")]["mean"] = 0.31                               # one start learned something
+    assert evaluate_v2.at_chance([t], gt, ["b"], ["a"]) == {}
+    gt["scratch"][("a", "charts")]["mean"] = 0.19                               # one start well below chance
     assert evaluate_v2.at_chance([t], gt, ["b"], ["a"]) == {}
 
 

@@ -6,7 +6,9 @@ Only so that no fresh target sits at chance or at 100 %: per target, a logistic 
 frozen pooled features of two benchmark backbones (``generalist-all`` and ``resnet-photos``),
 trained on the user's images and scored on the held-out ones — close to the ``probe`` signal,
 for those two only. No ranking of the 17 backbones and no fine-tuning result is looked at. The
-figures go into the protocol's ``split.json`` ("difficulty").
+figures go into the protocol's ``split.json`` ("difficulty"). (Protocol 4's figures and its one
+adjustment were made before this script normalised its input as ``pretrain.py`` and ``finetune.py``
+do, ``(x − 0.5) / 0.5``: see ``split.json``'s "difficulty_note".)
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def features(folder: Path, imgs: np.ndarray) -> np.ndarray:
     state = load_file(str(folder / "model.safetensors"))
     model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()}, strict=False)
     model.eval()
-    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0      # the bench tier's input, as finetune.py
+    x = (torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5   # the bench tier's input
     with torch.no_grad():
         return torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)]).numpy()
 
