@@ -296,6 +296,12 @@ def test_selection_prefers_the_simplest_candidate_within_the_margin_and_refuses_
     (tmp_path / "state.json").write_text(json.dumps(state))
     with pytest.raises(SystemExit, match="signal versions changed"):
         evaluate_v2.select_stored(tmp_path / "state.json", tmp_path / "fit_rule.json")
+    # a candidate's term the page's rules did not use: caught from the target's scores when they are at hand
+    (tmp_path / "state.json").write_text(json.dumps({**state, "rules": {"labels": {"versions": {}}}}))
+    (tmp_path / "scores").mkdir()
+    (tmp_path / "scores" / "t0.json").write_text(json.dumps({"versions": {"labels": {"nleep": 99}}}))
+    with pytest.raises(SystemExit, match="nleep"):
+        evaluate_v2.select_stored(tmp_path / "state.json", tmp_path / "fit_rule.json", tmp_path / "scores")
 
     from scripts.bench import targets_v4
     t = next(t for t in targets_v4.TARGETS if t.name == "charts")            # four classes: chance 0.25

@@ -494,17 +494,26 @@ def data_from_rows(rows: list[dict]) -> dict[str, tuple[dict, dict]]:
     return data
 
 
-def select_stored(state_path: Path, rule_file: Path) -> dict:
+def select_stored(state_path: Path, rule_file: Path, scores_dir: Path | None = None) -> dict:
     """Protocol 4: choose the fit rules on every target a page holds (``results/v3/state.json``:
     protocol 2's dev and test targets and protocol 3's fresh ones — all read already, all dev now)
     among :func:`candidates_v4`, by leave-one-target-out on the stored signals, and write
     ``rule_file`` (``catalog/fit_rule.json``). Refuses a page whose signal versions differ from the
-    code's: the stored values would not be what a run computes now."""
+    code's (the page's rules' terms; with ``scores_dir``, every candidate's terms as each target's
+    scores recorded them): the stored values would not be what a run computes now."""
     from proximity.signals import signal_versions
 
     state_path = state_path.resolve()
     state = json.loads(state_path.read_text())
     recorded = {n: v for d in state["rules"].values() for n, v in d.get("versions", {}).items()}
+    # where the scores behind the page are at hand (OUT/v2/scores), every candidate term's version as
+    # scored, not only the page's rules' terms
+    terms = {t for cs in candidates_v4().values() for c in cs for t in (c.get("learned") or [x for x, _ in c["terms"]])}
+    for target in state["targets"]:
+        if scores_dir is not None and (scores_dir / f"{target}.json").is_file():
+            versions = json.loads((scores_dir / f"{target}.json").read_text()).get("versions") or {}
+            for mode in versions.values():
+                recorded.update({n: v for n, v in mode.items() if n in terms})
     moved = {n: (v, signal_versions().get(n)) for n, v in recorded.items() if signal_versions().get(n) != v}
     if moved:
         raise SystemExit(f"{state_path}: signal versions changed since it was scored ({moved}); rescore first")
@@ -1084,7 +1093,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.select_stored is not None:
         out = (args.results / "fit_rule.json") if args.quick else ROOT / "catalog" / "fit_rule.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        doc = select_stored(args.select_stored, out)
+        doc = select_stored(args.select_stored, out, args.out / "v2" / "scores")
         for mode, table in doc["selection"].items():
             print(f"{mode}:")
             for r in table:
