@@ -127,6 +127,12 @@ def test_fit_script_recovers_the_sign_and_is_deterministic(tmp_path):
     a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
     a["provenance"].pop("fitted"), b["provenance"].pop("fitted")
     assert a == b
+    # --splits (protocol 4: fitted on several splits): a split the pairs lack is refused, by name
+    with pytest.raises(SystemExit, match="has no split test-v9"):
+        fit_risk.main(["--pairs", str(tmp_path / "pairs.csv"), "--out", str(tmp_path / "c.json"),
+                       "--splits", "dev", "test-v9"])
+    fit_risk.main(["--pairs", str(tmp_path / "pairs.csv"), "--out", str(tmp_path / "c.json"), "--splits", "dev"])
+    assert "dev_splits" not in json.loads((tmp_path / "c.json").read_text())["provenance"]
     lab = a["variants"]["labels"]
     assert lab["features"][0] in ("gain", "gain_z") and lab["coef"][0] < 0      # more gain, less risk
     m = R.RiskModel.from_dict(a)
