@@ -163,19 +163,14 @@ def test_v3_fresh_test_set_was_written_first_and_the_shipped_rules_are_the_froze
 def test_v3_targets_are_the_recorded_data_balanced_and_shaped_like_v2s():
     """Every fresh target's images and labels are the ones split.json's digests recorded (a builder
     or a library that draws them changed: this fails), each class the same size, 64 px RGB."""
-    import hashlib
-
     pytest.importorskip("skimage")
     pytest.importorskip("matplotlib")
-    from scripts.bench import targets_v3
+    from scripts.bench import evaluate_v2, targets_v3
 
     doc = {r["name"]: r for r in json.loads((BENCH / "results" / "v3" / "split.json").read_text())["targets"]}
     for t in targets_v3.TARGETS:
-        xu, yu, xt, yt, names = arrays = targets_v3.make_target(t.name)
-        h = hashlib.sha256()
-        for a in arrays[:4]:
-            h.update(a.tobytes())
-        assert h.hexdigest() == doc[t.name]["data_sha256"], t.name
+        assert evaluate_v2.data_digest(targets_v3, t.name) == doc[t.name]["data_sha256"], t.name
+        xu, yu, xt, yt, names = targets_v3.make_target(t.name)
         assert xu.shape[1:] == xt.shape[1:] == (64, 64, 3) and xu.dtype == xt.dtype == np.uint8
         assert np.bincount(yu).tolist() == [t.n_per_class] * len(names) == [doc[t.name]["n_user"] // len(names)] * \
             doc[t.name]["n_classes"]
@@ -225,21 +220,22 @@ def test_v4_fresh_test_set_was_written_after_the_selection_and_before_its_ground
     earlier = {t.name for t in targets_v2.TARGETS} | {t.name for t in targets_v3.TARGETS}
     assert len(names) == 12 and not names & earlier
     reading = BENCH / "results" / "v4" / "state.json"
-    if reading.is_file():
+    if reading.is_file():      # read: the page recorded that what ran was what was frozen
         assert all(json.loads(reading.read_text())["frozen"].values())
-    else:
+    else:                      # not read yet: the shipped rule files are still the frozen ones
         assert all(evaluate_v2.frozen_rules(BENCH / "results" / "v4" / "split.json").values())
-        rule = json.loads((BENCH.parents[1] / "catalog" / "fit_rule.json").read_text())
-        assert rule["protocol"] == "protocol 4" and len(rule["dev_targets"]) == 40
-        declared = evaluate_v2.candidates_v4()
-        assert {m: [r["name"] for r in t] for m, t in rule["selection"].items()} == \
-            {m: [c["name"] for c in cs] for m, cs in declared.items()}
-        for mode, table in rule["selection"].items():       # the declared rule: simplest within 0.01 of the best
-            size = {c["name"]: evaluate_v2.n_terms(c) for c in declared[mode]}
-            top = max(r["loto_tau"] for r in table)
-            pick = min((r for r in table if r["loto_tau"] >= top - 0.01),
-                       key=lambda r: (size[r["name"]], r["loto_regret"], -r["loto_tau"]))
-            assert rule["rules"].get(mode, rule["rules"]["labels"])["name"] == pick["name"], mode
+    # the shipped fit rule is protocol 4's selection: the declared candidates, the declared choice
+    rule = json.loads((BENCH.parents[1] / "catalog" / "fit_rule.json").read_text())
+    assert rule["protocol"] == "protocol 4" and len(rule["dev_targets"]) == 40
+    declared = evaluate_v2.candidates_v4()
+    assert {m: [r["name"] for r in t] for m, t in rule["selection"].items()} == \
+        {m: [c["name"] for c in cs] for m, cs in declared.items()}
+    for mode, table in rule["selection"].items():       # simplest within 0.01 of the best, then regret
+        size = {c["name"]: evaluate_v2.n_terms(c) for c in declared[mode]}
+        top = max(r["loto_tau"] for r in table)
+        pick = min((r for r in table if r["loto_tau"] >= top - 0.01),
+                   key=lambda r: (size[r["name"]], r["loto_regret"], -r["loto_tau"]))
+        assert rule["rules"].get(mode, rule["rules"]["labels"])["name"] == pick["name"], mode
 
 
 def test_v4_targets_are_the_recorded_data_and_their_jobs_protocol_2s_recipe():

@@ -355,12 +355,19 @@ def pairwise_weights(train: list[tuple[dict, dict]], terms: tuple[str, ...]) -> 
     return {t: float(w) for t, w in zip(terms, clf.coef_[0], strict=True)}
 
 
+def single(n: str) -> dict:
+    """A fit candidate: one signal alone."""
+    return {"name": n, "kind": "single", "terms": [[n, 1.0]]}
+
+
+def zmean(*ns: str) -> dict:
+    """A fit candidate: the unweighted mean of the signals' within-run z-scores."""
+    return {"name": "z-mean(" + ", ".join(ns) + ")", "kind": "z-mean", "terms": [[n, 1.0] for n in ns]}
+
+
 def candidates() -> dict[str, list[dict]]:
     """The documented candidates per mode (at most 20 each): dicts of FitRule fields, or
     ``{"learned": terms}`` for a pairwise model trained on the other dev targets."""
-    single = lambda n: {"name": n, "kind": "single", "terms": [[n, 1.0]]}  # noqa: E731
-    zmean = lambda *ns: {"name": "z-mean(" + ", ".join(ns) + ")", "kind": "z-mean",  # noqa: E731
-                         "terms": [[n, 1.0] for n in ns]}
     labels = [single(n) for n in ("probe", "probe_loo", "logme", "sfda", "nleep", "knn", "hscore", "transrate",
                                   "etran_lda", "ncti_ncc")]
     labels += [zmean("probe", "logme"), zmean("probe_loo", "logme"), zmean("logme", "sfda"),
@@ -403,9 +410,6 @@ def candidates_v4() -> dict[str, list[dict]]:
     """Protocol 4's candidates, declared in ``results/v4/PROTOCOL.md`` before the first run: fewer
     than protocol 2's (chosen on 40 dev targets: every target protocols 2 and 3 have read); the
     ``labels+finetune`` mode's are the labelled ones and three with the ``finetune`` signal."""
-    single = lambda n: {"name": n, "kind": "single", "terms": [[n, 1.0]]}  # noqa: E731
-    zmean = lambda *ns: {"name": "z-mean(" + ", ".join(ns) + ")", "kind": "z-mean",  # noqa: E731
-                         "terms": [[n, 1.0] for n in ns]}
     labels = [single(n) for n in ("logme", "knn", "probe", "probe_loo", "sfda", "nleep")]
     labels += [zmean("logme", "knn"), zmean("logme", "knn", "probe"), zmean("logme", "knn", "params"),
                {"name": "rank-mean(logme, knn)", "kind": "rank-mean", "terms": [["logme", 1.0], ["knn", 1.0]]},
@@ -426,9 +430,27 @@ def candidates_v4() -> dict[str, list[dict]]:
     return {"labels": labels, "label-free": free, "labels+finetune": tuned}
 
 
+def cand_terms(cand: dict) -> list[str]:
+    """The signals a candidate combines (a learned pairwise model: its terms)."""
+    return list(cand["learned"]) if "learned" in cand else [n for n, _ in cand["terms"]]
+
+
 def n_terms(cand: dict) -> int:
-    """How many signals a candidate combines (a learned pairwise model: its terms)."""
-    return len(cand["learned"]) if "learned" in cand else len(cand["terms"])
+    return len(cand_terms(cand))
+
+
+def rule_doc(chosen: dict, protocol: str, dev: list[str], ground_truth, how: str, **extra) -> dict:
+    """``catalog/fit_rule.json``'s document from :func:`select`'s choice: the rules (the ``--finetune``
+    rule only where dev chose something other than the labels rule itself), every selection table,
+    provenance; ``extra`` keys follow ``ground_truth``."""
+    same = "labels+finetune" in chosen and chosen["labels+finetune"]["rule"] == chosen["labels"]["rule"]
+    return {"schema": 1, "protocol": protocol, "date": str(date.today()), "code_version": pretrain._code_version(),
+            "dev_targets": dev, "ground_truth": ground_truth, **extra,
+            "rules": {mode: c["rule"] for mode, c in chosen.items() if not (same and mode == "labels+finetune")},
+            "selection": {mode: c["table"] for mode, c in chosen.items()},
+            **({"not_shipped": {"labels+finetune": "dev chose the labels rule itself: runs with --finetune "
+                                                   "use the labels rule"}} if same else {}),
+            "how": how}
 
 
 def _as_rule(cand: dict, train: list[tuple[dict, dict]]):
@@ -508,7 +530,7 @@ def select_stored(state_path: Path, rule_file: Path, scores_dir: Path | None = N
     recorded = {n: v for d in state["rules"].values() for n, v in d.get("versions", {}).items()}
     # where the scores behind the page are at hand (OUT/v2/scores), every candidate term's version as
     # scored, not only the page's rules' terms
-    terms = {t for cs in candidates_v4().values() for c in cs for t in (c.get("learned") or [x for x, _ in c["terms"]])}
+    terms = {t for cs in candidates_v4().values() for c in cs for t in cand_terms(c)}
     for target in state["targets"]:
         if scores_dir is not None and (scores_dir / f"{target}.json").is_file():
             versions = json.loads((scores_dir / f"{target}.json").read_text()).get("versions") or {}
@@ -516,25 +538,19 @@ def select_stored(state_path: Path, rule_file: Path, scores_dir: Path | None = N
                 recorded.update({n: v for n, v in mode.items() if n in terms})
     moved = {n: (v, signal_versions().get(n)) for n, v in recorded.items() if signal_versions().get(n) != v}
     if moved:
-        raise SystemExit(f"{state_path}: signal versions changed since it was scored ({moved}); rescore first")
+        raise SystemExit(f"{state_path}: signal versions changed since it was scored ({moved}): rescore its targets "
+                         "and make the page again (evaluate_v2.py, then --fresh for protocol 3's) before selecting")
     data = data_from_rows(state["rows"])
     dev = list(state["targets"])
     if set(dev) != set(data):
-        raise SystemExit(f"{state_path}: its rows do not cover its targets")
-    smallest = {t: min(r["n_images"] // r["n_classes"] for r in state["rows"] if r["target"] == t) for t in dev}
-    chosen = select(data, dev, smallest, candidates_v4(), simplest_within=0.01)
-    same = chosen["labels+finetune"]["rule"] == chosen["labels"]["rule"]
-    doc = {"schema": 1, "protocol": "protocol 4", "date": str(date.today()),
-           "code_version": pretrain._code_version(), "dev_targets": dev,
-           "ground_truth": ["v2/groundtruth.jsonl", "v3/groundtruth.jsonl"],
-           "signals_from": str(state_path.relative_to(ROOT) if state_path.is_relative_to(ROOT) else state_path),
-           "rules": {mode: c["rule"] for mode, c in chosen.items() if not (same and mode == "labels+finetune")},
-           "selection": {mode: c["table"] for mode, c in chosen.items()},
-           **({"not_shipped": {"labels+finetune": "dev chose the labels rule itself: runs with --finetune "
-                                                  "use the labels rule"}} if same else {}),
-           "how": "scripts/bench/evaluate_v2.py --select-stored: leave-one-target-out on the 40 targets protocols 2 "
-                  "and 3 have read, the candidates declared in results/v4/PROTOCOL.md; the highest mean weighted "
-                  "tau, and among the candidates within 0.01 of it the fewest terms, then the lower regret"}
+        raise SystemExit(f"{state_path}: its rows do not cover its targets: make the page again with evaluate_v2.py")
+    # no protocol-4 candidate switches rule on small samples, so no sample sizes are needed
+    chosen = select(data, dev, {}, candidates_v4(), simplest_within=0.01)
+    doc = rule_doc(chosen, "protocol 4", dev, ["v2/groundtruth.jsonl", "v3/groundtruth.jsonl"],
+                   "scripts/bench/evaluate_v2.py --select-stored: leave-one-target-out on the 40 targets protocols 2 "
+                   "and 3 have read, the candidates declared in results/v4/PROTOCOL.md; the highest mean weighted "
+                   "tau, and among the candidates within 0.01 of it the fewest terms, then the lower regret",
+                   signals_from=str(state_path.relative_to(ROOT) if state_path.is_relative_to(ROOT) else state_path))
     rule_file.write_text(json.dumps(doc, indent=1) + "\n")
     return doc
 
@@ -588,17 +604,9 @@ def evaluate(root: Path, store: Path, results: Path, *, do_select: bool, quick: 
     dev = [t.name for t in tlist if t.split == "dev"]
     if do_select:
         chosen = select(data, dev, {t: smallest_class(scored[t]) for t in dev})
-        # the --finetune rule ships only when dev chose something other than the labels rule itself
-        same = "labels+finetune" in chosen and chosen["labels+finetune"]["rule"] == chosen["labels"]["rule"]
-        doc = {"schema": 1, "protocol": PROTOCOL_NAME, "date": str(date.today()),
-               "code_version": pretrain._code_version(),
-               "dev_targets": dev, "ground_truth": str(store.name),
-               "rules": {mode: c["rule"] for mode, c in chosen.items() if not (same and mode == "labels+finetune")},
-               "selection": {mode: c["table"] for mode, c in chosen.items()},
-               **({"not_shipped": {"labels+finetune": "dev chose the labels rule itself: runs with --finetune "
-                                                      "use the labels rule"}} if same else {}),
-               "how": "scripts/bench/evaluate_v2.py --select: leave-one-target-out on the dev targets; "
-                      "best mean weighted tau, ties by lower regret"}
+        doc = rule_doc(chosen, PROTOCOL_NAME, dev, str(store.name),
+                       "scripts/bench/evaluate_v2.py --select: leave-one-target-out on the dev targets; "
+                       "best mean weighted tau, ties by lower regret")
         rule_file = (results / "fit_rule.json") if quick else Path(__file__).parents[2] / "catalog" / "fit_rule.json"
         rule_file.write_text(json.dumps(doc, indent=1) + "\n")
         rules = {m: FitRule.from_dict(d) for m, d in doc["rules"].items()}
