@@ -18,11 +18,10 @@ All use the same seeded stratified k-fold split (k = min(folds, smallest class s
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..errors import SignalUnavailable
+from .linear import balanced_accuracy, knn_predict, logistic_fit, standardize, stratified_kfold
 from .registry import SignalContext, labels_of, register_signal, require_labels
 from .kernels import rank_mask
 from .shared import gram_coordinates, matrix
@@ -31,13 +30,9 @@ from .shared import gram_coordinates, matrix
 def _splits(ctx: SignalContext) -> list[tuple[np.ndarray, np.ndarray]]:
     if "splits" in ctx.memo:
         return ctx.memo["splits"]
-    counts = require_labels(ctx, "the probe")     # before importing scikit-learn: label-free runs never do
+    counts = require_labels(ctx, "the probe")
     y = labels_of(ctx)
-    from sklearn.model_selection import StratifiedKFold
-
-    k = int(min(ctx.folds, counts.min()))
-    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed)
-    ctx.memo["splits"] = list(skf.split(np.zeros(len(y)), y))
+    ctx.memo["splits"] = stratified_kfold(y, int(min(ctx.folds, counts.min())), ctx.seed)
     return ctx.memo["splits"]
 
 
@@ -61,11 +56,7 @@ def _control_splits(ctx: SignalContext) -> tuple[np.ndarray, list[tuple[np.ndarr
         if len(counts) < len(np.unique(y)) or counts.min() < 2:
             raise SignalUnavailable(f"the control's {len(ys)} images hold fewer than 2 images of a class: "
                                     "give --control-images a larger number or 'all'")
-        from sklearn.model_selection import StratifiedKFold
-
-        k = int(min(ctx.folds, counts.min()))
-        skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed)
-        ctx.memo["control_splits"] = (ys, list(skf.split(np.zeros(len(ys)), ys)))
+        ctx.memo["control_splits"] = (ys, stratified_kfold(ys, int(min(ctx.folds, counts.min())), ctx.seed))
     return ctx.memo["control_splits"]
 
 
@@ -97,26 +88,17 @@ def probe_scores(features: np.ndarray, labels: np.ndarray, splits) -> tuple[np.n
     matrix when d ≥ n_train (:func:`~proximity.signals.shared.gram_coordinates`), else by the
     SVD of the n_train × d matrix (cheap then).
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.preprocessing import StandardScaler
-
     scores, unconverged = [], 0
     for tr, te in splits:
-        scaler = StandardScaler().fit(features[tr])
-        xtr, xte = scaler.transform(features[tr]), scaler.transform(features[te])
+        xtr, xte = standardize(features[tr], features[te])
         if xtr.shape[1] >= xtr.shape[0]:
             xtr, xte = gram_coordinates(xtr, xte)
         elif xtr.shape[1] > 32:
             basis = row_space(xtr)
             xtr, xte = xtr @ basis, xte @ basis
-        clf = LogisticRegression(C=1.0, max_iter=1000)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            clf.fit(xtr, labels[tr])
-        unconverged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        scores.append(balanced_accuracy_score(labels[te], clf.predict(xte)))
+        clf = logistic_fit(xtr, labels[tr], C=1.0, max_iter=1000)
+        unconverged += not clf.converged
+        scores.append(balanced_accuracy(labels[te], clf.predict(xte)))
     return np.array(scores), unconverged
 
 
@@ -157,14 +139,10 @@ def knn(ctx: SignalContext):
     """k-fold cosine kNN balanced accuracy on frozen features."""
     y, scores = labels_of(ctx), []
     splits = _splits(ctx)
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.neighbors import KNeighborsClassifier
-
     dist = matrix(ctx).cosine()         # the sample's cosine distances, once for every fold
     for tr, te in splits:
         k = max(1, min(5, len(tr) - 1))
-        clf = KNeighborsClassifier(n_neighbors=k, metric="precomputed").fit(dist[np.ix_(tr, tr)], y[tr])
-        scores.append(balanced_accuracy_score(y[te], clf.predict(dist[np.ix_(te, tr)])))
+        scores.append(balanced_accuracy(y[te], knn_predict(dist[np.ix_(te, tr)], y[tr], k)))
     s = np.array(scores)
     return float(s.mean()), float(s.std(ddof=1)), f"{len(s)}-fold, k≤5 cosine neighbours"
 

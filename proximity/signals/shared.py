@@ -118,7 +118,7 @@ class FeatureMatrix:
         """Cosine distances (n, n) between the rows, as scikit-learn computes them (float32
         features stay float32), diagonal 0."""
         def make():
-            from sklearn.metrics.pairwise import cosine_distances
+            from .linear import cosine_distances
 
             return cosine_distances(self.features)
         return self._get("cosine", make)
