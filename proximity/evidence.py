@@ -130,6 +130,7 @@ def collect_evidence(
                 return ev
     start = time.perf_counter()
     backbone = open_backbone(spec, pretrained=pretrained, device=device, seed=seed)
+    backbone.use_channels_last()
     if not pretrained:
         sub = _subsample(sample, BN_REESTIMATE_IMAGES, seed)
         reestimate_batchnorm(backbone, (spec.preprocess(b) for b in sub.batches(BN_REESTIMATE_BATCH)))

@@ -133,3 +133,52 @@ def test_overlapped_preprocessing_gives_the_same_evidence(backbones, target_dir)
     np.testing.assert_array_equal(a.features, b.features)
     for x, y in zip(a.image_means + a.image_vars, b.image_means + b.image_vars, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_channels_last_evidence_equals_the_contiguous_pass(backbones, target_dir, fresh_cache, monkeypatch):
+    """Issue 14: a convolutional network runs channels-last; its features, early moments and its
+    random-weights control (BN re-estimated channels-last too) agree with the contiguous pass to rounding."""
+    from proximity.backbones.spec import Backbone
+
+    sample = load_sample(target_dir, sample=24)
+    spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    bb = open_backbone(spec)
+    assert bb.use_channels_last() and bb.channels_last
+    assert next(p for p in bb.model.parameters() if p.ndim == 4).is_contiguous(memory_format=torch.channels_last)
+    runs = {}
+    for mode in ("channels_last", "contiguous"):
+        if mode == "contiguous":
+            monkeypatch.setattr(Backbone, "use_channels_last", lambda self: False)
+        runs[mode] = [collect_evidence(spec, sample, pretrained=p, use_cache=False, batch_size=10) for p in (True, False)]
+    for cl, plain in zip(runs["channels_last"], runs["contiguous"], strict=True):
+        np.testing.assert_allclose(cl.features, plain.features, rtol=1e-4, atol=1e-5)
+        for i in range(len(plain.layer_names)):
+            for a, b in zip(cl.layer_moments(i), plain.layer_moments(i), strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+class _Flattening(torch.nn.Module):
+    """Two convolutions, then ``view``: fails on a channels-last tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 4, 3)
+        self.num_features = 4
+
+    def forward(self, x):
+        y = self.b(self.a(x))
+        return y.view(y.shape[0], -1)[:, :4]          # C, H, W merged: needs (N, C, H, W) memory
+
+
+def test_a_network_that_cannot_run_channels_last_is_left_contiguous(backbones):
+    import dataclasses
+
+    from proximity.backbones.spec import Backbone
+
+    spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    spec = dataclasses.replace(spec, data_config={**spec.data_config, "input_size": (3, 16, 16)})
+    bb = Backbone(spec=spec, model=_Flattening().eval(), early_layers=[], feature_dim=4, device=torch.device("cpu"))
+    assert not bb.use_channels_last() and not bb.channels_last
+    assert bb.model.a.weight.is_contiguous()
+    x = torch.rand(2, 3, 16, 16)
+    assert bb.features(x).shape == (2, 4)          # it runs, as it was

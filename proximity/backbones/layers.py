@@ -129,7 +129,7 @@ def reestimate_batchnorm(backbone: Backbone, batches: Iterable[torch.Tensor]) ->
     n = 0
     try:
         for x in batches:
-            backbone.model(x.to(backbone.device))
+            backbone.model(backbone.to_input(x))
             n += x.shape[0]
     finally:
         for m, mom in zip(bns, saved, strict=True):

