@@ -149,7 +149,8 @@ def test_channels_last_evidence_equals_the_contiguous_pass(backbones, target_dir
     for mode in ("channels_last", "contiguous"):
         if mode == "contiguous":
             monkeypatch.setattr(Backbone, "use_channels_last", lambda self: False)
-        runs[mode] = [collect_evidence(spec, sample, pretrained=p, use_cache=False, batch_size=10) for p in (True, False)]
+        runs[mode] = [collect_evidence(spec, sample, pretrained=p, use_cache=False, batch_size=10)
+                      for p in (True, False)]
     for cl, plain in zip(runs["channels_last"], runs["contiguous"], strict=True):
         np.testing.assert_allclose(cl.features, plain.features, rtol=1e-4, atol=1e-5)
         for i in range(len(plain.layer_names)):
