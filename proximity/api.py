@@ -82,6 +82,7 @@ def rank(
     intensity: Intensity = "auto",
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto",
     batch_size: int = 32,
+    precision: Literal["float32", "bfloat16", "float16"] = "float32",
     control: bool = True,
     control_images: int | None = 64,
     signals: str | Sequence[str] = "core",
@@ -112,6 +113,10 @@ def rank(
     labels, sample, seed, intensity : see :func:`proximity.data.load_sample`.
     device : ``auto`` = CUDA, else MPS, else CPU.
     batch_size : images per forward batch.
+    precision : the networks' arithmetic: ``float32`` (default), or autocast to ``bfloat16``
+        (CPU, CUDA) or ``float16`` (CUDA, MPS) — faster on GPUs with tensor cores; the pooled
+        features and the early-layer moments are still accumulated and stored in float32, but
+        they move at the ~1 % level, so signals may move within their sd (cached apart).
     control : run the random-weights control (one pass per architecture and input
         configuration, shared by the candidates that have it, on a fixed subset of the sample).
     control_images : the size of that subset (default 64; with labels stratified, at least
@@ -163,8 +168,8 @@ def rank(
     A failing backbone never raises: it is recorded in ``Ranking.failed`` and the run goes on.
     """
     given = RankConfig.build(models=models, catalog=catalog, labels=labels, sample=sample, seed=seed,
-                             intensity=intensity, device=device, batch_size=batch_size, control=control,
-                             control_images=control_images, signals=signals,
+                             intensity=intensity, device=device, batch_size=batch_size, precision=precision,
+                             control=control, control_images=control_images, signals=signals,
                              use_cache=use_cache, folds=folds, scratch=scratch, finetune=finetune, domain=domain,
                              max_params=max_params,
                              license=license, include_gated=include_gated, shortlist=shortlist,
@@ -188,6 +193,10 @@ def run(path_or_sample: str | Path | Sample, cfg: RankConfig, *, progress: Progr
         from .backbones import resolve_device
 
         resolve_device(cfg.device)               # an absent GPU is said before anything is decoded
+    if cfg.precision != "float32" and cfg.executor == "serial":   # (a Ray worker checks its own device)
+        from .backbones import autocast_dtype, resolve_device
+
+        autocast_dtype(cfg.precision, resolve_device(cfg.device))  # float16 on a CPU: said before decoding
     check_available(cfg.executor)               # so is an executor that is not installed
     cache.new_run()
     failed: list[Failure] = []

@@ -50,6 +50,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "intensity": _options("auto", "percentile", "full-range"),
     "device": _options("auto", "cpu", "cuda", "mps"),
     "batch_size": _int(1),
+    "precision": _options("float32", "bfloat16", "float16"),
     "folds": _int(2),
     "control": _bool(),
     "signals": ((lambda v: v in ("core", "all") or
@@ -95,6 +96,7 @@ class RankConfig:
     # --- the evidence passes
     device: str = "auto"
     batch_size: int = 32
+    precision: str = "float32"                   # the networks' arithmetic (autocast); statistics stay float32
     control: bool = True
     control_images: int | None = 64              # the control's subset (stratified with labels); None: every image
     signals: str | tuple[str, ...] = "core"      # core (what the fit, the risk and the baselines use) | all | names
@@ -161,6 +163,7 @@ class RankConfig:
         """The ``settings`` block of the JSON result (schema 2; ``shortlist`` and ``executor`` added)."""
         return {"catalog": None if self.models else list(self.catalog), "sample": self.sample, "seed": self.seed,
                 "labels": self.labels, "intensity": self.intensity, "device": device, "batch_size": self.batch_size,
+                "precision": self.precision,
                 "folds": self.folds,
                 "control": controls > 0,                 # a random-weights control pass ran for a candidate
                 "control_requested": self.control,       # … and whether one was asked for (--no-control: no)

@@ -78,7 +78,7 @@ class ControlPool:
         self.passes = 0                  # control passes run (not served from memory or the cache)
 
     def get(self, spec: "BackboneSpec", sample: "Sample", *, device, batch_size: int, seed: int, use_cache: bool,
-            progress: Callable[[int, int], None] | None = None) -> "Evidence":
+            progress: Callable[[int, int], None] | None = None, precision: str = "float32") -> "Evidence":
         """The control evidence of ``spec`` on ``sample`` (see :func:`proximity.evidence.collect_evidence`)."""
         if isinstance(self._given, BaseException):
             raise self._given
@@ -89,13 +89,13 @@ class ControlPool:
         from . import cache
         from .evidence import collect_evidence, evidence_ingredients
 
-        key = cache.evidence_key(evidence_ingredients(spec, sample, pretrained=False, seed=seed))
+        key = cache.evidence_key(evidence_ingredients(spec, sample, pretrained=False, seed=seed, precision=precision))
         if key in self._memo:
             if progress is not None:
                 progress(sample.n, sample.n)
             return self._memo[key]
         ev = collect_evidence(spec, sample, pretrained=False, device=device, batch_size=batch_size, seed=seed,
-                              use_cache=use_cache, progress=progress)
+                              use_cache=use_cache, progress=progress, precision=precision)
         self.passes += not ev.cached
         self._memo[key] = ev
         return ev

@@ -22,6 +22,7 @@ moments, so its pass collects the pooled features only.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -31,8 +32,8 @@ import numpy as np
 import torch
 
 from . import cache
-from .backbones import (BN_REESTIMATE_BATCH, BN_REESTIMATE_IMAGES, Backbone, BackboneSpec, open_backbone,
-                        reestimate_batchnorm)
+from .backbones import (BN_REESTIMATE_BATCH, BN_REESTIMATE_IMAGES, Backbone, BackboneSpec, autocast_dtype,
+                        open_backbone, reestimate_batchnorm)
 from .data import Sample
 from .errors import ForwardError, NumericalError
 
@@ -84,18 +85,22 @@ class Evidence:
                    n_params=int(a["n_params"]) if "n_params" in a else None)
 
 
-def evidence_ingredients(spec: BackboneSpec, sample: Sample, *, pretrained: bool, seed: int) -> dict:
-    """Every ingredient of the evidence cache key."""
+def evidence_ingredients(spec: BackboneSpec, sample: Sample, *, pretrained: bool, seed: int,
+                         precision: str = "float32") -> dict:
+    """Every ingredient of the evidence cache key (``precision`` only when not float32: the keys
+    of float32 evidence are those of earlier versions)."""
+    amp = {"precision": precision} if precision != "float32" else {}
     if not pretrained:
         from .controls import control_identity
 
         return {"control": control_identity(spec), "moments": False, "sample": sample.fingerprint,
-                "weights": f"random:seed={seed}:bn={BN_REESTIMATE_IMAGES}x{BN_REESTIMATE_BATCH}"}
+                "weights": f"random:seed={seed}:bn={BN_REESTIMATE_IMAGES}x{BN_REESTIMATE_BATCH}", **amp}
     return {"source": spec.entry.source, "revision": spec.revision, "preprocess": spec.preprocess.describe(),
             "truncated_at": spec.truncated_at, "model_kwargs": spec.model_kwargs,
             "weights": ("pretrained" if pretrained
                         else f"random:seed={seed}:bn={BN_REESTIMATE_IMAGES}x{BN_REESTIMATE_BATCH}"),
-            "sample": sample.fingerprint, "evidence": 2}     # 2: the parameter count is part of the evidence
+            "sample": sample.fingerprint, "evidence": 2,     # 2: the parameter count is part of the evidence
+            **amp}
 
 
 def collect_evidence(
@@ -108,6 +113,7 @@ def collect_evidence(
     seed: int = 0,
     use_cache: bool = True,
     progress: Progress | None = None,
+    precision: str = "float32",
 ) -> Evidence:
     """Return the evidence for ``spec`` on ``sample``, from the cache or from one forward pass.
 
@@ -116,7 +122,9 @@ def collect_evidence(
     a seeded random order (batches of ``BN_REESTIMATE_BATCH``, never class-sorted), averaged over
     batches as ``torch.optim.swa_utils.update_bn`` does.
     """
-    key = cache.evidence_key(evidence_ingredients(spec, sample, pretrained=pretrained, seed=seed))
+    dev = torch.device(device)
+    amp = autocast_dtype(precision, dev)        # an unsupported combination is refused before any work
+    key = cache.evidence_key(evidence_ingredients(spec, sample, pretrained=pretrained, seed=seed, precision=precision))
     if use_cache:
         hit = cache.load_arrays(key)
         try:
@@ -129,15 +137,16 @@ def collect_evidence(
                     progress(sample.n, sample.n)
                 return ev
     start = time.perf_counter()
-    backbone = open_backbone(spec, pretrained=pretrained, device=device, seed=seed)
+    backbone = open_backbone(spec, pretrained=pretrained, device=dev, seed=seed)
     backbone.use_channels_last()
-    if not pretrained:
-        sub = _subsample(sample, BN_REESTIMATE_IMAGES, seed)
-        reestimate_batchnorm(backbone, (spec.preprocess(b) for b in sub.batches(BN_REESTIMATE_BATCH)))
-    try:
-        ev = forward_pass(backbone, sample, batch_size=batch_size, progress=progress, moments=pretrained)
-    except Exception as exc:  # reported at the 'forward' stage (ForwardError.stage)
-        raise ForwardError(spec.entry.id, exc) from exc
+    with torch.autocast(dev.type, dtype=amp) if amp is not None else contextlib.nullcontext():
+        if not pretrained:
+            sub = _subsample(sample, BN_REESTIMATE_IMAGES, seed)
+            reestimate_batchnorm(backbone, (spec.preprocess(b) for b in sub.batches(BN_REESTIMATE_BATCH)))
+        try:
+            ev = forward_pass(backbone, sample, batch_size=batch_size, progress=progress, moments=pretrained)
+        except Exception as exc:  # reported at the 'forward' stage (ForwardError.stage)
+            raise ForwardError(spec.entry.id, exc) from exc
     ev.seconds = time.perf_counter() - start
     if use_cache:
         cache.save_arrays(key, ev.to_arrays())   # never raises: an unwritable cache is one warning

@@ -81,7 +81,7 @@ def _control_task(spec, sample, cfg):
     from .controls import ControlPool
 
     return ControlPool().get(spec, sample, device=resolve_device(cfg.device), batch_size=cfg.batch_size,
-                             seed=cfg.seed, use_cache=cfg.use_cache)
+                             seed=cfg.seed, use_cache=cfg.use_cache, precision=cfg.precision)
 
 
 def _score_task(entry, sample, cfg, labels_off, control: list):

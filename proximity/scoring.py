@@ -178,7 +178,7 @@ def score_candidate(entry: CatalogEntry, sample: Sample, cfg: RankConfig, *, lab
         dev = device if device is not None else resolve_device(cfg.device)
         cb = (lambda d, t: progress(entry.id, d, t)) if progress else None
         ev = collect_evidence(spec, sample, pretrained=True, device=dev, batch_size=cfg.batch_size, seed=cfg.seed,
-                              use_cache=cfg.use_cache, progress=cb)
+                              use_cache=cfg.use_cache, progress=cb, precision=cfg.precision)
     except Exception as exc:  # one failing backbone never stops the run (reported in Ranking.failed)
         failure = Failure.from_exception(entry.id, exc, stage)
         logger.info("%s failed (%s): %s", entry.id, failure.stage, exc)
@@ -201,7 +201,7 @@ def _control(entry, spec, sample: Sample, cfg: RankConfig, pool, dev, labels_off
     try:
         cb = (lambda d, t: progress(f"{entry.id} (control)", d, t)) if progress else None
         got = pool.get(spec, sub, device=dev, batch_size=cfg.batch_size, seed=cfg.seed, use_cache=cfg.use_cache,
-                       progress=cb)
+                       progress=cb, precision=cfg.precision)
     except Exception as exc:
         out.update(failed=True, reason=f"random-weights control failed: {one_line(exc)}")
         logger.warning("%s: %s", entry.id, out["reason"])

@@ -141,6 +141,7 @@ def signal_key(identity: dict[str, Any], entry: "CatalogEntry", sample: "Sample"
         "kind": "signals", "signal_cache_version": SIGNAL_CACHE_VERSION, "candidate": identity,
         "sample": sample.fingerprint, "labels": _labels_digest(sample), "labels_off": labels_off,
         "folds": cfg.folds, "seed": cfg.seed, "control": cfg.control, "control_images": cfg.control_images,
+        **({"precision": cfg.precision} if cfg.precision != "float32" else {}),     # float32: earlier keys
         "computed": signal_names(cfg),
         "bn": list(CONTROL_BN), "reference": reference_state(entry),
         "signals": signal_versions()})

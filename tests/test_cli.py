@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 import proximity
 from proximity.cli import app
+from proximity.errors import InvalidParameterError
 
 runner = CliRunner()
 
@@ -215,3 +216,25 @@ def test_label_free_run_normalises_by_random_weights_on_a_small_subset(target_di
     off = json.loads(_run("rank", target_dir, *models, "-f", "json", "-n", 80, "--labels", "none",
                           "--no-control").stdout)
     assert all(c["signals"]["rankme_rel"]["value"] is None for c in off["ranking"])
+
+
+def test_precision_bfloat16_through_the_cli_and_the_api(target_dir, models, backbones, fresh_cache):
+    """--precision autocasts the networks; the evidence is cached apart from float32's and the
+    signals stay near the float32 run's; a dtype the device cannot run is a usage error."""
+    res = _run("rank", target_dir, *models, "--format", "json", "--sample", 40, "--precision", "bfloat16")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["settings"]["precision"] == "bfloat16"
+    assert not any(c["cached"] for c in d["ranking"])
+    full = proximity.rank(target_dir, models=[models[1]], sample=40)
+    assert full.settings["precision"] == "float32" and not full.ranking[0].cached    # not served bfloat16's
+    low = next(c for c in d["ranking"] if c["model"] == models[1])
+    for name in ("probe", "knn"):
+        assert abs(low["signals"][name]["value"] - full.ranking[0].signals[name].value) <= 0.15, name
+    assert low["signals"]["logme"]["value"] == pytest.approx(full.ranking[0].signals["logme"].value, abs=0.05)
+    bad = _run("rank", target_dir, *models, "--precision", "float16", "--device", "cpu")
+    assert bad.exit_code == 2 and "bfloat16" in bad.output and "float16" in bad.output
+    with pytest.raises(InvalidParameterError, match="precision"):
+        proximity.rank(target_dir, models=[models[1]], sample=40, precision="float16", device="cpu")
+    with pytest.raises(InvalidParameterError, match="precision"):
+        proximity.rank(target_dir, models=[models[1]], sample=40, precision="half")

@@ -183,3 +183,20 @@ def test_a_network_that_cannot_run_channels_last_is_left_contiguous(backbones):
     assert bb.model.a.weight.is_contiguous()
     x = torch.rand(2, 3, 16, 16)
     assert bb.features(x).shape == (2, 4)          # it runs, as it was
+
+
+def test_bfloat16_evidence_keeps_float32_statistics_and_its_own_cache_key(backbones, target_dir, fresh_cache):
+    from proximity.cache import evidence_key
+
+    sample = load_sample(target_dir, sample=24)
+    spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    full = collect_evidence(spec, sample, use_cache=False)
+    low = collect_evidence(spec, sample, use_cache=False, precision="bfloat16")
+    assert low.features.dtype == np.float32 and low.image_means[0].dtype == np.float64
+    np.testing.assert_allclose(low.features, full.features, rtol=0.1, atol=0.05 * np.abs(full.features).max())
+    assert not np.array_equal(low.features, full.features)          # it did run in bfloat16
+    for p in (True, False):
+        plain = evidence_ingredients(spec, sample, pretrained=p, seed=0)
+        assert "precision" not in plain                             # float32 keys are those of earlier versions
+        assert evidence_key(plain) != evidence_key(evidence_ingredients(spec, sample, pretrained=p, seed=0,
+                                                                        precision="bfloat16"))

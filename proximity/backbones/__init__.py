@@ -30,10 +30,12 @@ from .layers import (TruncatedBackbone, early_channels, feature_info, find_early
                      reestimate_batchnorm, truncate)
 from .registry import (FORMATS, SOURCES, Format, Location, Source, get_format, get_source, register_format,
                        register_source)
-from .spec import BN_REESTIMATE_BATCH, BN_REESTIMATE_IMAGES, Backbone, BackboneSpec, resolve_device
+from .spec import (BN_REESTIMATE_BATCH, BN_REESTIMATE_IMAGES, PRECISIONS, Backbone, BackboneSpec, autocast_dtype,
+                   resolve_device)
 
-__all__ = ["BN_REESTIMATE_BATCH", "BN_REESTIMATE_IMAGES", "FORMATS", "POOLED_TYPES", "SOURCES", "Backbone",
-           "BackboneSpec", "Format", "Location", "Source", "TransformersBackbone", "TruncatedBackbone",
+__all__ = ["BN_REESTIMATE_BATCH", "BN_REESTIMATE_IMAGES", "FORMATS", "POOLED_TYPES", "PRECISIONS", "SOURCES",
+           "Backbone", "BackboneSpec", "Format", "Location", "Source", "TransformersBackbone", "TruncatedBackbone",
+           "autocast_dtype",
            "early_channels", "feature_info", "find_early_layers", "find_early_modules", "get_format", "get_source",
            "has_early_batchnorm", "open_backbone", "reestimate_batchnorm", "register_format", "register_source",
            "resolve_device", "resolve_spec", "truncate"]

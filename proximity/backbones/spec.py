@@ -109,6 +109,22 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+#: The autocast dtypes each device type supports here (``--precision``).
+PRECISIONS = {"cpu": ("bfloat16",), "cuda": ("bfloat16", "float16"), "mps": ("float16",)}
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The dtype ``--precision`` autocasts the networks to on ``device`` (None: float32, no
+    autocast). Raises InvalidParameterError for a combination the device does not run."""
+    if precision == "float32":
+        return None
+    ok = PRECISIONS.get(device.type, ())
+    if precision not in ok:
+        raise InvalidParameterError("precision", "rank",
+                                    f"one of {', '.join(('float32',) + ok)} on {device.type}", precision)
+    return getattr(torch, precision)
+
+
 def make_spec(entry: CatalogEntry, *, create_name: str, architecture: str, pretrained_cfg: dict[str, Any],
               revision: str, fmt: str, truncated_at: str = "",
               model_kwargs: dict[str, Any] | None = None) -> BackboneSpec:
