@@ -104,16 +104,22 @@ def test_non_bn_early_modules_give_per_channel_moments(arch, target_dir, tmp_pat
 
 
 @pytest.mark.parametrize("scale,shift", [(1.0, 0.0), (2.0, 3.0), (0.01, 5.0), (0.1, 20.0)])
-@pytest.mark.parametrize("layout,dims", [("nchw", (2, 3)), ("nhwc", (1, 2)), ("tokens", (1,))])
+@pytest.mark.parametrize("layout,dims", [("nchw", (2, 3)), ("nhwc", (1, 2)), ("tokens", (1,)),
+                                         ("channels_last", (2, 3))])
 def test_channel_moments_are_exact_also_far_from_zero(scale, shift, layout, dims):
     """The per-(image, channel) moments equal float64's to 1e-5, also where the mean is 500× the
     sd (the one-pass E[x²] − E[x]² in float32 is off by 13 % there)."""
     from proximity.evidence import channel_moments
 
     g = torch.Generator().manual_seed(0)
-    shape = {"nchw": (4, 6, 28, 28), "nhwc": (4, 28, 28, 6), "tokens": (4, 196, 6)}[layout]
+    shape = {"nchw": (4, 6, 28, 28), "nhwc": (4, 28, 28, 6), "tokens": (4, 196, 6),
+             "channels_last": (4, 6, 28, 28)}[layout]
     x = (torch.randn(shape, generator=g) * scale + shift).relu()
+    if layout == "channels_last":                  # (N, C, H, W) shape, (N, H, W, C) memory: its own route
+        x = x.contiguous(memory_format=torch.channels_last)
     v, m = channel_moments(x, dims)
+    plain = channel_moments(x.contiguous(), dims)
+    assert v.shape == plain[0].shape and m.shape == plain[1].shape     # the same shapes whatever the memory
     v64, m64 = torch.var_mean(x.double(), dim=dims, correction=0, keepdim=True)
     np.testing.assert_allclose(m.double().numpy(), m64.numpy(), rtol=1e-6)
     np.testing.assert_allclose(v.double().reshape(v64.shape).numpy(), v64.numpy(), rtol=1e-5)
