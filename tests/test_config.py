@@ -7,7 +7,8 @@ from proximity.cli import app
 from proximity.config import AUTO_SHORTLIST, AUTO_SHORTLIST_ABOVE, CONSTRAINTS, RankConfig
 from proximity.errors import InvalidParameterError
 
-BAD = {"batch_size": 0, "precision": "half", "folds": 1, "sample": 0, "seed": -1, "device": "tpu", "intensity": "log", "control": "yes",
+BAD = {"batch_size": 0, "precision": "half",
+       "folds": 1, "sample": 0, "seed": -1, "device": "tpu", "intensity": "log", "control": "yes",
        "control_images": 4, "signals": "some",
        "use_cache": 1, "scratch": "yes", "finetune": "yes",
        "include_gated": None, "max_params": -3.0, "shortlist": 0, "executor": "dask", "address": ""}
