@@ -8,7 +8,9 @@ Every figure is the wall time of a separate process (imports, decoding and prepr
 included), on the same images, the best of ``--repeat`` runs (≥ 2):
 
 1. **bare forward** — a plain timm script (``BARE`` below): decode each image with PIL, timm's
-   own eval transform, ``model(x)`` in batches, for each backbone in turn;
+   own eval transform, ``model(x)`` in batches, for each backbone in turn; and the same script
+   with the model and its inputs channels-last, as rank runs convolutional networks (the
+   ratios against it are rank's own overhead, the memory format's gain set aside);
 2. **rank label-free** — ``proximity rank DIR --model … --labels none`` (its control: one
    random-weights pass per architecture on 64 of the images);
 3. **rank with labels** — ``proximity rank DIR --model …`` (the control on 64 stratified images,
@@ -53,17 +55,20 @@ from pathlib import Path
 import timm, torch
 from PIL import Image
 from timm.data import create_transform, resolve_data_config
-root, batch, device, precision, models = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
+root, batch, device, precision, memory = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+models = sys.argv[6:]
+fmt = torch.channels_last if memory == "channels_last" else torch.contiguous_format
 files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
 amp = (torch.autocast(device, dtype=getattr(torch, precision)) if precision != "float32"
        else contextlib.nullcontext())
 for name in models:
     model = timm.create_model(name.removeprefix("timm:"), pretrained=True, num_classes=0).eval().to(device)
+    model = model.to(memory_format=fmt)
     tf = create_transform(**resolve_data_config(model=model))
     with torch.inference_mode(), amp:
         for i in range(0, len(files), batch):
             x = torch.stack([tf(Image.open(f).convert("RGB")) for f in files[i:i + batch]])
-            model(x.to(device)).float().cpu()
+            model(x.to(device).contiguous(memory_format=fmt)).float().cpu()
 '''
 
 
@@ -123,7 +128,10 @@ def measure(images: Path, models: list[str], *, batch: int, repeat: int, tmp: Pa
     n_files = len([p for p in images.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")])
     n = n_files          # the bare script reads every file: rank takes them all too
     for r in range(repeat):
-        keep("bare", _wall([sys.executable, "-c", BARE, str(images), str(batch), device, precision, *models], env))
+        keep("bare", _wall([sys.executable, "-c", BARE, str(images), str(batch), device, precision, "contiguous",
+                            *models], env))
+        keep("bare_channels_last", _wall([sys.executable, "-c", BARE, str(images), str(batch), device, precision,
+                                          "channels_last", *models], env))
         out = tmp / f"lf{r}.json"
         on = {"device": device, "precision": precision}
         keep("label_free", _wall(_rank_cmd(images, models, n, batch, out, "--labels", "none", **on),
@@ -144,6 +152,8 @@ def measure(images: Path, models: list[str], *, batch: int, repeat: int, tmp: Pa
             "seconds": {k: round(v, 2) for k, v in best.items()},
             "ratios": {"label_free": round(best["label_free"] / best["bare"], 3),
                        "labels": round(best["labels"] / best["bare"], 3),
+                       "label_free_vs_channels_last": round(best["label_free"] / best["bare_channels_last"], 3),
+                       "labels_vs_channels_last": round(best["labels"] / best["bare_channels_last"], 3),
                        "cached_vs_first": round(best["cached"] / best["labels"], 3)},
             "signals_share_of_labels_run": round(min(signals_share), 3)}
 
@@ -179,8 +189,11 @@ def main() -> None:
     s, r = res["seconds"], res["ratios"]
     print(f"\n{res['images']} images, batch {args.batch_size}, {args.device}, {args.precision}")
     print(f"bare forward passes (plain timm script)   {s['bare']:8.1f} s")
-    print(f"rank, label-free                          {s['label_free']:8.1f} s  = {r['label_free']:.2f} × bare")
-    print(f"rank, with labels (control included)      {s['labels']:8.1f} s  = {r['labels']:.2f} × bare")
+    print(f"bare, channels-last (as rank runs them)   {s['bare_channels_last']:8.1f} s")
+    print(f"rank, label-free                          {s['label_free']:8.1f} s  = {r['label_free']:.2f} × bare, "
+          f"{r['label_free_vs_channels_last']:.2f} × bare channels-last")
+    print(f"rank, with labels (control included)      {s['labels']:8.1f} s  = {r['labels']:.2f} × bare, "
+          f"{r['labels_vs_channels_last']:.2f} × bare channels-last")
     print(f"cached re-run                             {s['cached']:8.1f} s  = "
           f"{100 * r['cached_vs_first']:.0f} % of the first")
     print(f"share of the signals in the labelled run  {100 * res['signals_share_of_labels_run']:7.1f} %")
