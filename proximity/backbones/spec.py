@@ -69,7 +69,7 @@ class Backbone:
         self.model.to(memory_format=torch.channels_last)
         try:
             self.model(torch.zeros((2, *size), device=self.device).to(memory_format=torch.channels_last))
-        except RuntimeError:
+        except Exception:          # whatever failed here, the network runs as it was (and fails there if broken)
             self.model.to(memory_format=torch.contiguous_format)
             return False
         self.channels_last = True

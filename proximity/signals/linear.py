@@ -1,10 +1,12 @@
 """The probe's and kNN's numerical parts in NumPy/SciPy, without importing scikit-learn (issue 14).
 
-A labelled rank run spent more time in scikit-learn than in its own arithmetic: the import of
-``sklearn.model_selection`` / ``linear_model`` / ``neighbors`` (≈ 1.3 s here) and, per probe fold,
-≈ 250 L-BFGS iterations of about 1 ms each, most of it the estimator's per-iteration machinery
-for a 400 × 400 problem whose own products take microseconds. Each function here computes what
-its scikit-learn counterpart (≥ 1.3) computes; ``tests/test_linear.py`` checks them against it:
+A labelled rank run spent more time around scikit-learn than in its own arithmetic: the import
+of ``sklearn.model_selection`` / ``linear_model`` / ``neighbors`` (≈ 1.3 s here), and probe fits
+whose ≈ 250 L-BFGS iterations alternate SciPy's OpenBLAS with NumPy's — two thread pools that
+spin while the other works, 1.6 s for a 5-fold probe of 500 × 512 features in the rank process.
+The fit here runs on one BLAS thread (the problem is 400 × 400: nothing to share). Each function
+computes what its scikit-learn counterpart (≥ 1.3) computes; ``tests/test_linear.py`` checks them
+against it:
 
 * :func:`stratified_kfold` — the same folds as ``StratifiedKFold(k, shuffle=True,
   random_state=seed).split`` (same allocation, same ``RandomState`` draws: the benchmark's
@@ -14,7 +16,7 @@ its scikit-learn counterpart (≥ 1.3) computes; ``tests/test_linear.py`` checks
   itself, the same operations in the same dtype;
 * :func:`knn_predict` — ``KNeighborsClassifier(k, metric="precomputed").predict`` (the same
   ``argpartition`` choice of neighbours, the smallest label among tied votes);
-* :func:`logistic_fit` / :func:`logistic_predict` — ``LogisticRegression(C, max_iter)`` with
+* :func:`logistic_fit` (→ :class:`LogisticModel`) — ``LogisticRegression(C, max_iter)`` with
   its default solver: the same objective (mean log-loss + ‖W‖² / (2·C·n), intercept not
   penalised; multinomial for ≥ 3 classes, binomial for 2), the same L-BFGS-B settings
   (``gtol = 1e-4``, ``ftol = 64 ε``, ``maxls = 50``), started from zero. The minimiser is unique

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .linear import balanced_accuracy
 from .registry import SignalContext, labels_of, register_signal, require_labels
 from .shared import matrix
 
@@ -50,10 +51,6 @@ def _loo_all(x: np.ndarray, y: np.ndarray, lams, svd: tuple[np.ndarray, np.ndarr
         h = (u * u) @ shrink + 1.0 / n
         out.append((fitted - h[:, None] * t) / (1.0 - h)[:, None])
     return out
-
-
-def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
 
 
 def probe_loo(x: np.ndarray, y: np.ndarray, *, shared=None) -> tuple[float, float, float]:
