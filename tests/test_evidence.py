@@ -206,3 +206,22 @@ def test_bfloat16_evidence_keeps_float32_statistics_and_its_own_cache_key(backbo
         assert "precision" not in plain                             # float32 keys are those of earlier versions
         assert evidence_key(plain) != evidence_key(evidence_ingredients(spec, sample, pretrained=p, seed=0,
                                                                         precision="bfloat16"))
+
+
+@pytest.mark.parametrize("arch", ["test_resnet", "test_convnext", "test_efficientnet", "test_byobnet", "test_nfnet",
+                                  "test_coatnet", "test_maxvit", "test_vit"])
+def test_channels_last_across_timm_families(arch, target_dir):
+    """On by default, so every family must give the contiguous pass's features (or stay off: a ViT
+    has one convolution, its patch embedding)."""
+    from proximity.evidence import forward_pass
+
+    sample = load_sample(target_dir, sample=6)
+    spec = resolve_spec(adhoc_entry(f"timm:{arch}"))
+    plain = forward_pass(open_backbone(spec, pretrained=False), sample, batch_size=4)
+    bb = open_backbone(spec, pretrained=False)
+    assert bb.use_channels_last() is (arch != "test_vit")
+    cl = forward_pass(bb, sample, batch_size=4)
+    np.testing.assert_allclose(cl.features, plain.features, rtol=1e-4, atol=1e-4 * np.abs(plain.features).max())
+    for i in range(len(plain.layer_names)):
+        for a, b in zip(cl.layer_moments(i), plain.layer_moments(i), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
