@@ -138,11 +138,11 @@ def collect_evidence(
                 return ev
     start = time.perf_counter()
     backbone = open_backbone(spec, pretrained=pretrained, device=dev, seed=seed)
-    backbone.use_channels_last()
     with torch.autocast(dev.type, dtype=amp) if amp is not None else contextlib.nullcontext():
-        if not pretrained:
+        if not pretrained:   # contiguous: train-mode BN's channels-last sums depend on the thread count
             sub = _subsample(sample, BN_REESTIMATE_IMAGES, seed)
             reestimate_batchnorm(backbone, (spec.preprocess(b) for b in sub.batches(BN_REESTIMATE_BATCH)))
+        backbone.use_channels_last()
         try:
             ev = forward_pass(backbone, sample, batch_size=batch_size, progress=progress, moments=pretrained)
         except Exception as exc:  # reported at the 'forward' stage (ForwardError.stage)

@@ -225,3 +225,23 @@ def test_channels_last_across_timm_families(arch, target_dir):
     for i in range(len(plain.layer_names)):
         for a, b in zip(cl.layer_moments(i), plain.layer_moments(i), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_evidence_does_not_depend_on_the_thread_count(backbones, target_dir):
+    """A Ray worker (one thread) must give the serial run's evidence bit for bit: channels-last
+    inference is thread-invariant, train-mode BN channels-last is not, so the control's BN
+    re-estimation runs contiguous."""
+    sample = load_sample(target_dir, sample=24)
+    spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    threads = torch.get_num_threads()
+    got = {}
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            got[t] = [collect_evidence(spec, sample, pretrained=p, use_cache=False) for p in (True, False)]
+    finally:
+        torch.set_num_threads(threads)
+    for one, two in zip(got[1], got[2], strict=True):
+        np.testing.assert_array_equal(one.features, two.features)
+        for a, b in zip(one.image_vars + one.image_means, two.image_vars + two.image_means, strict=True):
+            np.testing.assert_array_equal(a, b)
