@@ -478,3 +478,58 @@ def test_zoo_tier_page_with_a_member_whose_ground_truth_is_partial():
     assert row.count("—") == 2 and "| a |" in row                     # c.z fine-tuned and scratch; best: a
     assert "| proximity (labels) | 1 / 2 | 5.0 pts | 1 / 1, 0.0 pts |" in text
     assert "| logme | 1 / 2 | 7.5 pts | 0 / 1, 15.0 pts |" in text
+
+
+def _seed_rows(rng, n_pairs, gap, noise, split="s"):
+    """Pairs of one architecture per target: fine-tuned seeds around ``gap`` (± per pair), from
+    scratch around 0, both with ``noise`` per seed."""
+    rows = []
+    for i in range(n_pairs):
+        mu = gap * (1 if i % 2 else -1)
+        ft, sc = mu + noise * rng.standard_normal(4), noise * rng.standard_normal(4)
+        rows.append({"split": split, "target": f"t{i // 4}", "backbone": f"b{i % 4}", "arch": f"a{i % 4}",
+                     "ft": ft, "sc": sc, "negative": int(ft.mean() < sc.mean())})
+    return rows
+
+
+def test_risk_ceiling_known_answers():
+    """Labels that seeds reproduce exactly give a ceiling of 1; labels that are seed luck give 0.5
+    split-half (the oracle, which takes the observed means for the truth, stays above it)."""
+    from scripts.bench import risk_ceiling
+
+    rng = np.random.default_rng(0)
+    clear = risk_ceiling.ceilings(_seed_rows(rng, 200, gap=0.3, noise=0.01))["s"]
+    assert clear["pairs"] == 200 and clear["negative"] == 100
+    assert clear["split_half_auroc"] == pytest.approx(1.0)
+    assert clear["oracle"]["auroc"] == pytest.approx(1.0) and clear["oracle"]["brier_skill"] == pytest.approx(1.0)
+    luck = risk_ceiling.ceilings(_seed_rows(rng, 800, gap=0.0, noise=0.1), draws=50)["s"]
+    assert abs(luck["split_half_auroc"] - 0.5) < 0.05
+    assert luck["oracle"]["auroc"] > luck["split_half_auroc"]
+    assert luck["oracle"]["brier_skill"] < 0.5 < clear["oracle"]["brier_skill"]
+    mid = risk_ceiling.ceilings(_seed_rows(rng, 800, gap=0.05, noise=0.1), draws=50)["s"]
+    assert luck["split_half_auroc"] < mid["split_half_auroc"] < clear["split_half_auroc"]
+    assert luck["oracle"]["auroc"] < mid["oracle"]["auroc"] < clear["oracle"]["auroc"]
+
+
+def test_risk_ceiling_reads_the_pages_labels_and_finds_stalled_runs(tmp_path):
+    from scripts.bench import risk_ceiling
+
+    recs = []
+    for kind, model, accs in (("finetune", "b", (0.9, 0.8, 0.85, 0.95)), ("scratch", "a", (0.9, 0.25, 0.8, 0.85))):
+        recs.append({"kind": kind, "model": model, "target": "t", "lr": 1e-3, "seed": 0, "val_acc": 0.5,
+                     "test_acc": 0.5, "best_epoch": 3, "protocol": 2})
+        recs += [{"kind": kind, "model": model, "target": "t", "lr": 1e-3, "seed": s, "val_acc": 0.5, "test_acc": a,
+                  "best_epoch": 0 if a < 0.3 else 5, "protocol": 2} for s, a in zip((1, 2, 3, 4), accs, strict=True)]
+    store = tmp_path / "gt.jsonl"
+    store.write_text("\n".join(json.dumps(r) for r in recs))
+    assert risk_ceiling.stalled_runs([store]) == {("finetune", "b", "t"): 0, ("scratch", "a", "t"): 1}
+    acc = risk_ceiling.seed_accuracies([store])
+    head = "split,target,backbone,arch,negative\n"
+    (tmp_path / "pairs.csv").write_text(head + "s,t,b,a,0\n")        # 0.875 > 0.70: not negative
+    rows = risk_ceiling.load_pairs(tmp_path / "pairs.csv", acc)
+    assert rows[0]["ft"].tolist() == [0.9, 0.8, 0.85, 0.95] and rows[0]["negative"] == 0
+    (tmp_path / "pairs.csv").write_text(head + "s,t,b,a,1\n")        # a page from another ground truth
+    with pytest.raises(ValueError, match="different ground truth"):
+        risk_ceiling.load_pairs(tmp_path / "pairs.csv", acc)
+    res = risk_ceiling.ceilings(rows * 2, draws=5, stalls=risk_ceiling.stalled_runs([store]))["s"]
+    assert res["scratch_runs"] == 4 and res["scratch_runs_stalled"] == 1 and res["pairs_on_a_stalled_scratch"] == 2
