@@ -533,3 +533,6 @@ def test_risk_ceiling_reads_the_pages_labels_and_finds_stalled_runs(tmp_path):
         risk_ceiling.load_pairs(tmp_path / "pairs.csv", acc)
     res = risk_ceiling.ceilings(rows * 2, draws=5, stalls=risk_ceiling.stalled_runs([store]))["s"]
     assert res["scratch_runs"] == 4 and res["scratch_runs_stalled"] == 1 and res["pairs_on_a_stalled_scratch"] == 2
+    recs.append({**recs[0], "lr": 3e-3, "val_acc": 0.75})              # seed 0 at a second rate: the best counts
+    store.write_text("\n".join(json.dumps(r) for r in recs))
+    assert risk_ceiling.seed0_validation([store]) == {("finetune", "b", "t"): 0.75, ("scratch", "a", "t"): 0.5}

@@ -24,6 +24,13 @@ chosen), per split, as two figures that bracket the ceiling:
   simulated label sets; the Brier skill is exact, 1 − E[p(1−p)] / (b(1−b)) with p = P(negative)
   per pair and b its mean.
 
+A third figure bounds what a run's *own* trainings can see: the ground truth's seed-0 runs are
+trained on the user's images (their validation split is part of the sample), so the difference of
+their best validation accuracies over the learning rates tried, fine-tuned − from scratch, is
+about what one ``--finetune`` and one ``--scratch`` training per rate could measure
+(**seed-0 validation AUROC**). Stalled from-scratch runs (best epoch the first while another seed
+ended far higher) are counted too.
+
 Each figure is a statement about the ground truth, not about proximity: it is the same for every
 risk model, so it may be read next to any protocol's results without a new protocol version.
 """
@@ -86,6 +93,19 @@ def stalled_runs(stores: list[Path], gap: float = 0.2) -> dict[tuple[str, str, s
         for key, rs in runs.items():
             best = max(r["test_acc"] for r in rs)
             out[key] = sum(1 for r in rs if r["best_epoch"] == 0 and best - r["test_acc"] >= gap)
+    return out
+
+
+def seed0_validation(stores: list[Path]) -> dict[tuple[str, str, str], float]:
+    """``{(kind, model, target): accuracy}``: the best validation accuracy of seed 0 over the
+    learning rates it tried — one training per rate on the user's own images (the validation
+    split is part of the sample), which is the most a run's own trainings can see."""
+    out: dict = {}
+    for store in stores:
+        for r in read_records(store):
+            if r["seed"] == 0 and r.get("protocol") in (2, 3, 4):
+                key = (r["kind"], r["model"], r["target"])
+                out[key] = max(out.get(key, 0.0), r["val_acc"])
     return out
 
 
@@ -155,9 +175,11 @@ def oracle(rows: list[dict], draws: int = 400, seed: int = 0) -> dict:
             "brier_skill": float(1 - np.mean(p * (1 - p)) / (b * (1 - b))), "mean_p": b}
 
 
-def ceilings(rows: list[dict], draws: int = 400, stalls: dict | None = None) -> dict:
-    """Per split: pairs, negatives, the split-half AUROC, the oracle's figures and (with
-    ``stalls`` from :func:`stalled_runs`) the stalled from-scratch runs and the pairs they touch."""
+def ceilings(rows: list[dict], draws: int = 400, stalls: dict | None = None, seed0: dict | None = None) -> dict:
+    """Per split: pairs, negatives, the split-half AUROC, the oracle's figures, (with ``stalls``
+    from :func:`stalled_runs`) the stalled from-scratch runs and the pairs they touch, and (with
+    ``seed0`` from :func:`seed0_validation`) the AUROC of the seed-0 difference, fine-tuned −
+    from scratch, on the sample's own validation split."""
     out = {}
     by: dict = defaultdict(list)
     for r in rows:
@@ -172,6 +194,10 @@ def ceilings(rows: list[dict], draws: int = 400, stalls: dict | None = None) -> 
             out[split]["scratch_runs_stalled"] = sum(stalls.get(("scratch", a, t), 0) for a, t in groups)
             out[split]["pairs_on_a_stalled_scratch"] = sum(
                 1 for r in rs if stalls.get(("scratch", r["arch"], r["target"]), 0))
+        if seed0 is not None:
+            d0 = np.array([seed0[("finetune", r["backbone"], r["target"])] - seed0[("scratch", r["arch"], r["target"])]
+                           for r in rs])
+            out[split]["seed0_validation_auroc"] = auroc(-d0, np.array([r["negative"] for r in rs]))
     return out
 
 
@@ -185,13 +211,14 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     for pairs in PAIRS:
         rows += load_pairs(RESULTS / pairs, acc)
-    res = ceilings(rows, args.draws, stalled_runs(stores))
+    res = ceilings(rows, args.draws, stalled_runs(stores), seed0_validation(stores))
     print(f"{'split':10s} {'pairs':>5s} {'neg':>4s} {'split-half AUROC':>17s} {'oracle AUROC':>13s} "
-          f"{'oracle Brier skill':>19s} {'stalled scratch runs':>21s} {'pairs touched':>14s}")
+          f"{'oracle Brier skill':>19s} {'seed-0 validation AUROC':>24s} {'stalled scratch runs':>21s} "
+          f"{'pairs touched':>14s}")
     for split, r in res.items():
         o = r["oracle"]
         print(f"{split:10s} {r['pairs']:5d} {r['negative']:4d} {r['split_half_auroc']:17.3f} "
-              f"{o['auroc']:8.3f} ±{o['auroc_sd']:.3f} {o['brier_skill']:19.3f} "
+              f"{o['auroc']:8.3f} ±{o['auroc_sd']:.3f} {o['brier_skill']:19.3f} {r['seed0_validation_auroc']:24.3f} "
               f"{r['scratch_runs_stalled']:>13d} of {r['scratch_runs']:<4d} {r['pairs_on_a_stalled_scratch']:>14d}")
     if args.json:
         args.json.write_text(json.dumps({"seeds": list(SEEDS), "draws": args.draws, "splits": res}, indent=1) + "\n")
