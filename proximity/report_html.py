@@ -15,7 +15,7 @@ from html import escape
 from typing import Iterable
 
 from .report import Candidate, Ranking
-from .report_table import exclusion_kinds, rule_signals
+from .report_table import exclusion_kinds, rule_signals, static_rule_note
 
 #: Signals shown in percent (balanced accuracies and their difference).
 PERCENT = {"probe", "gain", "knn", "control", "scratch", "finetune"}
@@ -31,6 +31,7 @@ main{max-width:1180px;margin:0 auto;padding:18px 22px 40px}
 h1{font-size:1.5em;margin:.2em 0}
 h2{font-size:1.15em;margin:1.6em 0 .5em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 .sub,.note,.dim{color:#5f6368}.note{font-size:.9em}
+.warn{background:#fff8e1;border-left:3px solid #f9a825;padding:6px 10px}
 .pick{background:#fff;border:1px solid #ddd;border-radius:8px;padding:10px 14px}
 table{border-collapse:collapse;background:#fff;font-size:.92em}th,td{padding:5px 8px;border-bottom:1px solid #eee;
 text-align:left;vertical-align:top}th{background:#f1f3f4;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -197,7 +198,8 @@ def _rule(r: Ranking) -> str:
             f'<th>weight</th></tr></thead><tbody>{terms}</tbody></table>{switch}<p class="note">Rules are data '
             '(<code>catalog/fit_rule.json</code>, chosen on the benchmark\'s dev targets); without a shipped rule the '
             'v0 rule runs. A candidate without the rule\'s signals has no fit and is ranked last, by prior; '
-            '"fit from" in the ranking names the signals each fit used.</p>')
+            '"fit from" in the ranking names the signals each fit used.</p>'
+            + (f'<p class="warn">{_e(note)}</p>' if (note := static_rule_note(r)) else ""))
 
 
 def _risk_scope(r: Ranking) -> str:

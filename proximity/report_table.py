@@ -25,10 +25,11 @@ from rich.table import Table
 from .report import Candidate, Ranking
 from .types import Exclusion, SignalValue
 
-#: signal name → (column header, shown in percent, digits)
+#: signal name → (column header, shown in percent, digits); ``params`` (log10 of millions) is
+#: shown as millions of parameters, 3 significant digits
 COLUMNS = {"probe": ("probe %", True, 1), "gain": ("gain %", True, 1), "knn": ("knn %", True, 1),
            "control": ("control %", True, 1), "logme": ("logme", False, 2), "early_shift": ("shift", False, 2),
-           "frechet": ("fd", False, 3), "prior": ("prior", False, 1)}
+           "frechet": ("fd", False, 3), "prior": ("prior", False, 1), "params": ("params M", False, 3)}
 FULL = ("probe", "gain", "logme", "early_shift", "frechet", "prior")
 COLOUR = {"low": "green", "medium": "yellow", "high": "red", "unknown": "dim"}
 
@@ -43,7 +44,10 @@ def _cell(s: SignalValue | None, pct: bool = False, digits: int = 2) -> str:
 
 def _signal_cell(c: Candidate, name: str) -> str:
     _, pct, digits = COLUMNS.get(name, (name, False, 2))
-    return _cell(c.signals.get(name), pct=pct, digits=digits)
+    s = c.signals.get(name)
+    if name == "params" and s is not None and s.value is not None:
+        return f"{10 ** s.value:.{digits}g}"
+    return _cell(s, pct=pct, digits=digits)
 
 
 def _risk(c: Candidate, sep: str = "\n") -> str:
@@ -143,11 +147,36 @@ MEANING = {"probe": "balanced accuracy (%) ± sd over folds", "gain": "probe −
            "logme": "LogME, higher is better",
            "early_shift": "early_shift, early-layer statistics against the pretraining data's, lower = closer",
            "frechet": "frechet / tr(Σ_ref) on pooled features, lower = closer",
-           "prior": "ImageNet top-1 of the catalog"}
+           "prior": "ImageNet top-1 of the catalog", "params": "millions of parameters, from the catalog or counted"}
+
+
+def _meaning(name: str) -> str:
+    """The legend's words for a column: ours, else the signal's registered description."""
+    from .signals import SIGNALS
+
+    if name in MEANING:
+        return MEANING[name]
+    sig = SIGNALS.get(name)
+    return sig.description if sig is not None and sig.description else "see --format json"
+
+
+def static_rule_note(r: Ranking) -> str | None:
+    """A sentence for a run whose fit rule reads no image (every term a catalog fact or the
+    network's size, :data:`proximity.signals.prior.STATIC`); None otherwise."""
+    from .signals.prior import STATIC
+
+    terms = [t[0] for t in r.fit_rule.get("terms", [])]
+    if not terms or not set(terms) <= STATIC:
+        return None
+    what = " and ".join({"params": "parameter count", "prior": "ImageNet top-1"}.get(t, t) for t in terms)
+    return (f"The {r.mode} fit rule '{r.fit_rule.get('name', '')}' reads no image: it orders the candidates by "
+            f"{what}, chosen on the benchmark, where no signal measured on the images ranked as well across "
+            "architecture families. Equal fits are ordered by early_shift (closer first), an order the benchmark "
+            "found weak within a family: README, 'When to trust the label-free ranking'.")
 
 
 def _legend(r: Ranking, signals: list[str]) -> str:
-    cols = [f"{COLUMNS.get(n, (n,))[0].replace(' %', '')}: {MEANING.get(n, 'see --format json')}" for n in signals]
+    cols = [f"{COLUMNS.get(n, (n,))[0].replace(' %', '').replace(' M', '')}: {_meaning(n)}" for n in signals]
     rule = r.fit_rule.get("name")
     return "; ".join(cols + ([f"fit: rule '{rule}'"] if rule else []) + [
         "risk: P(fine-tuning ends below training from scratch) with its 90 % interval, calibrated on the benchmark's "
@@ -164,6 +193,9 @@ def _notes(r: Ranking, console: Console) -> None:
         console.print(f"[dim]{escape(note)}[/]", highlight=False)
     for c in r.ranking:
         console.print(f"[dim]#{c.rank} risk:[/] {escape(c.risk_reason)}", highlight=False)
+    static = static_rule_note(r) if r.ranking else None
+    if static:
+        console.print(f"[yellow]{escape(static)}[/]", highlight=False)
     if r.ranking and all(c.cached for c in r.ranking):
         console.print("[dim]evidence read from the cache (--no-cache recomputes it)[/]")
     for who, stage, error in failure_groups(r):

@@ -112,6 +112,28 @@ def test_labels_none_is_said_as_such(target_dir, models, fresh_cache):
     assert d["ranking"][0]["signals"]["gain"]["reason"].startswith("not run: labels switched off (--labels none)")
 
 
+def test_a_fit_rule_that_reads_no_image_is_said_so_and_params_shows_as_millions(target_dir, models, tmp_path,
+                                                                                  fresh_cache, saved):
+    """The shipped label-free rule is the parameter count: the table, its legend and the HTML page
+    say that it reads no image and show the count in millions; a labelled result says nothing of it."""
+    out = tmp_path / "free.json"
+    res = _run("rank", target_dir, *models, "-n", 40, "-f", "json", "-o", out, "--labels", "none")
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert [t[0] for t in d["fit_rule"]["terms"]] == ["params"]
+    shown = _flat(_run("report", out, columns=200).stdout)
+    assert "The label-free fit rule 'params' reads no image: it orders the candidates by parameter count" in shown
+    assert "params: millions of parameters" in shown
+    millions = {f"{10 ** c['signals']['params']['value']:.3g}" for c in d["ranking"]}
+    header, *rows = [x for x in _run("report", out, columns=200).stdout.splitlines() if "│" in x or "┃" in x]
+    col = [h.strip() for h in header.split("┃")].index("params M")
+    assert {r.split("│")[col].strip() for r in rows if r.split("│")[1].strip()} == millions
+    page = _run("report", out, "--format", "html").stdout
+    assert "reads no image" in page and 'class="warn"' in page
+    labelled = _run("report", saved, columns=200).stdout + _run("report", saved, "--format", "html").stdout
+    assert "reads no image" not in labelled
+
+
 def test_one_class_is_singular_and_the_header_mode_holds_when_nothing_ranks(backbones, target_dir, tmp_path,
                                                                             fresh_cache):
     imgs, _ = S.gratings(6, [0], np.random.default_rng(0))

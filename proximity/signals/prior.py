@@ -10,6 +10,11 @@ from __future__ import annotations
 from ..errors import SignalUnavailable
 from .registry import SignalContext, register_signal
 
+#: The signals that read no image: catalog facts, or the size of the network as loaded. A fit
+#: rule made of these alone orders the candidates without looking at the user's data, and the
+#: reports say so.
+STATIC = frozenset({"prior", "params"})
+
 
 @register_signal("prior", higher_is_better=True, needs=("facts",),
                  description="static prior: ImageNet-1k top-1 (%) from the catalog")
