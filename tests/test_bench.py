@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.special import ndtr
 
 from scripts.bench import domains, pretrain
 
@@ -494,7 +495,8 @@ def _seed_rows(rng, n_pairs, gap, noise, split="s"):
 
 def test_risk_ceiling_known_answers():
     """Labels that seeds reproduce exactly give a ceiling of 1; labels that are seed luck give 0.5
-    split-half (the oracle, which takes the observed means for the truth, stays above it)."""
+    and no Brier skill, split-half and oracle alike (the oracle shrinks the observed differences by
+    the seed noise: taking them for the truth gave AUROC 0.83 and skill 0.33 on pure luck)."""
     from scripts.bench import risk_ceiling
 
     rng = np.random.default_rng(0)
@@ -504,11 +506,33 @@ def test_risk_ceiling_known_answers():
     assert clear["oracle"]["auroc"] == pytest.approx(1.0) and clear["oracle"]["brier_skill"] == pytest.approx(1.0)
     luck = risk_ceiling.ceilings(_seed_rows(rng, 800, gap=0.0, noise=0.1), draws=50)["s"]
     assert abs(luck["split_half_auroc"] - 0.5) < 0.05
-    assert luck["oracle"]["auroc"] > luck["split_half_auroc"]
-    assert luck["oracle"]["brier_skill"] < 0.5 < clear["oracle"]["brier_skill"]
+    assert abs(luck["oracle"]["auroc"] - 0.5) < 0.05 and abs(luck["oracle"]["brier_skill"]) < 0.05
+    assert luck["oracle"]["shrinkage"] < 0.1 and clear["oracle"]["shrinkage"] > 0.99
     mid = risk_ceiling.ceilings(_seed_rows(rng, 800, gap=0.05, noise=0.1), draws=50)["s"]
     assert luck["split_half_auroc"] < mid["split_half_auroc"] < clear["split_half_auroc"]
     assert luck["oracle"]["auroc"] < mid["oracle"]["auroc"] < clear["oracle"]["auroc"]
+    # gap ±0.05 against a difference's noise sd 0.1 * sqrt(2 / 4) ≈ 0.071: a pair of the −gap half
+    # is negative with q = Φ(0.05 / 0.071), one of the +gap half with 1 − q, and a perfect model
+    # (two scores, ties counted half) has AUROC q² + q(1 − q) = q ≈ 0.76
+    q = ndtr(0.05 / np.sqrt(0.1 ** 2 * 2 / 4))
+    assert mid["oracle"]["auroc"] == pytest.approx(q, abs=0.04)
+    assert mid["oracle"]["shrinkage"] == pytest.approx(np.sqrt(0.05 ** 2 / (0.05 ** 2 + 0.005)), abs=0.06)
+
+
+def test_risk_ceiling_seed0_auroc_and_its_direction():
+    """The seed-0 figure scores the sample's own validation difference, fine-tuned − from scratch:
+    lower means negative, and it is read per pair from its backbone and its architecture."""
+    from scripts.bench import risk_ceiling
+
+    rng = np.random.default_rng(1)
+    rows = _seed_rows(rng, 40, gap=0.3, noise=0.01)
+    seed0 = {}
+    for r in rows:
+        seed0[("finetune", r["backbone"], r["target"])] = 0.5 + (0.2 if not r["negative"] else -0.2)
+        seed0[("scratch", r["arch"], r["target"])] = 0.5
+    assert risk_ceiling.ceilings(rows, draws=5, seed0=seed0)["s"]["seed0_validation_auroc"] == 1.0
+    flipped = {k: (1 - v if k[0] == "finetune" else v) for k, v in seed0.items()}
+    assert risk_ceiling.ceilings(rows, draws=5, seed0=flipped)["s"]["seed0_validation_auroc"] == 0.0
 
 
 def test_risk_ceiling_reads_the_pages_labels_and_finds_stalled_runs(tmp_path):
