@@ -162,17 +162,18 @@ def _meaning(name: str) -> str:
 
 def static_rule_note(r: Ranking) -> str | None:
     """A sentence for a run whose fit rule reads no image (every term a catalog fact or the
-    network's size, :data:`proximity.signals.prior.STATIC`); None otherwise."""
+    network's size, :data:`proximity.signals.prior.STATIC`) and that ranked something; None otherwise."""
     from .signals.prior import STATIC
 
     terms = [t[0] for t in r.fit_rule.get("terms", [])]
-    if not terms or not set(terms) <= STATIC:
+    if not r.ranking or not terms or not set(terms) <= STATIC:
         return None
     what = " and ".join({"params": "parameter count", "prior": "ImageNet top-1"}.get(t, t) for t in terms)
     return (f"The {r.mode} fit rule '{r.fit_rule.get('name', '')}' reads no image: it orders the candidates by "
             f"{what}, chosen on the benchmark, where no signal measured on the images ranked as well across "
-            "architecture families. Equal fits are ordered by early_shift (closer first), an order the benchmark "
-            "found weak within a family: README, 'When to trust the label-free ranking'.")
+            "architecture families. It says nothing of your images' domain, and within one family it orders by "
+            "size alone; equal fits fall to early_shift (closer first; weak within a family on the benchmark), "
+            "then catalog order. README, 'When to trust the label-free ranking'.")
 
 
 def _legend(r: Ranking, signals: list[str]) -> str:
@@ -193,7 +194,7 @@ def _notes(r: Ranking, console: Console) -> None:
         console.print(f"[dim]{escape(note)}[/]", highlight=False)
     for c in r.ranking:
         console.print(f"[dim]#{c.rank} risk:[/] {escape(c.risk_reason)}", highlight=False)
-    static = static_rule_note(r) if r.ranking else None
+    static = static_rule_note(r)
     if static:
         console.print(f"[yellow]{escape(static)}[/]", highlight=False)
     if r.ranking and all(c.cached for c in r.ranking):

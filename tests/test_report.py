@@ -132,6 +132,18 @@ def test_a_fit_rule_that_reads_no_image_is_said_so_and_params_shows_as_millions(
     assert "reads no image" in page and 'class="warn"' in page
     labelled = _run("report", saved, columns=200).stdout + _run("report", saved, "--format", "html").stdout
     assert "reads no image" not in labelled
+    # the note follows the rule's terms, not its name: the prior alone reads no image either; a rule
+    # that mixes a static term with an image signal does; nothing ranked, nothing said
+    from proximity.report import Ranking
+    from proximity.report_table import static_rule_note
+
+    for terms, says in (([["prior", 1.0]], "ImageNet top-1"),
+                        ([["params", 1.0], ["prior", 0.5]], "parameter count and"),
+                        ([["params", 1.0], ["rankme_rel", 1.0]], None)):
+        r = Ranking.from_dict({**d, "fit_rule": {**d["fit_rule"], "name": "x", "terms": terms}})
+        note = static_rule_note(r)
+        assert (note is None) if says is None else (says in note and "nothing of your images' domain" in note)
+    assert static_rule_note(Ranking.from_dict({**d, "ranking": []})) is None
 
 
 def test_one_class_is_singular_and_the_header_mode_holds_when_nothing_ranks(backbones, target_dir, tmp_path,
