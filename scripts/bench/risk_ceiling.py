@@ -181,7 +181,9 @@ def oracle(rows: list[dict], draws: int = 400, seed: int = 0) -> dict:
         y = (d_hat + e_ft) < e_sc
         aucs.append(auroc(p, y))
     b = float(p.mean())
-    return {"auroc": float(np.nanmean(aucs)), "auroc_sd": float(np.nanstd(aucs)),
+    drawn = [a for a in aucs if np.isfinite(a)]              # a draw with one class has no AUROC
+    return {"auroc": float(np.mean(drawn)) if drawn else float("nan"),
+            "auroc_sd": float(np.std(drawn)) if drawn else float("nan"),
             "brier": float(np.mean(p * (1 - p))), "base_brier": b * (1 - b),
             "brier_skill": float(1 - np.mean(p * (1 - p)) / (b * (1 - b))), "mean_p": b, "shrinkage": shrink}
 
