@@ -563,3 +563,29 @@ def test_risk_ceiling_reads_the_pages_labels_and_finds_stalled_runs(tmp_path):
     recs.append({**recs[0], "lr": 3e-3, "val_acc": 0.75})              # seed 0 at a second rate: the best counts
     store.write_text("\n".join(json.dumps(r) for r in recs))
     assert risk_ceiling.seed0_validation([store]) == {("finetune", "b", "t"): 0.75, ("scratch", "a", "t"): 0.5}
+
+
+def test_zoo_tier_tau_over_the_members():
+    """The zoo tier's weighted τ per ranker, over the targets with every member: the fit as given,
+    lower-is-better signals turned round, an unknown ImageNet top-1 ranked last under the prior;
+    a target a member lacks is left out."""
+    from scripts.bench.evaluate import zoo_tau, zoo_tau_lines
+
+    members = ["a.x", "b.y", "c.z"]
+    acc = {"a.x": 0.55, "b.y": 0.7, "c.z": 0.4}
+    rows = [{"target": "stripes-new-angles", "backbone": m, "ft_mean": acc[m], "fit_labels": acc[m],
+             "fit_free": None, "logme": -acc[m], "knn": acc[m], "probe": acc[m], "gain": None,
+             "early_shift": -acc[m]} for m in members]
+    rows += [{**r, "target": "shapes-new", "fit_labels": -r["fit_labels"]} for r in rows[:2]]
+    z = {"members": members, "targets": ["stripes-new-angles", "shapes-new"],
+         "avail": {"stripes-new-angles": members, "shapes-new": ["a.x", "b.y"]},
+         "prior": {"a.x": 70.0, "b.y": 75.0, "c.z": None}, "rows": rows}
+    res = zoo_tau(z)
+    assert res["proximity (labels)"]["tau"][0] == pytest.approx(1.0) and res["proximity (labels)"]["n_targets"] == 1
+    assert res["proximity (labels)"]["regret_pts"] == pytest.approx(0.0)
+    assert res["logme"]["tau"][0] == pytest.approx(-1.0) and res["logme"]["regret_pts"] == pytest.approx(30.0)
+    assert res["early_shift"]["tau"][0] == pytest.approx(1.0)                       # lower = closer = better
+    assert res["prior (ImageNet top-1; none = last)"]["tau"][0] == pytest.approx(1.0)   # b > a > c (unknown)
+    assert "proximity (label-free)" not in res and "gain" not in res                  # no values: no ranker
+    text = "\n".join(zoo_tau_lines(z))
+    assert "| logme | -1.00 (-1.00, -1.00) | 30.0 pts | 1 |" in text

@@ -375,6 +375,7 @@ def zoo_lines(z: dict) -> list[str]:
         extra = (f" {sum(r == 0 for r in every[k])} / {len(every[k])}, {np.mean(every[k]) * 100:.1f} pts |"
                  if partial and every[k] else " — |" if partial else "")
         lines.append(f"| {k} | {sum(r == 0 for r in reg)} / {len(reg)} | {np.mean(reg) * 100:.1f} pts |" + extra)
+    lines += zoo_tau_lines(z)
     lines += ["",
               "Negative-transfer risk on all of this tier's pairs (none of them was used to fit or choose anything):",
               "",
@@ -388,6 +389,54 @@ def zoo_lines(z: dict) -> list[str]:
     lines += ["",
               f"Cost: proximity with labels on the {len(z['targets'])} targets {lab:.0f} s on this machine's 2 CPU "
               f"cores (the ground truth: {cost}).", ""]
+    return lines
+
+
+#: the zoo tier's rankers over its members: name → (row key, sign); "prior" is the catalog's ImageNet top-1
+ZOO_RANKERS = {"proximity (labels)": ("fit_labels", 1), "proximity (label-free)": ("fit_free", 1),
+               "logme": ("logme", 1), "knn": ("knn", 1), "probe": ("probe", 1), "gain": ("gain", 1),
+               "early_shift": ("early_shift", -1), "prior (ImageNet top-1; none = last)": ("prior", 1)}
+
+
+def zoo_tau(z: dict) -> dict[str, dict]:
+    """Per ranker over the zoo tier's targets that have every member: per-target weighted τ and
+    top-1 regret (:func:`_metrics`, the main tier's), their means with 95 % bootstrap intervals over
+    targets. A member without an ImageNet top-1 (the VGG16 trunks) ranks last under the prior, as
+    the fame prior treats an unknown model; a ranker needs a value for ≥ 3 members of a target."""
+    members = z["members"]
+    avail = z.get("avail") or {t: members for t in z["targets"]}
+    by = {(r["target"], r["backbone"]): r for r in z["rows"]}
+    targets = [t for t in z["targets"] if len(avail[t]) == len(members) and all((t, m) in by for m in members)]
+    out = {}
+    for name, (key, sign) in ZOO_RANKERS.items():
+        taus, regrets = [], []
+        for t in targets:
+            acc = {m: by[(t, m)]["ft_mean"] for m in members}
+            if key == "prior":
+                score = {m: (z["prior"].get(m) or 0.0) for m in members}
+            else:
+                score = {m: None if by[(t, m)].get(key) is None else sign * by[(t, m)][key] for m in members}
+            tau, regret, _ = _metrics(score, acc)
+            if tau is not None:
+                taus.append(tau)
+                regrets.append(regret)
+        if taus:
+            out[name] = {"tau": _boot(taus), "regret_pts": float(np.mean(regrets)) * 100, "n_targets": len(taus)}
+    return out
+
+
+def zoo_tau_lines(z: dict) -> list[str]:
+    res = zoo_tau(z)
+    if not res:
+        return []
+    n = max(v["n_targets"] for v in res.values())
+    lines = ["", f"Weighted τ over the {len(z['members'])} members (mean over the {n} targets with every member, "
+             "95 % bootstrap interval over targets; with four members a target's τ moves in coarse steps, so read "
+             "differences above 0.2):", "",
+             "| ranker | weighted τ (95 % CI) | top-1 regret | targets |", "|---|---|---|---|"]
+    for name, v in res.items():
+        m, lo, hi = v["tau"]
+        lines.append(f"| {name} | {m:.2f} ({lo:.2f}, {hi:.2f}) | {v['regret_pts']:.1f} pts | {v['n_targets']} |")
     return lines
 
 
