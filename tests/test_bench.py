@@ -560,6 +560,8 @@ def test_risk_ceiling_reads_the_pages_labels_and_finds_stalled_runs(tmp_path):
         risk_ceiling.load_pairs(tmp_path / "pairs.csv", acc)
     res = risk_ceiling.ceilings(rows * 2, draws=5, stalls=risk_ceiling.stalled_runs([store]))["s"]
     assert res["scratch_runs"] == 4 and res["scratch_runs_stalled"] == 1 and res["pairs_on_a_stalled_scratch"] == 2
+    assert risk_ceiling.seed_validations([store]) == {("finetune", "b", "t"): dict.fromkeys((1, 2, 3, 4), 0.5),
+                                                      ("scratch", "a", "t"): dict.fromkeys((1, 2, 3, 4), 0.5)}
     recs.append({**recs[0], "lr": 3e-3, "val_acc": 0.75})              # seed 0 at a second rate: the best counts
     store.write_text("\n".join(json.dumps(r) for r in recs))
     assert risk_ceiling.seed0_validation([store]) == {("finetune", "b", "t"): 0.75, ("scratch", "a", "t"): 0.5}
@@ -589,3 +591,21 @@ def test_zoo_tier_tau_over_the_members():
     assert "proximity (label-free)" not in res and "gain" not in res                  # no values: no ranker
     text = "\n".join(zoo_tau_lines(z))
     assert "| logme | -1.00 (-1.00, -1.00) | 30.0 pts | 1 |" in text
+
+
+def test_risk_ceiling_validation_split_half_is_split_half_on_the_validation_accuracies():
+    """Where every run's validation accuracy equals its test accuracy, the validation split-half
+    figure is the split-half one; turned round (validation = 1 − test) it is its mirror."""
+    from scripts.bench import risk_ceiling
+
+    rows = _seed_rows(np.random.default_rng(2), 120, gap=0.05, noise=0.1)
+    val = {}
+    for r in rows:
+        val[("finetune", r["backbone"], r["target"])] = dict(zip((1, 2, 3, 4), r["ft"], strict=True))
+        val[("scratch", r["arch"], r["target"])] = dict(zip((1, 2, 3, 4), r["sc"], strict=True))
+    same = risk_ceiling.ceilings(rows, draws=5, val=val)["s"]
+    assert same["validation_split_half_auroc"] == pytest.approx(same["split_half_auroc"])
+    assert 0.55 < same["split_half_auroc"] < 0.95
+    mirror = {k: {s: 1 - a for s, a in v.items()} for k, v in val.items()}
+    assert risk_ceiling.ceilings(rows, draws=5, val=mirror)["s"]["validation_split_half_auroc"] == pytest.approx(
+        1 - same["split_half_auroc"])

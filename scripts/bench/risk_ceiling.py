@@ -35,8 +35,10 @@ their best validation accuracies over the learning rates tried, fine-tuned − f
 about what one ``--finetune`` and one ``--scratch`` training per rate could measure
 (**seed-0 validation AUROC**; one estimator, the best validation accuracy over rates and epochs,
 not a proven bound: another statistic of the same trainings could separate somewhat better).
-Stalled from-scratch runs (best epoch the first while another seed ended far higher) are counted
-too.
+The **validation split-half** figure is the split-half one with the predictor from seeds 1–2's
+(3–4's) accuracies on that validation split: what two fine-tunings and two from-scratch trainings
+per pair on the user's images could see, against the other two seeds' label. Stalled from-scratch
+runs (best epoch the first while another seed ended far higher) are counted too.
 
 Each figure is a statement about the ground truth, not about proximity: it is the same for every
 risk model, so it may be read next to any protocol's results without a new protocol version.
@@ -116,6 +118,33 @@ def seed0_validation(stores: list[Path]) -> dict[tuple[str, str, str], float]:
     return out
 
 
+def seed_validations(stores: list[Path]) -> dict[tuple[str, str, str], dict[int, float]]:
+    """``{(kind, model, target): {seed: validation accuracy}}`` of seeds 1–4 at the learning rate
+    seed 0 chose (the sample's own validation split, as :func:`seed_accuracies`' test accuracies)."""
+    out: dict = {}
+    for store in stores:
+        chosen = {(kind, model, target): v["lr"] for kind, pairs in ground_truth(store).items()
+                  for (model, target), v in pairs.items()}
+        for r in read_records(store):
+            key = (r["kind"], r["model"], r["target"])
+            if chosen.get(key) == r["lr"] and r["seed"] in SEEDS and r.get("protocol") in (2, 3, 4):
+                out.setdefault(key, {})[r["seed"]] = r["val_acc"]
+    return out
+
+
+def validation_split_half(rows: list[dict], val: dict) -> float:
+    """:func:`split_half` with the predictor from the *validation* accuracies of seeds 1–2 (3–4):
+    two fine-tunings and two from-scratch trainings per pair on the user's own sample, judged
+    against the label of the other two seeds' held-out test accuracies (independent trainings)."""
+    out = []
+    for a, b in (((1, 2), slice(2, 4)), ((3, 4), slice(0, 2))):
+        d = np.array([np.mean([val[("finetune", r["backbone"], r["target"])][s] for s in a])
+                      - np.mean([val[("scratch", r["arch"], r["target"])][s] for s in a]) for r in rows])
+        y = np.array([r["ft"][b].mean() < r["sc"][b].mean() for r in rows])
+        out.append(auroc(-d, y))
+    return float(np.mean(out))
+
+
 def load_pairs(pairs_csv: Path, acc: dict) -> list[dict]:
     """The pairs of a page with their seeds: split, target, backbone, arch, ``ft`` and ``sc``
     (accuracies of seeds 1–4, from :func:`seed_accuracies`) and the page's label, checked
@@ -188,11 +217,13 @@ def oracle(rows: list[dict], draws: int = 400, seed: int = 0) -> dict:
             "brier_skill": float(1 - np.mean(p * (1 - p)) / (b * (1 - b))), "mean_p": b, "shrinkage": shrink}
 
 
-def ceilings(rows: list[dict], draws: int = 400, stalls: dict | None = None, seed0: dict | None = None) -> dict:
+def ceilings(rows: list[dict], draws: int = 400, stalls: dict | None = None, seed0: dict | None = None,
+             val: dict | None = None) -> dict:
     """Per split: pairs, negatives, the split-half AUROC, the oracle's figures, (with ``stalls``
     from :func:`stalled_runs`) the stalled from-scratch runs and the pairs they touch, and (with
     ``seed0`` from :func:`seed0_validation`) the AUROC of the seed-0 difference, fine-tuned −
-    from scratch, on the sample's own validation split."""
+    from scratch, on the sample's own validation split, and (with ``val`` from
+    :func:`seed_validations`) :func:`validation_split_half`."""
     out = {}
     by: dict = defaultdict(list)
     for r in rows:
@@ -211,6 +242,8 @@ def ceilings(rows: list[dict], draws: int = 400, stalls: dict | None = None, see
             d0 = np.array([seed0[("finetune", r["backbone"], r["target"])] - seed0[("scratch", r["arch"], r["target"])]
                            for r in rs])
             out[split]["seed0_validation_auroc"] = auroc(-d0, np.array([r["negative"] for r in rs]))
+        if val is not None:
+            out[split]["validation_split_half_auroc"] = validation_split_half(rs, val)
     return out
 
 
@@ -224,14 +257,15 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     for pairs in PAIRS:
         rows += load_pairs(RESULTS / pairs, acc)
-    res = ceilings(rows, args.draws, stalled_runs(stores), seed0_validation(stores))
+    res = ceilings(rows, args.draws, stalled_runs(stores), seed0_validation(stores), seed_validations(stores))
     print(f"{'split':10s} {'pairs':>5s} {'neg':>4s} {'split-half AUROC':>17s} {'oracle AUROC':>13s} "
-          f"{'oracle Brier skill':>19s} {'seed-0 validation AUROC':>24s} {'stalled scratch runs':>21s} "
-          f"{'pairs touched':>14s}")
+          f"{'oracle Brier skill':>19s} {'seed-0 validation AUROC':>24s} {'validation split-half':>22s} "
+          f"{'stalled scratch runs':>21s} {'pairs touched':>14s}")
     for split, r in res.items():
         o = r["oracle"]
         print(f"{split:10s} {r['pairs']:5d} {r['negative']:4d} {r['split_half_auroc']:17.3f} "
               f"{o['auroc']:8.3f} ±{o['auroc_sd']:.3f} {o['brier_skill']:19.3f} {r['seed0_validation_auroc']:24.3f} "
+              f"{r['validation_split_half_auroc']:22.3f} "
               f"{r['scratch_runs_stalled']:>13d} of {r['scratch_runs']:<4d} {r['pairs_on_a_stalled_scratch']:>14d}")
     if args.json:
         args.json.write_text(json.dumps({"seeds": list(SEEDS), "draws": args.draws, "splits": res}, indent=1) + "\n")
