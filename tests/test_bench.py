@@ -590,7 +590,13 @@ def test_zoo_tier_tau_over_the_members():
     assert res["prior (ImageNet top-1; none = last)"]["tau"][0] == pytest.approx(1.0)   # b > a > c (unknown)
     assert "proximity (label-free)" not in res and "gain" not in res                  # no values: no ranker
     text = "\n".join(zoo_tau_lines(z))
-    assert "| logme | -1.00 (-1.00, -1.00) | 30.0 pts | 1 |" in text
+    assert "| logme | -1.00 (-1.00, -1.00) | 30.0 pts | 1 | 3 |" in text
+    rows[2]["early_shift"] = None                                   # c.z without early_shift: τ over 2 cannot be
+    assert "early_shift" not in zoo_tau(z)
+    z["members"].append("d.w")
+    z["avail"]["stripes-new-angles"] = z["members"]
+    rows.append({**rows[0], "backbone": "d.w", "ft_mean": 0.1, "fit_labels": 0.1, "early_shift": -0.1})
+    assert zoo_tau(z)["early_shift"]["members"] == 3 and zoo_tau(z)["logme"]["members"] == 4
 
 
 def test_risk_ceiling_validation_split_half_is_split_half_on_the_validation_accuracies():

@@ -402,14 +402,15 @@ def zoo_tau(z: dict) -> dict[str, dict]:
     """Per ranker over the zoo tier's targets that have every member: per-target weighted τ and
     top-1 regret (:func:`_metrics`, the main tier's), their means with 95 % bootstrap intervals over
     targets. A member without an ImageNet top-1 (the VGG16 trunks) ranks last under the prior, as
-    the fame prior treats an unknown model; a ranker needs a value for ≥ 3 members of a target."""
+    the fame prior treats an unknown model; a ranker needs a value for ≥ 3 members of a target, and
+    ``members`` says how many it scored (early_shift has none for a network without batch norm)."""
     members = z["members"]
     avail = z.get("avail") or {t: members for t in z["targets"]}
     by = {(r["target"], r["backbone"]): r for r in z["rows"]}
     targets = [t for t in z["targets"] if len(avail[t]) == len(members) and all((t, m) in by for m in members)]
     out = {}
     for name, (key, sign) in ZOO_RANKERS.items():
-        taus, regrets = [], []
+        taus, regrets, scored = [], [], set()
         for t in targets:
             acc = {m: by[(t, m)]["ft_mean"] for m in members}
             if key == "prior":
@@ -420,8 +421,10 @@ def zoo_tau(z: dict) -> dict[str, dict]:
             if tau is not None:
                 taus.append(tau)
                 regrets.append(regret)
+                scored |= {m for m, v in score.items() if v is not None}
         if taus:
-            out[name] = {"tau": _boot(taus), "regret_pts": float(np.mean(regrets)) * 100, "n_targets": len(taus)}
+            out[name] = {"tau": _boot(taus), "regret_pts": float(np.mean(regrets)) * 100, "n_targets": len(taus),
+                         "members": len(scored)}
     return out
 
 
@@ -433,10 +436,11 @@ def zoo_tau_lines(z: dict) -> list[str]:
     lines = ["", f"Weighted τ over the {len(z['members'])} members (mean over the {n} targets with every member, "
              "95 % bootstrap interval over targets; with four members a target's τ moves in coarse steps, so read "
              "differences above 0.2):", "",
-             "| ranker | weighted τ (95 % CI) | top-1 regret | targets |", "|---|---|---|---|"]
+             "| ranker | weighted τ (95 % CI) | top-1 regret | targets | members scored |", "|---|---|---|---|---|"]
     for name, v in res.items():
         m, lo, hi = v["tau"]
-        lines.append(f"| {name} | {m:.2f} ({lo:.2f}, {hi:.2f}) | {v['regret_pts']:.1f} pts | {v['n_targets']} |")
+        lines.append(f"| {name} | {m:.2f} ({lo:.2f}, {hi:.2f}) | {v['regret_pts']:.1f} pts | {v['n_targets']} "
+                     f"| {v.get('members', len(z['members']))} |")
     return lines
 
 
