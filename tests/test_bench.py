@@ -591,7 +591,7 @@ def test_zoo_tier_tau_over_the_members():
     assert "proximity (label-free)" not in res and "gain" not in res                  # no values: no ranker
     text = "\n".join(zoo_tau_lines(z))
     assert "| logme | -1.00 (-1.00, -1.00) | 30.0 pts | 1 | 3 |" in text
-    rows[2]["early_shift"] = None                                   # c.z without early_shift: τ over 2 cannot be
+    rows[2]["early_shift"] = None                   # c.z without early_shift: two members scored, no τ
     assert "early_shift" not in zoo_tau(z)
     z["members"].append("d.w")
     z["avail"]["stripes-new-angles"] = z["members"]

@@ -86,14 +86,19 @@ def seed_accuracies(stores: list[Path]) -> dict[tuple[str, str, str], dict[int, 
     return out
 
 
+def chosen_rates(store: Path) -> dict[tuple[str, str, str], float]:
+    """``{(kind, model, target): learning rate}`` that seed 0 chose, by :func:`evaluate_v2.ground_truth`."""
+    return {(kind, model, target): v["lr"] for kind, pairs in ground_truth(store).items()
+            for (model, target), v in pairs.items()}
+
+
 def stalled_runs(stores: list[Path], gap: float = 0.2) -> dict[tuple[str, str, str], int]:
     """``{(kind, model, target): n}``: seeds 1–4 at the chosen rate whose best epoch was the first
     while another of those seeds ended ≥ ``gap`` higher — a run that never left its start on a
     target its recipe can learn. Such a seed moves its group's mean by ``gap``/4 or more."""
     out = {}
     for store in stores:
-        chosen = {(kind, model, target): v["lr"] for kind, pairs in ground_truth(store).items()
-                  for (model, target), v in pairs.items()}
+        chosen = chosen_rates(store)
         runs: dict = defaultdict(list)
         for r in read_records(store):
             key = (r["kind"], r["model"], r["target"])
@@ -123,8 +128,7 @@ def seed_validations(stores: list[Path]) -> dict[tuple[str, str, str], dict[int,
     seed 0 chose (the sample's own validation split, as :func:`seed_accuracies`' test accuracies)."""
     out: dict = {}
     for store in stores:
-        chosen = {(kind, model, target): v["lr"] for kind, pairs in ground_truth(store).items()
-                  for (model, target), v in pairs.items()}
+        chosen = chosen_rates(store)
         for r in read_records(store):
             key = (r["kind"], r["model"], r["target"])
             if chosen.get(key) == r["lr"] and r["seed"] in SEEDS and r.get("protocol") in (2, 3, 4):
