@@ -615,3 +615,27 @@ def test_risk_ceiling_validation_split_half_is_split_half_on_the_validation_accu
     mirror = {k: {s: 1 - a for s, a in v.items()} for k, v in val.items()}
     assert risk_ceiling.ceilings(rows, draws=5, val=mirror)["s"]["validation_split_half_auroc"] == pytest.approx(
         1 - same["split_half_auroc"])
+
+
+def test_plateau_ped_move_known_answers():
+    """Potential-energy descent on hand-computed cases (scripts/bench/plateau.py)."""
+    from scripts.bench.plateau import ped_move
+
+    # two 1-D classes, unit-variance reference: A = {-1, 1} (mean 0, R 1), B = {1, 3} (mean 2, R 1)
+    x = np.array([[-1.0], [1.0], [1.0], [3.0]])
+    y = np.array([0, 0, 1, 1])
+    ref = (np.zeros(1), np.ones(1))
+    # nσ 2, dt 1: overlap 2·(1 + 1) − 2 = 2, step min(½·2, 2) = 1: A moves −1, B +1; then no overlap
+    np.testing.assert_allclose(ped_move(x, y, *ref, nsigma=2.0, dt=1.0), [[-2.0], [0.0], [2.0], [4.0]])
+    # dt 0.1: each step moves each class by 0.005·F and shrinks F by 1 %: six steps (never below half)
+    moved = 0.005 * 2.0 * sum(0.99 ** k for k in range(6))
+    np.testing.assert_allclose(ped_move(x, y, *ref, nsigma=2.0, dt=0.1), x + np.array([[-moved]] * 2 + [[moved]] * 2))
+    # classes further apart than nσ·(R_i + R_j) do not move; the input is not modified
+    far = np.array([[-1.0], [1.0], [9.0], [11.0]])
+    np.testing.assert_array_equal(ped_move(far, y, *ref, nsigma=2.0, dt=1.0), far)
+    np.testing.assert_array_equal(x, [[-1.0], [1.0], [1.0], [3.0]])
+    # standardised by the sample's own moments: the move scales with the features
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(30, 4))
+    yz = np.repeat([0, 1, 2], 10)
+    np.testing.assert_allclose(ped_move(5.0 * z, yz, nsigma=0.6), 5.0 * ped_move(z, yz, nsigma=0.6))
