@@ -13,10 +13,13 @@ and nothing it finds is a test reading. It asks three things.
    features standardised per dimension (by the backbone's reference statistics, or by the sample's
    own), class *i* moved along (μᵢ − μⱼ)/‖μᵢ − μⱼ‖ by min(½·dt²·F, F) for every class *j* with
    overlap F = max(nσ·(Rᵢ + Rⱼ) − ‖μᵢ − μⱼ‖, 0), Rᵢ = √(Σ_d var_d of class i), for at most 6
-   steps, until a step moves less than half as far as the first. Written from the paper's
+   steps, stopping before a step that moves at most half as far as the first. The reference's
+   per-dimension variance is the diagonal of its stored top-64 PCA plus the isotropic residual
+   (exact for backbones of ≤ 64 features, an approximation for wider ones). Written from the paper's
    description (:func:`ped_move`; its test is a hand-computed two-class case), not from its code.
 2. **LogME at several depths**: pooled features of every intermediate stage (timm's
-   ``forward_intermediates``), LogME at each, and their max / mean / concatenations. The final
+   ``forward_intermediates``), LogME at each, their max and mean (over all depths, final
+   included, or the last three), and LogME of the last two intermediate stages concatenated. The final
    pooled features are extracted the same way and must reproduce the page's LogME to 1e-6 (the
    script stops otherwise), so the other depths are measured on the same images and weights.
 3. **How far the combinations and the risk can go**: the per-target τ difference between the
@@ -50,7 +53,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PAIRS = (RESULTS / "v3" / "pairs.csv", RESULTS / "v4" / "pairs.csv")
 BACKBONES = RESULTS / "v2" / "backbones"
 #: the variants of question 1: (nσ, dt, standardised by) — the paper's two nσ (0.3, 0.6), its dt
-#: (0.1), and one step each way beyond them
+#: (0.1), and a larger value of each
 PED_VARIANTS = [(ns, dt, by) for ns in (0.3, 0.6, 1.0) for dt in (0.1, 1.0) for by in ("reference", "sample")]
 
 
