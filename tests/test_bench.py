@@ -1,5 +1,6 @@
 """The benchmark's building blocks (scripts/bench), in their quick mode."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -639,3 +640,22 @@ def test_plateau_ped_move_known_answers():
     z = rng.normal(size=(30, 4))
     yz = np.repeat([0, 1, 2], 10)
     np.testing.assert_allclose(ped_move(5.0 * z, yz, nsigma=0.6), 5.0 * ped_move(z, yz, nsigma=0.6))
+
+
+def test_zoo_finetune_at_64_changes_the_input_size_only(backbones):
+    """scripts/bench/zoo_finetune.py trains at the ground truth's 64 px: the spec's size and crop
+    change, nothing else, and the network really gets 64-px inputs."""
+    from proximity.backbones import open_backbone, resolve_spec
+    from proximity.catalog import adhoc_entry
+    from scripts.bench.zoo_finetune import at_64
+
+    spec = resolve_spec(adhoc_entry(f"local-dir:{backbones['A']}"))
+    spec = dataclasses.replace(spec, preprocess=dataclasses.replace(spec.preprocess, size=(96, 96), crop_pct=0.875),
+                               data_config={**spec.data_config, "input_size": (3, 96, 96), "crop_pct": 0.875})
+    small = at_64(spec)
+    assert small.preprocess.size == (64, 64) and small.preprocess.crop_pct == 1.0
+    assert small.data_config["input_size"] == (3, 64, 64) and small.data_config["crop_pct"] == 1.0
+    assert (small.preprocess.mean, small.preprocess.std) == (spec.preprocess.mean, spec.preprocess.std)
+    assert (small.create_name, small.revision, small.entry) == (spec.create_name, spec.revision, spec.entry)
+    assert small.preprocess([np.zeros((80, 80, 3), np.float32)]).shape == (1, 3, 64, 64)
+    assert open_backbone(small).model(small.preprocess([np.zeros((80, 80, 3), np.float32)])).ndim == 2
