@@ -2,6 +2,7 @@
 
     python scripts/bench/zoo_finetune.py [--state scripts/bench/results/state.json]
                                          [--out scripts/bench/results/zoo-finetune.json] [--deadline SECONDS]
+                                         [--rates HEAD BACKBONE]
 
 On the zoo tier (the four real offline members, 12 protocol-1 targets at 64 px) the labelled
 frozen-feature ranking scores τ −0.08: the brain-MRI VGG16's frozen features probe up to 38 points
@@ -90,19 +91,25 @@ def main(argv: list[str] | None = None) -> None:
     from proximity.backbones.builder import resolve_spec
     from proximity.catalog import load_catalog
     from proximity.data import load_sample
-    from proximity.scratch import FINETUNE_RECIPE, finetune_on_sample
+    import proximity.scratch as S
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--state", type=Path, default=RESULTS / "state.json")
     ap.add_argument("--out", type=Path, default=RESULTS / "zoo-finetune.json")
     ap.add_argument("--deadline", type=float, default=None, help="stop starting new trainings after this many s")
+    ap.add_argument("--rates", type=float, nargs=2, metavar=("HEAD", "BACKBONE"), default=None,
+                    help="other learning rates than --finetune's (this process only; e.g. 3e-3 3e-4)")
     args = ap.parse_args(argv)
+    if args.rates:
+        S.FINETUNE_RECIPE = {**S.FINETUNE_RECIPE, "lr": args.rates[0], "backbone_lr": args.rates[1]}
     t_start = time.perf_counter()
     z = json.loads(args.state.read_text()).get("zoo")
     if not z:
         raise SystemExit(f"{args.state} has no zoo tier: run `python scripts/bench/evaluate.py --zoo` first")
     record = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    record.setdefault("recipe", FINETUNE_RECIPE)
+    if record.get("recipe", S.FINETUNE_RECIPE) != S.FINETUNE_RECIPE:
+        raise SystemExit(f"{args.out} holds runs of another recipe: give another --out")
+    record["recipe"] = S.FINETUNE_RECIPE
     record.setdefault("size", 64)
     done = record.setdefault("runs", {})
     entries = {e.id: e for e in load_catalog("zoo")}
@@ -118,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
                 if args.deadline is not None and time.perf_counter() - t_start > args.deadline:
                     stopped = True
                     break
-                r = finetune_on_sample(specs[m], sample, device="cpu", use_cache=False)
+                r = S.finetune_on_sample(specs[m], sample, device="cpu", use_cache=False)
                 done[f"{m}|{t}"] = {"accuracy": r.accuracy, "n_train": r.n_train, "n_holdout": r.n_holdout,
                                     "epochs": r.epochs, "best_epoch": r.best_epoch, "seconds": r.seconds}
                 args.out.write_text(json.dumps(record, indent=1) + "\n")
