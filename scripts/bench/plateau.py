@@ -265,7 +265,9 @@ def finetune_bound(rows: dict, split: dict) -> dict[str, dict[str, float]]:
     the other 30 % (``val_acc``) as well as on the target's separate test set (``test_acc``): seed 0
     at three head learning rates (3e-4, 1e-3, 3e-3; the backbone at a tenth), then seeds 1–4 at the
     rate seed 0 chose. So a run's hold-out accuracy is what a fine-tune on the sample sees, and
-    seeds 3–4's mean test accuracy is a target no ranker below has touched. Every ranker here,
+    seeds 3–4's mean test accuracy is the target: no ranker below trained those runs, but the rate
+    they ran at was chosen on seed 0's hold-out, which two rankers read (the best of the sweep,
+    the highest rate), and seeds 1–2's hold-out images are the same. Every ranker here,
     LogME included, is scored against that target (so its figures are not the page's, which use
     seeds 1–4). ``finetune`` (proximity's signal: the middle rate, no flips, its own 70/30 split)
     is next to them for comparison; the ground truth's runs use flips where the target allows."""

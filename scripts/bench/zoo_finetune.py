@@ -10,15 +10,17 @@ below the scene-text trunk's, yet it fine-tunes best on four targets (README, *B
 ``scripts/bench/plateau.py`` found the same kind of miss on the main tier: frozen features do not
 see how far a network moves when it is fine-tuned. This exploratory check (outside the product;
 nothing ships from it) measures that directly with proximity's own ``--finetune`` signal
-(:func:`proximity.scratch.finetune_on_sample`, the same code, recipe, split and seed), on the same
+(:func:`proximity.scratch.finetune_on_sample`: the same code, split and seed, and the shipped
+recipe unless ``--rates`` gives other learning rates), on the same
 user images the tier was scored on (each target's training split), at the ground truth's 64 px
 instead of each member's native size. The native size costs 12–16× the compute and is what a
 user's run would use, so this is the signal's best case on resolution, not a user's run.
 ``scripts/bench/zoo_resolution.py`` showed the frozen LogME does no better at 64 px.
 
 Resumable: every finished (member, target) is written to ``--out`` at once and skipped on a re-run.
-Prints each run's hold-out accuracy and, over the targets, weighted τ (95 % CI), top-1 regret (a tie
-at the top broken by member order, as the page does), and how often the ranker's top is the best
+Prints each run's hold-out accuracy and, over the targets, weighted τ (95 % CI; a target where a
+ranker gives every member the same score counts τ 0), top-1 regret (a tie at the top broken by
+member order, as the page does), and how often the ranker's top is the best
 member alone or a tie that holds it, next to the page's probe, kNN, LogME and the shipped rules.
 """
 
@@ -69,6 +71,8 @@ def summarise(z: dict, done: dict) -> dict:
             tau, regret, _ = _metrics(scores[t], acc)
             if tau is None:
                 continue
+            if not np.isfinite(tau):   # the same score for every member orders nothing: τ 0 (evaluate_v2's rule)
+                tau = 0.0
             taus.append(tau)
             regrets.append(regret)   # a tie at the top is broken by member order (_metrics' argmax)
             s = {m: v for m, v in scores[t].items() if v is not None}
