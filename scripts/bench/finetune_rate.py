@@ -33,7 +33,7 @@ import numpy as np
 if not __package__:  # run as a script (python scripts/bench/…): its siblings are scripts.bench.*
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "scripts.bench"
-from .plateau import BACKBONES, RESULTS, _mean_by, _z, read_pairs  # noqa: E402
+from .plateau import BACKBONES, RESULTS, _mean_by, _z, chosen_rate, finetune_runs, read_pairs  # noqa: E402
 
 #: the rates tried (the ground truth's highest head rate, the backbone at a tenth)
 RATES = {"lr": 3e-3, "backbone_lr": 3e-4}
@@ -41,16 +41,11 @@ RATES = {"lr": 3e-3, "backbone_lr": 3e-4}
 
 def seeds_3_4(targets: list[str]) -> dict[tuple[str, str], float]:
     """{(target, backbone): mean test accuracy of seeds 3–4 at the rate seed 0 chose} (plateau.py's target)."""
-    from .finetune import read_records
-
-    runs: dict = collections.defaultdict(dict)
-    for v in ("v2", "v3", "v4"):
-        for r in read_records(RESULTS / v / "groundtruth.jsonl"):
-            if r["kind"] == "finetune" and r.get("protocol") in (2, 3, 4) and r["target"] in targets:
-                runs[(r["target"], r["model"])][(r["lr"], r["seed"])] = r
     out = {}
-    for key, rs in runs.items():
-        lr = max((k for k in rs if k[1] == 0), key=lambda k: (rs[k]["val_acc"], -k[0]))[0]
+    for key, rs in finetune_runs().items():
+        if key[0] not in targets:
+            continue
+        lr = chosen_rate(rs)
         if (lr, 3) in rs and (lr, 4) in rs:    # (records of other backbones in the stores lack them)
             out[key] = float(np.mean([rs[(lr, s)]["test_acc"] for s in (3, 4)]))
     return out

@@ -258,6 +258,23 @@ def detectable(taus: dict[str, dict[str, float]], base: str = "logme", n_test: i
     return out
 
 
+def finetune_runs() -> dict[tuple[str, str], dict[tuple[float, int], dict]]:
+    """Protocols 2–4's fine-tuning records: ``{(target, backbone): {(lr, seed): record}}``."""
+    from .finetune import read_records
+
+    runs: dict = collections.defaultdict(dict)
+    for v in ("v2", "v3", "v4"):
+        for r in read_records(RESULTS / v / "groundtruth.jsonl"):
+            if r["kind"] == "finetune" and r.get("protocol") in (2, 3, 4):
+                runs[(r["target"], r["model"])][(r["lr"], r["seed"])] = r
+    return dict(runs)
+
+
+def chosen_rate(runs: dict[tuple[float, int], dict]) -> float:
+    """The learning rate seed 0 chose on its hold-out (ties to the lower rate), as the ground truth does."""
+    return max((k for k in runs if k[1] == 0), key=lambda k: (runs[k]["val_acc"], -k[0]))[0]
+
+
 def finetune_bound(rows: dict, split: dict) -> dict[str, dict[str, float]]:
     """What fine-tunes on the user's images could rank, read from the ground truth's own runs.
 
@@ -273,20 +290,14 @@ def finetune_bound(rows: dict, split: dict) -> dict[str, dict[str, float]]:
     is next to them for comparison; the ground truth's runs use flips where the target allows."""
     from scipy.stats import weightedtau
 
-    from .finetune import read_records
-
-    recs: dict = collections.defaultdict(dict)
-    for v in ("v2", "v3", "v4"):
-        for r in read_records(RESULTS / v / "groundtruth.jsonl"):
-            if r["kind"] == "finetune" and r.get("protocol") in (2, 3, 4):
-                recs[(r["target"], r["model"])][(r["lr"], r["seed"])] = r
+    recs = finetune_runs()
     taus: dict = collections.defaultdict(dict)
     for t in sorted(rows):
         bbs = sorted(rows[t])
         f = {}
         for b in bbs:
             runs = recs[(t, b)]
-            lr = max((k for k in runs if k[1] == 0), key=lambda k: (runs[k]["val_acc"], -k[0]))[0]
+            lr = chosen_rate(runs)
             val = {s: runs[(lr, s)]["val_acc"] for s in (0, 1, 2)}
             f[b] = {"target": float(np.mean([runs[(lr, s)]["test_acc"] for s in (3, 4)])),
                     "ceiling": float(np.mean([runs[(lr, s)]["test_acc"] for s in (1, 2)])),
