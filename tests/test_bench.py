@@ -659,3 +659,16 @@ def test_zoo_finetune_at_64_changes_the_input_size_only(backbones):
     assert (small.create_name, small.revision, small.entry) == (spec.create_name, spec.revision, spec.entry)
     assert small.preprocess([np.zeros((80, 80, 3), np.float32)]).shape == (1, 3, 64, 64)
     assert open_backbone(small).model(small.preprocess([np.zeros((80, 80, 3), np.float32)])).ndim == 2
+
+
+def test_metrics_constant_scores_order_nothing():
+    """A ranker that scores every candidate the same gets τ 0 on that target (not NaN, which the
+    bootstrap would drop from the mean while the target count still included it)."""
+    from scripts.bench.evaluate import _boot, _metrics
+
+    acc = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}
+    tau, regret, _ = _metrics({m: 1.0 for m in acc}, acc)
+    assert tau == 0.0 and np.isfinite(regret)
+    perfect, _, _ = _metrics({m: v for m, v in acc.items()}, acc)
+    assert perfect == pytest.approx(1.0)
+    assert _boot([perfect, tau])[0] == pytest.approx(0.5)

@@ -108,11 +108,14 @@ def _boot(values: list[float], seed: int = 0) -> tuple[float, float, float]:
 
 
 def _metrics(score: dict, acc: dict) -> tuple[float | None, float, float]:
+    """(weighted τ, top-1 regret, best in the top 3) of one target; τ None with fewer than 3 scored.
+    The same score for every candidate orders nothing: τ 0 (as ``evaluate_v2.metrics``), not the NaN
+    weightedtau returns, which the bootstrap would silently drop from the mean."""
     names = [m for m in acc if score.get(m) is not None]
     if len(names) < 3:
         return None, float("nan"), float("nan")
     s, a = np.array([score[m] for m in names]), np.array([acc[m] for m in names])
-    tau = weightedtau(s, a).statistic
+    tau = weightedtau(s, a).statistic if np.ptp(s) > 0 else 0.0
     top = names[int(np.argmax(s))]
     best = max(acc.values())
     top3 = [names[i] for i in np.argsort(-s)[:3]]

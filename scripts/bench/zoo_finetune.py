@@ -19,9 +19,9 @@ user's run would use, so this is the signal's best case on resolution, not a use
 
 Resumable: every finished (member, target) is written to ``--out`` at once and skipped on a re-run.
 Prints each run's hold-out accuracy and, over the targets, weighted τ (95 % CI; a target where a
-ranker gives every member the same score counts τ 0), top-1 regret (a tie at the top broken by
-member order, as the page does), and how often the ranker's top is the best
-member alone or a tie that holds it, next to the page's probe, kNN, LogME and the shipped rules.
+ranker gives every member the same score counts τ 0, :func:`evaluate._metrics`), top-1 regret (a
+tie at the top broken by member order, as the page does), and how often the ranker's top is the
+best member alone or a tie that holds it, next to the page's probe, kNN, LogME and the shipped rules.
 """
 
 from __future__ import annotations
@@ -71,8 +71,6 @@ def summarise(z: dict, done: dict) -> dict:
             tau, regret, _ = _metrics(scores[t], acc)
             if tau is None:
                 continue
-            if not np.isfinite(tau):   # the same score for every member orders nothing: τ 0 (evaluate_v2's rule)
-                tau = 0.0
             taus.append(tau)
             regrets.append(regret)   # a tie at the top is broken by member order (_metrics' argmax)
             s = {m: v for m, v in scores[t].items() if v is not None}
