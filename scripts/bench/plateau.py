@@ -165,13 +165,14 @@ def rankers(rows: dict, split: dict, work: Path) -> dict[str, dict[str, float]]:
     """Mean weighted τ per ranker, overall and per split."""
     from scipy.stats import weightedtau
 
+    from proximity.errors import NumericalError
     from proximity.reference import load_reference
     from proximity.signals.kernels import logme
 
     def lm(x, y):
         try:
             return logme(x, y)
-        except Exception:  # a degenerate depth (a constant stage): ranks last
+        except NumericalError:  # a degenerate depth (all-zero features): ranks last
             return -1e9
 
     refs = {}
