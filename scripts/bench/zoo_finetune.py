@@ -2,7 +2,7 @@
 
     python scripts/bench/zoo_finetune.py [--state scripts/bench/results/state.json]
                                          [--out scripts/bench/results/zoo-finetune.json] [--deadline SECONDS]
-                                         [--rates HEAD BACKBONE]
+                                         [--rates HEAD BACKBONE] [--best-of OTHER.json]
 
 On the zoo tier (the four real offline members, 12 protocol-1 targets at 64 px) the labelled
 frozen-feature ranking scores τ −0.08: the brain-MRI VGG16's frozen features probe up to 38 points
@@ -22,6 +22,8 @@ Prints each run's hold-out accuracy and, over the targets, weighted τ (95 % CI;
 ranker gives every member the same score counts τ 0, :func:`evaluate._metrics`), top-1 regret (a
 tie at the top broken by member order, as the page does), and how often the ranker's top is the
 best member alone or a tie that holds it, next to the page's probe, kNN, LogME and the shipped rules.
+``--best-of OTHER.json`` adds a ranker that takes, per member, the better hold-out accuracy of this
+file's runs and another rate's (a 2-rate sweep chosen on the hold-out, as a user could run it).
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--deadline", type=float, default=None, help="stop starting new trainings after this many s")
     ap.add_argument("--rates", type=float, nargs=2, metavar=("HEAD", "BACKBONE"), default=None,
                     help="other learning rates than --finetune's (this process only; e.g. 3e-3 3e-4)")
+    ap.add_argument("--best-of", type=Path, default=None, metavar="OTHER.json",
+                    help="another rate's runs of the same members and targets: also score, per member, the "
+                         "better of the two hold-out accuracies (a 2-rate sweep)")
     args = ap.parse_args(argv)
     if args.rates:
         S.FINETUNE_RECIPE = {**S.FINETUNE_RECIPE, "lr": args.rates[0], "backbone_lr": args.rates[1]}
@@ -137,6 +142,14 @@ def main(argv: list[str] | None = None) -> None:
             print(f"deadline reached: {len(done)} of {len(z['members']) * len(z['targets'])} done; run again to go on")
             break
     record["summary"] = summarise(z, done)
+    if args.best_of:
+        other = json.loads(args.best_of.read_text())
+        both = {k: {"accuracy": max(r["accuracy"], other["runs"][k]["accuracy"])}
+                for k, r in done.items() if k in other.get("runs", {})}
+        best = summarise(z, both)["finetune (64 px)"]
+        record["summary"]["the better of the two rates per member (2 trainings)"] = {
+            **best, "rates": [[record["recipe"]["lr"], record["recipe"]["backbone_lr"]],
+                              [other["recipe"]["lr"], other["recipe"]["backbone_lr"]]]}
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     for name, v in record["summary"].items():
         if name != "targets":
