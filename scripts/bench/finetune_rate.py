@@ -52,15 +52,30 @@ def seeds_3_4(targets: list[str]) -> dict[tuple[str, str], float]:
     return out
 
 
+def pending_samples(targets: list[str], done: dict, deadline: float | None, t_start: float):
+    """``(target, Sample)`` of each target not in ``done``, its user images written to a temporary
+    folder (removed after the caller's step) and loaded as a user's run does; none after ``deadline``
+    seconds from ``t_start`` (then it says how to go on)."""
+    from proximity.data import load_sample
+
+    from .evaluate_v2 import write_user_images
+
+    for t in targets:
+        if t in done:
+            continue
+        if deadline is not None and time.perf_counter() - t_start > deadline:
+            print(f"deadline reached after {len(done)} of {len(targets)} targets; run again to go on")
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            yield t, load_sample(write_user_images(t, Path(tmp) / t), labels="auto", sample=None)
+
+
 def main(argv: list[str] | None = None) -> None:
     from scipy.stats import weightedtau
 
     import proximity.scratch as S
     from proximity.backbones import resolve_spec
     from proximity.catalog import adhoc_entry
-    from proximity.data import load_sample
-
-    from .evaluate_v2 import write_user_images
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", nargs="+", default=["dev"],
@@ -77,19 +92,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.out} holds runs of another recipe: give another --out")
     record["recipe"] = S.FINETUNE_RECIPE
     done = record.setdefault("runs", {})
-    for t in targets:
-        if t in done:
-            continue
-        if args.deadline is not None and time.perf_counter() - t_start > args.deadline:
-            print(f"deadline reached after {len(done)} targets; run again to go on")
-            break
+    for t, sample in pending_samples(targets, done, args.deadline, t_start):
         t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp:
-            sample = load_sample(write_user_images(t, Path(tmp) / t), labels="auto", sample=None)
-            acc = {}
-            for b in sorted(rows[t]):
-                spec = resolve_spec(adhoc_entry(f"local-dir:{(BACKBONES / b).resolve()}"))
-                acc[b] = S.finetune_on_sample(spec, sample, device="cpu", use_cache=False).accuracy
+        acc = {}
+        for b in sorted(rows[t]):
+            spec = resolve_spec(adhoc_entry(f"local-dir:{(BACKBONES / b).resolve()}"))
+            acc[b] = S.finetune_on_sample(spec, sample, device="cpu", use_cache=False).accuracy
         done[t] = acc
         args.out.write_text(json.dumps(record, indent=1) + "\n")
         print(f"{t}: {time.perf_counter() - t0:.0f} s", flush=True)

@@ -41,7 +41,6 @@ import argparse
 import collections
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -50,6 +49,7 @@ import numpy as np
 if not __package__:  # run as a script (python scripts/bench/…): its siblings are scripts.bench.*
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "scripts.bench"
+from .finetune_rate import pending_samples  # noqa: E402
 from .plateau import BACKBONES, RESULTS, _mean_by, read_pairs  # noqa: E402
 
 #: numbers of trainings of each kind compared (seed 0 and the first ``k − 1`` of ``--seeds``)
@@ -139,9 +139,6 @@ def main(argv: list[str] | None = None) -> None:
     import proximity.scratch as S
     from proximity.backbones import resolve_spec
     from proximity.catalog import adhoc_entry
-    from proximity.data import load_sample
-
-    from .evaluate_v2 import write_user_images
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--every", type=int, default=2, help="every N-th target of each split (name order)")
@@ -159,31 +156,24 @@ def main(argv: list[str] | None = None) -> None:
     record.update(recipes=recipes, seeds=args.seeds, every=args.every)
     done = record.setdefault("runs", {})
     checked = bool(done)
-    for t in targets:
-        if t in done:
-            continue
-        if args.deadline is not None and time.perf_counter() - t_start > args.deadline:
-            print(f"deadline reached after {len(done)} of {len(targets)} targets; run again to go on")
-            break
+    for t, sample in pending_samples(targets, done, args.deadline, t_start):
         t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp:
-            sample = load_sample(write_user_images(t, Path(tmp) / t), labels="auto", sample=None)
-            specs = {b: resolve_spec(adhoc_entry(f"local-dir:{(BACKBONES / b).resolve()}")) for b in sorted(rows[t])}
-            if not checked:                          # the same code, images and split as the page's seed 0
-                b = sorted(specs)[0]
-                f0 = S.finetune_on_sample(specs[b], sample, device="cpu", seed=0, use_cache=False).accuracy
-                s0 = S.train_from_scratch(specs[b], sample, device="cpu", seed=0, use_cache=False).accuracy
-                page = (float(rows[t][b]["finetune"]), float(rows[t][b]["scratch"]))
-                if not np.allclose((f0, s0), page, atol=1e-6):
-                    raise SystemExit(f"{t}/{b}: seed 0 gives finetune {f0}, scratch {s0}; the page {page}")
-                checked = True
-            out: dict = {"finetune": collections.defaultdict(dict), "scratch": collections.defaultdict(dict)}
-            for s in args.seeds:
-                pool = S.ScratchPool()               # one from-scratch training per architecture identity
-                for b, spec in specs.items():
-                    out["finetune"][b][str(s)] = S.finetune_on_sample(spec, sample, device="cpu", seed=s,
-                                                                      use_cache=False).accuracy
-                    out["scratch"][b][str(s)] = pool.get(spec, sample, device="cpu", seed=s, use_cache=False).accuracy
+        specs = {b: resolve_spec(adhoc_entry(f"local-dir:{(BACKBONES / b).resolve()}")) for b in sorted(rows[t])}
+        if not checked:                              # the same code, images and split as the page's seed 0
+            b = sorted(specs)[0]
+            f0 = S.finetune_on_sample(specs[b], sample, device="cpu", seed=0, use_cache=False).accuracy
+            s0 = S.train_from_scratch(specs[b], sample, device="cpu", seed=0, use_cache=False).accuracy
+            page = (float(rows[t][b]["finetune"]), float(rows[t][b]["scratch"]))
+            if not np.allclose((f0, s0), page, atol=1e-6):
+                raise SystemExit(f"{t}/{b}: seed 0 gives finetune {f0}, scratch {s0}; the page {page}")
+            checked = True
+        out: dict = {"finetune": collections.defaultdict(dict), "scratch": collections.defaultdict(dict)}
+        for s in args.seeds:
+            pool = S.ScratchPool()                   # one from-scratch training per architecture identity
+            for b, spec in specs.items():
+                out["finetune"][b][str(s)] = S.finetune_on_sample(spec, sample, device="cpu", seed=s,
+                                                                  use_cache=False).accuracy
+                out["scratch"][b][str(s)] = pool.get(spec, sample, device="cpu", seed=s, use_cache=False).accuracy
         done[t] = out
         args.out.write_text(json.dumps(record, indent=1) + "\n")
         print(f"{t}: {time.perf_counter() - t0:.0f} s ({len(done)} of {len(targets)})", flush=True)
