@@ -139,6 +139,12 @@ def rank_cmd(
              "(the --scratch loop): the 'finetune' signal, reported, not used by the fit or the risk (on the benchmark "
              "it ranked below the frozen probe). Needs labels; trains every candidate (use a GPU, or --shortlist "
              "to fine-tune only the best few)."),
+    repeats: int = typer.Option(
+        1, "--repeats", min=1, metavar="K",
+        help="Run each --scratch and --finetune training K times, each on its own seeded 70 %/30 % split: the "
+             "signal is their mean ± the sd of that mean (K times the trainings; each cached). One 30 % hold-out is "
+             "noisy: on the benchmark, 5 made fine-tuned − from-scratch a sharper negative-transfer predictor "
+             "(AUROC 0.75 → 0.81). The shipped risk model was calibrated on single trainings."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the evidence cache."),
     folds: int = typer.Option(5, "--folds", min=2, help="k of the stratified k-fold probe."),
     fmt: RankFmt = typer.Option(RankFmt.table, "--format", "-f",
@@ -199,6 +205,7 @@ def rank_cmd(
                                   precision=precision.value, control=not no_control, control_images=n_control,
                                   signals=signals.strip(),
                                   use_cache=not no_cache, folds=folds, scratch=scratch, finetune=finetune,
+                                  repeats=repeats,
                                   domain=domain or None,
                                   max_params=max_params, license=license or None, include_gated=include_gated,
                                   shortlist="auto" if shortlist is None else (shortlist or None),
@@ -245,10 +252,12 @@ def _banner(plan, what: Optional[str]) -> None:
     faster = "-n makes it faster" if plan.control == "off" else "-n and --no-control make it faster"
     screen = (f"a screen of each on a quarter of the images, then, for the best {plan.shortlist}, "
               if getattr(plan, "shortlist", None) else "")
-    scratch = (", then each architecture trained from scratch on 70 % of the images (up to 30 epochs)"
+    times = getattr(plan, "repeats", 1)
+    times = f", {times} times, each on its own split" if times > 1 else ""
+    scratch = (f", then each architecture trained from scratch on 70 % of the images (up to 30 epochs{times})"
                if getattr(plan, "scratch", False) else "")
     if getattr(plan, "finetune", False):
-        scratch += ", then each candidate fine-tuned on 70 % of the images (up to 30 epochs)"
+        scratch += f", then each candidate fine-tuned on 70 % of the images (up to 30 epochs{times})"
     err.print(f"[dim]Ranking {escape(who)}{aside} on {images}: {screen}one forward pass per "
               f"backbone{control}{scratch} (Hub weights are downloaded on a first run; {faster}).[/]", highlight=False,
               soft_wrap=True)

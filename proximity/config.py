@@ -61,6 +61,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "use_cache": _bool(),
     "scratch": _bool(),
     "finetune": _bool(),
+    "repeats": _int(1),
     "include_gated": _bool(),
     "max_params": ((lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
                                             and math.isfinite(v) and v > 0)), "a positive number of millions or None"),
@@ -104,6 +105,7 @@ class RankConfig:
     folds: int = 5
     scratch: bool = False                        # train each architecture from scratch on the sample (risk evidence)
     finetune: bool = False                       # fine-tune each candidate on the sample (a reported signal)
+    repeats: int = 1                             # trainings of each kind (--scratch, --finetune), each its own split
     # --- which catalog entries
     domain: tuple[str, ...] = ()
     max_params: float | None = None
@@ -171,6 +173,7 @@ class RankConfig:
                 "signals": self.signals if isinstance(self.signals, str) else list(self.signals),
                 "scratch": self.scratch,                 # architectures trained from scratch on the sample
                 "finetune": self.finetune,               # candidates fine-tuned briefly on the sample
+                "repeats": self.repeats,                 # … each of those trainings this many times (seeds, splits)
                 "domain": list(self.domain), "max_params": self.max_params, "license": list(self.license),
                 "include_gated": self.include_gated,
                 "shortlist": shortlist,                  # candidates fully evaluated after a screen; None: no screen

@@ -17,7 +17,8 @@ JSON contract (``schema_version: 2``; schema 2 only adds fields to schema 1)::
      "failed": [{"model", "stage": "fetch" | "load" | "forward" | "signal", "error"}],
      "excluded": [{"model", "reason"}],       # catalog entries set aside (filters, not loadable)
      "settings": {..., "control": bool (a control pass ran), "control_requested": bool,
-                  "shortlist": int | null, "executor": "serial" | "ray"}}
+                  "shortlist": int | null, "executor": "serial" | "ray",
+                  "repeats": int (trainings of each kind per --scratch / --finetune result)}}
 
 With a shortlist (``--shortlist N``, :mod:`proximity.cascade`), the candidates the screen left
 out follow the evaluated ones in ``ranking``, with ``"screened": true``, their screen score, rank
@@ -128,6 +129,7 @@ class RunPlan:
     shortlist: int | None = None  # candidates fully evaluated after a screen of all (None: no screen)
     scratch: bool = False         # each architecture also trained from scratch on the sample (--scratch, labels)
     finetune: bool = False        # each candidate also fine-tuned briefly on the sample (--finetune, labels)
+    repeats: int = 1              # each such training this many times, each on its own split (--repeats)
 
 
 @dataclass

@@ -43,6 +43,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from .backbones import BackboneSpec
     from .data import Sample
+    from .types import SignalValue
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +269,27 @@ def _accuracy(net, x, y, dev) -> float:
     return float((pred == y).float().mean())
 
 
+def repeated_value(results: list[ScratchResult], seeds: list[int], higher_is_better: bool) -> "SignalValue":
+    """The signal of one or more trainings: one, its hold-out accuracy with the binomial sd; several
+    (``--repeats``, each seed its own split), their mean with the sd of that mean (the spread of the
+    repeats over √k, which holds the split-to-split variation the binomial sd of one hold-out leaves
+    out), the accuracies in the reason."""
+    from .types import SignalValue
+
+    if len(results) == 1:
+        return SignalValue(results[0].accuracy, results[0].sd, higher_is_better, results[0].detail())
+    acc = np.array([r.accuracy for r in results], dtype=np.float64)
+    k = len(acc)
+    sd = float(acc.std(ddof=1) / math.sqrt(k))
+    first = results[0]
+    start = "fine-tuned from the pretrained weights" if first.pretrained else "accuracy from random weights"
+    each = ", ".join(f"{a * 100:.0f}" for a in acc)
+    reason = (f"{start}: mean of {k} trainings (seeds {seeds[0]}–{seeds[-1]}, each its own stratified "
+              f"{first.n_train}/{first.n_holdout} split; best hold-out accuracy of each, early-stopped on it: "
+              f"{each} %); sd of the mean {sd * 100:.1f} points")
+    return SignalValue(float(acc.mean()), sd, higher_is_better, reason)
+
+
 class ScratchPool:
     """The from-scratch results of one run, one per (control identity, sample): entries of one
     architecture and input configuration share one training."""
@@ -315,20 +337,26 @@ def attach(scored: list[tuple[Any, Any]], sample: "Sample", cfg, *, labels_off: 
 
     pool = None if finetune else ScratchPool()   # fine-tunes are per candidate: nothing to share
     device = cfg.device                          # resolved (torch imported) only when one must train
+    k = getattr(cfg, "repeats", 1)
+    seeds = [cfg.seed + r for r in range(k)]     # each its own split, head and batch order
     for entry, s in scored:
         t0 = time.perf_counter()
         fresh = True                             # trained (or failed) in this run, not read from the cache
         try:
             spec = resolve_spec(entry)
-            label = f"{entry.id} (fine-tuning)" if finetune else f"{entry.id} (from scratch)"
-            cb = (lambda d, t, label=label: progress(label, d, t)) if progress else None
-            if pool is None:
-                res = finetune_on_sample(spec, sample, device=device, seed=cfg.seed, use_cache=cfg.use_cache,
-                                         progress=cb)
-            else:
-                res = pool.get(spec, sample, device=device, seed=cfg.seed, use_cache=cfg.use_cache, progress=cb)
-            value = SignalValue(res.accuracy, res.sd, hib, res.detail())
-            fresh = not res.cached
+            results = []
+            for r, seed in enumerate(seeds):
+                label = f"{entry.id} ({'fine-tuning' if finetune else 'from scratch'}"
+                label += f" {r + 1}/{k})" if k > 1 else ")"
+                cb = (lambda d, t, label=label: progress(label, d, t)) if progress else None
+                if pool is None:
+                    results.append(finetune_on_sample(spec, sample, device=device, seed=seed,
+                                                      use_cache=cfg.use_cache, progress=cb))
+                else:
+                    results.append(pool.get(spec, sample, device=device, seed=seed, use_cache=cfg.use_cache,
+                                            progress=cb))
+            value = repeated_value(results, seeds, hib)
+            fresh = not all(res.cached for res in results)
         except Exception as exc:
             logger.warning("%s: %s failed: %s: %s", entry.id, what, exc.__class__.__name__, exc)
             logger.debug("traceback", exc_info=True)

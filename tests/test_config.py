@@ -10,7 +10,7 @@ from proximity.errors import InvalidParameterError
 BAD = {"batch_size": 0, "precision": "half",
        "folds": 1, "sample": 0, "seed": -1, "device": "tpu", "intensity": "log", "control": "yes",
        "control_images": 4, "signals": "some",
-       "use_cache": 1, "scratch": "yes", "finetune": "yes",
+       "use_cache": 1, "scratch": "yes", "finetune": "yes", "repeats": 0,
        "include_gated": None, "max_params": -3.0, "shortlist": 0, "executor": "dask", "address": ""}
 
 

@@ -242,3 +242,79 @@ def test_the_fine_tune_key_changes_with_labels_and_recipe(backbones, monkeypatch
     assert scratch.finetune_key(spec, relabelled, 0) != key
     monkeypatch.setitem(scratch.FINETUNE_RECIPE, "backbone_lr", 3e-4)
     assert scratch.finetune_key(spec, smp, 0) != key
+
+
+def test_repeated_value_is_the_mean_with_the_sd_of_the_mean():
+    one = scratch.ScratchResult(0.75, 12, 28, 10, 3, 1.0, pretrained=True)
+    single = scratch.repeated_value([one], [0], True)
+    assert (single.value, single.sd, single.reason) == (0.75, one.sd, one.detail())   # one training: as before
+    two = [scratch.ScratchResult(a, 12, 28, 10, 3, 1.0, pretrained=True) for a in (0.8, 0.9)]
+    v = scratch.repeated_value(two, [4, 5], True)
+    assert v.value == pytest.approx(0.85) and v.sd == pytest.approx(0.05)   # sd(0.8, 0.9) = 0.0707, / sqrt(2)
+    assert v.higher_is_better
+    assert "fine-tuned from the pretrained weights: mean of 2 trainings (seeds 4–5" in v.reason
+    assert "28/12 split" in v.reason and "80, 90 %" in v.reason and "sd of the mean 5.0 points" in v.reason
+    same = [scratch.ScratchResult(0.5, 12, 28, 10, 3, 1.0)] * 3
+    flat = scratch.repeated_value(same, [0, 1, 2], True)
+    assert flat.sd == 0.0 and flat.reason.startswith("accuracy from random weights: mean of 3 trainings")
+
+
+def test_repeats_train_each_kind_once_per_seed_and_a_larger_k_trains_only_the_new_seeds(
+        target_dir, backbones, fresh_cache, monkeypatch):
+    import numpy as np
+
+    import proximity
+
+    calls = []
+    real = scratch._train
+
+    def spy(*a, **k):
+        out = real(*a, **k)
+        calls.append((k["pretrained"], k["seed"], out.accuracy))
+        return out
+
+    monkeypatch.setattr(scratch, "_train", spy)
+    models = [f"local-dir:{backbones['A']}"]
+    r = proximity.rank(target_dir, models=models, finetune=True, scratch=True, repeats=2, seed=3)
+    assert sorted((p, s) for p, s, _ in calls) == [(False, 3), (False, 4), (True, 3), (True, 4)]
+    c = r.ranking[0]
+    for kind, pretrained in (("finetune", True), ("scratch", False)):
+        acc = [a for p, _, a in sorted(calls) if p is pretrained]
+        got = c.signals[kind]
+        assert got.value == pytest.approx(np.mean(acc))
+        assert got.sd == pytest.approx(np.std(acc, ddof=1) / np.sqrt(2))
+        assert "mean of 2 trainings (seeds 3–4" in got.reason
+    assert r.settings["repeats"] == 2 and r.ranking[0].risk is not None
+    seed3 = next(a for p, s, a in calls if p and s == 3)
+    calls.clear()
+    more = proximity.rank(target_dir, models=models, finetune=True, scratch=True, repeats=3, seed=3)
+    assert sorted((p, s) for p, s, _ in calls) == [(False, 5), (True, 5)]      # seeds 3 and 4 from the cache
+    assert "mean of 3 trainings (seeds 3–5" in more.ranking[0].signals["finetune"].reason
+    calls.clear()
+    once = proximity.rank(target_dir, models=models, finetune=True, scratch=True, seed=3)
+    assert calls == [] and once.settings["repeats"] == 1                       # the default: one, as before
+    single = once.ranking[0].signals["finetune"]
+    assert single.value == seed3 and "mean of" not in single.reason
+
+
+def test_cli_repeats(target_dir, backbones, fresh_cache, tmp_path):
+    from typer.testing import CliRunner
+
+    from proximity.cli import app
+
+    out = tmp_path / "r.json"
+    base = ["rank", str(target_dir), "--model", f"local-dir:{backbones['A']}", "--format", "json", "--output", str(out)]
+    res = CliRunner().invoke(app, [*base, "--finetune", "--repeats", "2"])
+    assert res.exit_code == 0, res.output
+    assert "each candidate fine-tuned on 70 % of the images (up to 30 epochs, 2 times, each on its own split)" \
+        in " ".join(res.output.split())
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["repeats"] == 2
+    assert "mean of 2 trainings" in doc["ranking"][0]["signals"]["finetune"]["reason"]
+    bad = CliRunner().invoke(app, [*base, "--finetune", "--repeats", "0"])
+    assert bad.exit_code == 2 and "--repeats" in bad.output
+    # said before any backbone runs (so a model that cannot load is enough to see it)
+    idle = CliRunner().invoke(app, ["rank", str(target_dir), "--model", f"local-dir:{tmp_path / 'none'}",
+                                    "--repeats", "3"])
+    assert "--repeats 3 has nothing to repeat" in " ".join(idle.output.split())
+    assert "--repeats" in CliRunner().invoke(app, ["rank", "--help"]).output
