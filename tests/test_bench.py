@@ -672,3 +672,21 @@ def test_metrics_constant_scores_order_nothing():
     perfect, _, _ = _metrics({m: v for m, v in acc.items()}, acc)
     assert perfect == pytest.approx(1.0)
     assert _boot([perfect, tau])[0] == pytest.approx(0.5)
+
+
+def test_repeats_chooses_every_nth_target_of_each_split_and_reproduces_the_stored_selection():
+    """scripts/bench/repeats.py: the targets are fixed by rule (not by their results), and the
+    stored runs are the ones that rule chooses; the shipped risk it reads is the page's."""
+    from scripts.bench.plateau import RESULTS, read_pairs
+    from scripts.bench.repeats import _shipped_risk, chosen_targets
+
+    split = {"a": "dev", "b": "dev", "c": "dev", "d": "test", "e": "test"}
+    assert chosen_targets(split, 2) == ["a", "c", "d"]
+    assert chosen_targets(split, 1) == sorted(split)
+    rows, split = read_pairs()
+    stored = json.loads((RESULTS / "repeats.json").read_text())
+    assert sorted(stored["runs"]) == chosen_targets(split, stored["every"])
+    assert stored["summary"]["pairs"] == sum(len(rows[t]) for t in stored["runs"])
+    # (protocol 4 scored v4 with the shipped model: after a refit, repeats.py's shipped-risk figures are stale)
+    row = next(r for t in sorted(rows) if split[t] == "test-v4" for r in rows[t].values())
+    assert _shipped_risk(row, float(row["scratch"])) == pytest.approx(float(row["risk"]), abs=1e-9)
