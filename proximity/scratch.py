@@ -271,23 +271,26 @@ def _accuracy(net, x, y, dev) -> float:
 
 def repeated_value(results: list[ScratchResult], seeds: list[int], higher_is_better: bool) -> "SignalValue":
     """The signal of one or more trainings: one, its hold-out accuracy with the binomial sd; several
-    (``--repeats``, each seed its own split), their mean with the sd of that mean (the spread of the
-    repeats over √k, which holds the split-to-split variation the binomial sd of one hold-out leaves
-    out), the accuracies in the reason."""
+    (``--repeats``, each seed its own split), their mean with the sd of that mean: the spread of the
+    repeats over √k (it holds the split-to-split variation that one hold-out's binomial sd leaves
+    out), but never below the binomial sd of all k hold-outs pooled — with 2–3 repeats the spread is
+    itself noisy, and 0 when they happen to agree. The accuracies are in the reason."""
     from .types import SignalValue
 
     if len(results) == 1:
         return SignalValue(results[0].accuracy, results[0].sd, higher_is_better, results[0].detail())
     acc = np.array([r.accuracy for r in results], dtype=np.float64)
     k = len(acc)
-    sd = float(acc.std(ddof=1) / math.sqrt(k))
     first = results[0]
+    p = float(acc.mean())
+    pooled = math.sqrt(max(p * (1 - p), 0.0) / max(k * first.n_holdout, 1))
+    sd = max(float(acc.std(ddof=1) / math.sqrt(k)), pooled)
     start = "fine-tuned from the pretrained weights" if first.pretrained else "accuracy from random weights"
     each = ", ".join(f"{a * 100:.0f}" for a in acc)
     reason = (f"{start}: mean of {k} trainings (seeds {seeds[0]}–{seeds[-1]}, each its own stratified "
               f"{first.n_train}/{first.n_holdout} split; best hold-out accuracy of each, early-stopped on it: "
               f"{each} %); sd of the mean {sd * 100:.1f} points")
-    return SignalValue(float(acc.mean()), sd, higher_is_better, reason)
+    return SignalValue(p, sd, higher_is_better, reason)
 
 
 class ScratchPool:

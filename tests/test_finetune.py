@@ -248,15 +248,17 @@ def test_repeated_value_is_the_mean_with_the_sd_of_the_mean():
     one = scratch.ScratchResult(0.75, 12, 28, 10, 3, 1.0, pretrained=True)
     single = scratch.repeated_value([one], [0], True)
     assert (single.value, single.sd, single.reason) == (0.75, one.sd, one.detail())   # one training: as before
-    two = [scratch.ScratchResult(a, 12, 28, 10, 3, 1.0, pretrained=True) for a in (0.8, 0.9)]
+    two = [scratch.ScratchResult(a, 100, 200, 10, 3, 1.0, pretrained=True) for a in (0.8, 0.9)]
     v = scratch.repeated_value(two, [4, 5], True)
-    assert v.value == pytest.approx(0.85) and v.sd == pytest.approx(0.05)   # sd(0.8, 0.9) = 0.0707, / sqrt(2)
+    # sd(0.8, 0.9) = 0.0707, / sqrt(2) = 0.05, above the pooled binomial sqrt(0.85 * 0.15 / 200) = 0.025
+    assert v.value == pytest.approx(0.85) and v.sd == pytest.approx(0.05)
     assert v.higher_is_better
     assert "fine-tuned from the pretrained weights: mean of 2 trainings (seeds 4–5" in v.reason
-    assert "28/12 split" in v.reason and "80, 90 %" in v.reason and "sd of the mean 5.0 points" in v.reason
-    same = [scratch.ScratchResult(0.5, 12, 28, 10, 3, 1.0)] * 3
+    assert "200/100 split" in v.reason and "80, 90 %" in v.reason and "sd of the mean 5.0 points" in v.reason
+    same = [scratch.ScratchResult(0.5, 12, 28, 10, 3, 1.0)] * 3       # repeats that agree: the binomial floor
     flat = scratch.repeated_value(same, [0, 1, 2], True)
-    assert flat.sd == 0.0 and flat.reason.startswith("accuracy from random weights: mean of 3 trainings")
+    assert flat.sd == pytest.approx((0.25 / 36) ** 0.5)
+    assert flat.reason.startswith("accuracy from random weights: mean of 3 trainings")
 
 
 def test_repeats_train_each_kind_once_per_seed_and_a_larger_k_trains_only_the_new_seeds(
@@ -265,12 +267,13 @@ def test_repeats_train_each_kind_once_per_seed_and_a_larger_k_trains_only_the_ne
 
     import proximity
 
-    calls = []
+    calls, held = [], set()
     real = scratch._train
 
     def spy(*a, **k):
         out = real(*a, **k)
         calls.append((k["pretrained"], k["seed"], out.accuracy))
+        held.add(out.n_holdout)
         return out
 
     monkeypatch.setattr(scratch, "_train", spy)
@@ -282,7 +285,9 @@ def test_repeats_train_each_kind_once_per_seed_and_a_larger_k_trains_only_the_ne
         acc = [a for p, _, a in sorted(calls) if p is pretrained]
         got = c.signals[kind]
         assert got.value == pytest.approx(np.mean(acc))
-        assert got.sd == pytest.approx(np.std(acc, ddof=1) / np.sqrt(2))
+        (n_holdout,) = held                             # one split size for every seed
+        assert got.sd == pytest.approx(max(np.std(acc, ddof=1) / np.sqrt(2),
+                                           np.sqrt(np.mean(acc) * (1 - np.mean(acc)) / (2 * n_holdout))))
         assert "mean of 2 trainings (seeds 3–4" in got.reason
     assert r.settings["repeats"] == 2 and r.ranking[0].risk is not None
     seed3 = next(a for p, s, a in calls if p and s == 3)
