@@ -143,7 +143,8 @@ def rank(
         every candidate evaluated in full (with a shortlist, only those).
     repeats : how many times each ``scratch`` and ``finetune`` training runs (seeds ``seed`` …
         ``seed + repeats − 1``, each its own stratified 70/30 split, head and batch order); the
-        signal is their mean, its sd the spread of the repeats over √repeats. One hold-out of 30 %
+        signal is their mean, its sd the spread of the repeats over √repeats (never below the
+        binomial sd of the pooled hold-outs, :func:`proximity.scratch.repeated_value`). One hold-out of 30 %
         is noisy: on 26 of the benchmark's targets, 5 trainings of each kind raised the AUROC of
         fine-tuned − from scratch as a negative-transfer predictor from 0.75 to 0.81
         (``scripts/bench/repeats.py``). The shipped risk model was calibrated on single trainings.
