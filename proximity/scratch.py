@@ -340,7 +340,7 @@ def attach(scored: list[tuple[Any, Any]], sample: "Sample", cfg, *, labels_off: 
 
     pool = None if finetune else ScratchPool()   # fine-tunes are per candidate: nothing to share
     device = cfg.device                          # resolved (torch imported) only when one must train
-    k = getattr(cfg, "repeats", 1)
+    k = cfg.repeats
     seeds = [cfg.seed + r for r in range(k)]     # each its own split, head and batch order
     for entry, s in scored:
         t0 = time.perf_counter()
