@@ -690,3 +690,34 @@ def test_repeats_chooses_every_nth_target_of_each_split_and_reproduces_the_store
     # (protocol 4 scored v4 with the shipped model: after a refit, repeats.py's shipped-risk figures are stale)
     row = next(r for t in sorted(rows) if split[t] == "test-v4" for r in rows[t].values())
     assert _shipped_risk(row, float(row["scratch"])) == pytest.approx(float(row["risk"]), abs=1e-9)
+
+
+def test_labelfree_pseudo_scores_favour_features_that_hold_the_shared_clusters():
+    """scripts/bench/labelfree_pseudo.py: two backbones whose features carry the same three clusters
+    (different projections) score above one of pure noise on the signals that judge a backbone by
+    clusters it did not choose — others' clusters, the consensus without itself, the pixels' — and
+    on agreement. Its own clusters (``self``) lift even the noise above what others' give it, which
+    is why ``cross`` exists."""
+    from scripts.bench.labelfree_pseudo import NEW, pseudo_label_scores
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 20)
+    centres = rng.normal(size=(3, 6)) * 4.0
+    latent = centres[y] + rng.normal(size=(60, 6))
+    feats = {"a": latent @ rng.normal(size=(6, 10)), "b": latent @ rng.normal(size=(6, 12)) + 1.0,
+             "noise": rng.normal(size=(60, 10))}
+    pixels = latent @ rng.normal(size=(6, 48))
+    s = pseudo_label_scores(feats, pixels, ks=(2, 3))
+    assert set(s) == set(NEW) and all(set(v) == set(feats) for v in s.values())
+    for name in ("cross", "consensus, others", "pixels", "agreement"):
+        assert min(s[name]["a"], s[name]["b"]) > s[name]["noise"], name
+    assert s["self"]["noise"] > s["cross"]["noise"]
+    assert "pixels" not in pseudo_label_scores(feats, None, ks=(2,))
+    # k above n / 4 is dropped (60 images: k 16 would be; 2 stays)
+    assert pseudo_label_scores(feats, None, ks=(2, 16))["self"] == pseudo_label_scores(feats, None, ks=(2,))["self"]
+    # the label-free gate: backbones holding the same clusters agree; noise agrees with nothing
+    from scripts.bench.labelfree_pseudo import _reduce, clustering_agreement
+
+    z = {b: _reduce(x) for b, x in feats.items()}
+    assert clustering_agreement({"a": z["a"], "b": z["b"]}) > 0.9
+    assert clustering_agreement({"a": z["a"], "noise": z["noise"]}) < 0.2
