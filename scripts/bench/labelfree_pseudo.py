@@ -52,7 +52,7 @@ if not __package__:  # run as a script (python scripts/bench/…): its siblings 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "scripts.bench"
 
-from .plateau import RESULTS, _mean_by, _z, extract, read_pairs  # noqa: E402
+from .plateau import RESULTS, WORK, _mean_by, _z, extract, logme_or_last, loto_auroc, read_pairs  # noqa: E402
 
 KS = (2, 3, 4, 6, 8)
 #: the stored label-free signals (pairs.csv columns) and their direction; LogME (labels) for scale
@@ -75,14 +75,12 @@ def _kmeans(x: np.ndarray, k: int) -> np.ndarray:
     return KMeans(k, n_init=4, random_state=0).fit_predict(x)
 
 
-def _logme(x: np.ndarray, y: np.ndarray) -> float:
-    from proximity.errors import NumericalError
-    from proximity.signals.kernels import logme
+def _tau(s, a) -> float:
+    """Weighted τ of scores ``s`` against accuracies ``a``; constant scores order nothing: τ 0."""
+    from scipy.stats import weightedtau
 
-    try:
-        return float(logme(x, y))
-    except NumericalError:  # degenerate features rank last
-        return -1e9
+    s = np.asarray(s, np.float64)
+    return float(weightedtau(s, np.asarray(a, np.float64)).statistic) if np.ptp(s) > 0 else 0.0
 
 
 def _cka(a: np.ndarray, b: np.ndarray) -> float:
@@ -112,13 +110,13 @@ def pseudo_label_scores(feats: dict[str, np.ndarray], pixels: np.ndarray | None 
         pix = [_kmeans(_reduce(pixels), k) for k in ks]
     for b in names:
         x = feats[b]
-        out["self"][b] = float(np.mean([_logme(x, y) for y in own[b]]))
-        out["cross"][b] = float(np.mean([_logme(x, y) for c in names if c != b for y in own[c]]))
-        out["consensus"][b] = float(np.mean([_logme(x, y) for y in together]))
+        out["self"][b] = float(np.mean([logme_or_last(x, y) for y in own[b]]))
+        out["cross"][b] = float(np.mean([logme_or_last(x, y) for c in names if c != b for y in own[c]]))
+        out["consensus"][b] = float(np.mean([logme_or_last(x, y) for y in together]))
         others = np.concatenate([z[c] for c in names if c != b], 1)
-        out["consensus, others"][b] = float(np.mean([_logme(x, _kmeans(others, k)) for k in ks]))
+        out["consensus, others"][b] = float(np.mean([logme_or_last(x, _kmeans(others, k)) for k in ks]))
         if pix is not None:
-            out["pixels"][b] = float(np.mean([_logme(x, y) for y in pix]))
+            out["pixels"][b] = float(np.mean([logme_or_last(x, y) for y in pix]))
         out["agreement"][b] = float(np.mean([_cka(x, feats[c]) for c in names if c != b]))
     return out
 
@@ -189,16 +187,11 @@ def when_clusters_are_classes(rows: dict, new: dict, ari: dict) -> dict:
     signal where the backbones' clusterings agree above a threshold, the parameter count elsewhere,
     the threshold chosen leaving each target out (among the others' values and one below all of them:
     the highest mean τ on the others; ties: the higher threshold)."""
-    from scipy.stats import spearmanr, weightedtau
+    from scipy.stats import spearmanr
 
     ts = sorted(rows)
     bbs = sorted(rows[ts[0]])
-
-    def wt(s, a):  # constant scores order nothing: τ 0
-        s = np.asarray(s, np.float64)
-        return float(weightedtau(s, np.asarray(a)).statistic) if np.ptp(s) > 0 else 0.0
-
-    tau = {t: {name: wt([_value(rows, new, t, b, name) for b in bbs], [float(rows[t][b]["finetuned"]) for b in bbs])
+    tau = {t: {name: _tau([_value(rows, new, t, b, name) for b in bbs], [float(rows[t][b]["finetuned"]) for b in bbs])
                for name in ("params", "logme (labels)", "cross", "consensus, others", "self")} for t in ts}
     real = [t for t in ts if ari[t]["consensus"] > 0.3]
     rest = [t for t in ts if t not in real]
@@ -239,14 +232,9 @@ def _value(rows: dict, new: dict, t: str, b: str, name: str) -> float:
 
 def taus(rows: dict, split: dict, new: dict) -> dict:
     """Mean weighted τ across the 17 backbones (per split), within each family, and z-means with params."""
-    from scipy.stats import weightedtau
-
     from .evaluate_v2 import FAMILY
 
-    def tau(s, a):
-        s = np.asarray(s, np.float64)
-        return float(weightedtau(s, np.asarray(a)).statistic) if np.ptp(s) > 0 else 0.0
-
+    tau = _tau
     ts = sorted(rows)
     bbs = sorted(rows[ts[0]])
     fam = {b: FAMILY[rows[ts[0]][b]["arch"]] for b in bbs}
@@ -270,9 +258,6 @@ def taus(rows: dict, split: dict, new: dict) -> dict:
 
 def risk_loto(rows: dict, split: dict, new: dict) -> dict:
     """The label-free negative-transfer risk, leave-one-target-out (penalised logistic, C = 1), per evidence set."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-
     ts = sorted(rows)
     bbs = sorted(rows[ts[0]])
 
@@ -306,20 +291,13 @@ def risk_loto(rows: dict, split: dict, new: dict) -> dict:
     sp = np.array([split[t] for t in tg])
     out: dict = {"pairs": len(pairs), "negative_rate": round(float(y.mean()), 4)}
     for s in sets:
-        x = np.array([[feature[f](t, b) for f in s] for t, b in pairs])
-        p = np.zeros(len(y))
-        for t in ts:
-            m = tg == t
-            mu, sd = x[~m].mean(0), x[~m].std(0) + 1e-12
-            p[m] = LogisticRegression(C=1.0).fit((x[~m] - mu) / sd, y[~m]).predict_proba((x[m] - mu) / sd)[:, 1]
-        out[" + ".join(s)] = {"all": round(float(roc_auc_score(y, p)), 4),
-                              **{v: round(float(roc_auc_score(y[sp == v], p[sp == v])), 4) for v in np.unique(sp)}}
+        out[" + ".join(s)] = loto_auroc(np.array([[feature[f](t, b) for f in s] for t, b in pairs]), y, tg, sp)
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "proximity-plateau",
+    ap.add_argument("--work", type=Path, default=WORK,
                     help="the feature cache shared with plateau.py (about 150 MB)")
     ap.add_argument("--out", type=Path, default=RESULTS / "labelfree-pseudo.json")
     args = ap.parse_args(argv)

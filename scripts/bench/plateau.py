@@ -56,6 +56,8 @@ if not __package__:  # run as a script (python scripts/bench/…): its siblings 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAIRS = (RESULTS / "v3" / "pairs.csv", RESULTS / "v4" / "pairs.csv")
 BACKBONES = RESULTS / "v2" / "backbones"
+#: the extracted-feature cache (about 150 MB), shared with labelfree_pseudo.py
+WORK = Path(tempfile.gettempdir()) / "proximity-plateau"
 #: the variants of question 1: (nσ, dt, standardised by) — the paper's two nσ (0.3, 0.6), its dt
 #: (0.1), and a larger value of each
 PED_VARIANTS = [(ns, dt, by) for ns in (0.3, 0.6, 1.0) for dt in (0.1, 1.0) for by in ("reference", "sample")]
@@ -148,6 +150,32 @@ def extract(targets: list[str], backbones: list[str], work: Path) -> None:
         print(f"[{i}/{len(todo)}] {t}: {len(ys)} images, {time.perf_counter() - t0:.1f} s", flush=True)
 
 
+def logme_or_last(x: np.ndarray, y: np.ndarray) -> float:
+    """LogME of ``x`` on labels ``y``; degenerate features (e.g. an all-zero depth) rank last (−1e9)."""
+    from proximity.errors import NumericalError
+    from proximity.signals.kernels import logme
+
+    try:
+        return float(logme(x, y))
+    except NumericalError:
+        return -1e9
+
+
+def loto_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, split: np.ndarray) -> dict[str, float]:
+    """AUROC of a penalised logistic (C = 1, features standardised on the training fold) fitted
+    leaving each group (target) out, overall and per split."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    p = np.zeros(len(y))
+    for g in np.unique(groups):
+        m = groups == g
+        mu, sd = x[~m].mean(0), x[~m].std(0) + 1e-12
+        p[m] = LogisticRegression(C=1.0).fit((x[~m] - mu) / sd, y[~m]).predict_proba((x[m] - mu) / sd)[:, 1]
+    return {"all": round(float(roc_auc_score(y, p)), 4),
+            **{s: round(float(roc_auc_score(y[split == s], p[split == s])), 4) for s in np.unique(split)}}
+
+
 def _z(v) -> np.ndarray:
     v = np.asarray(v, np.float64)
     return (v - v.mean()) / (v.std() + 1e-12)
@@ -165,16 +193,9 @@ def rankers(rows: dict, split: dict, work: Path) -> dict[str, dict[str, float]]:
     """Mean weighted τ per ranker, overall and per split."""
     from scipy.stats import weightedtau
 
-    from proximity.errors import NumericalError
     from proximity.reference import load_reference
-    from proximity.signals.kernels import logme
 
-    def lm(x, y):
-        try:
-            return logme(x, y)
-        except NumericalError:  # a degenerate depth (all-zero features): ranks last
-            return -1e9
-
+    lm = logme_or_last
     refs = {}
     for b in sorted(next(iter(rows.values()))):
         r = load_reference(BACKBONES / b / "reference.npz")
@@ -218,9 +239,6 @@ def rankers(rows: dict, split: dict, work: Path) -> dict[str, dict[str, float]]:
 
 def risk_loto(rows: dict, split: dict) -> dict[str, dict]:
     """The negative-transfer label, leave-one-target-out, per evidence set (penalised logistic, C = 1)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-
     g = float
     sets = {
         "probe − scratch": lambda r: [g(r["probe"]) - g(r["scratch"])],
@@ -236,15 +254,7 @@ def risk_loto(rows: dict, split: dict) -> dict[str, dict]:
     sp = np.array([split[t] for t in tg])
     out = {"pairs": len(flat), "negative_rate": round(float(y.mean()), 4)}
     for name, f in sets.items():
-        x = np.array([f(r) for r in flat])
-        p = np.zeros(len(y))
-        for t in np.unique(tg):
-            m = tg == t
-            mu, sd = x[~m].mean(0), x[~m].std(0) + 1e-12
-            clf = LogisticRegression(C=1.0).fit((x[~m] - mu) / sd, y[~m])
-            p[m] = clf.predict_proba((x[m] - mu) / sd)[:, 1]
-        out[name] = {"all": round(float(roc_auc_score(y, p)), 4),
-                     **{s: round(float(roc_auc_score(y[sp == s], p[sp == s])), 4) for s in np.unique(sp)}}
+        out[name] = loto_auroc(np.array([f(r) for r in flat]), y, tg, sp)
     return out
 
 
@@ -349,7 +359,7 @@ def residuals(rows: dict) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "proximity-plateau",
+    ap.add_argument("--work", type=Path, default=WORK,
                     help="where the extracted features are cached (about 150 MB)")
     ap.add_argument("--out", type=Path, default=RESULTS / "plateau.json")
     args = ap.parse_args(argv)
